@@ -1,0 +1,265 @@
+"""The ``mmtk`` command line. ``--help`` and ``list`` never build a model."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from .errors import MmtkError, RecipeError
+
+EXIT_USER_ERROR = 2
+
+
+def _global_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--strict-plugins", action="store_true", help="a plugin that fails to load is fatal")
+    p.add_argument("--plugins-dir", help="also load every *.py plugin module in this directory")
+    p.add_argument("--traceback", action="store_true", help="show Python tracebacks on errors")
+
+
+def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmtk", description="Incomplete multimodal learning toolkit.")
+    _global_options(p)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train and evaluate a recipe")
+    run.add_argument("recipe", nargs="?", help="recipe file or registered recipe name")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value")
+    run.add_argument("--seeds", nargs="+", type=int, help="seeds to run (overrides the recipe's seed)")
+    run.add_argument("--folds", nargs="+", help="folds to run, or 'all'")
+    run.add_argument("--device", help="cpu, cuda, cuda:1 or auto")
+    run.add_argument("--dry-run", action="store_true", help="validate and build the model, train nothing")
+    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    run.add_argument("--json", action="store_true", help="print results as JSON")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+
+    val = sub.add_parser("validate", help="check a recipe and report every problem")
+    val.add_argument("recipe")
+    val.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    val.add_argument("--json", action="store_true")
+
+    lst = sub.add_parser("list", help="list components, plugins or recipes")
+    lst.add_argument("what", choices=["components", "plugins", "recipes"])
+    lst.add_argument("pattern", nargs="?", help="glob or substring filter on names")
+    lst.add_argument("--kind", help="only this kind of component")
+    lst.add_argument("--json", action="store_true")
+
+    show = sub.add_parser("show", help="describe one component")
+    show.add_argument("what", choices=["component"])
+    show.add_argument("target", metavar="KIND/NAME")
+    show.add_argument("--json", action="store_true")
+
+    ev = sub.add_parser("eval", help="print the results of a finished run")
+    ev.add_argument("run_dir")
+    ev.add_argument("--json", action="store_true")
+
+    for name, entry in sorted((plugin_commands or {}).items()):
+        if name in sub.choices:
+            continue  # a plugin cannot shadow a core command
+        cmd = sub.add_parser(name, help=f"{entry.help} [plugin {entry.provider.plugin}]")
+        entry.configure(cmd)
+        cmd.set_defaults(_plugin_run=entry.run)
+    return p
+
+
+def _system(args: argparse.Namespace) -> Any:
+    from .plugins import get_plugin_system
+    return get_plugin_system(strict=args.strict_plugins, plugins_dir=args.plugins_dir)
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .registry import KINDS
+    from .report import render_table
+    from .console import is_terminal
+
+    system = _system(args)
+    if args.what == "components":
+        if args.kind and args.kind not in KINDS:
+            raise MmtkError(f"unknown kind '{args.kind}'; kinds are {', '.join(KINDS)}")
+        specs = system.registry.list(args.kind, args.pattern)
+        if args.json:
+            _print_json([{"kind": s.kind, "name": s.name, "provider": s.provider.plugin,
+                          "distribution": s.provider.distribution, "version": s.provider.version,
+                          "summary": s.summary} for s in specs])
+            return 0
+        rows = [[s.kind, s.name, str(s.provider), s.summary] for s in specs]
+        print(render_table(["kind", "name", "provider", "summary"], rows, rich_output=is_terminal()), end="")
+    elif args.what == "plugins":
+        stats = list(system.statuses.values())
+        if args.json:
+            _print_json([vars(s) for s in stats])
+            return 0
+        rows = [[s.name, s.status, f"{s.distribution or '-'} {s.version or ''}".strip(), str(s.components),
+                 s.error or s.source] for s in stats]
+        print(render_table(["plugin", "status", "distribution", "components", "source / error"], rows,
+                           rich_output=is_terminal()), end="")
+    else:
+        recs = sorted(system.recipes.values(), key=lambda r: r.name)
+        if args.json:
+            _print_json([{"name": r.name, "path": str(r.path), "provider": r.provider.plugin} for r in recs])
+            return 0
+        rows = [[r.name, str(r.path), r.provider.plugin] for r in recs]
+        print(render_table(["recipe", "path", "provider"], rows, rich_output=is_terminal()), end="")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import inspect
+    from .schema import CONTEXT_NAMES, signature_params
+
+    if "/" not in args.target:
+        raise MmtkError(f"expected KIND/NAME (e.g. encoder/lstm), got '{args.target}'")
+    kind, name = args.target.split("/", 1)
+    spec = _system(args).registry.get(kind, name)
+    params = [{"name": p.name, "type": p.type_name,
+               "default": None if p.required else p.default, "required": p.required,
+               "context": p.name in CONTEXT_NAMES} for p in signature_params(spec.obj)]
+    info = {"kind": spec.kind, "name": spec.name, "provider": spec.provider.plugin,
+            "distribution": spec.provider.distribution, "version": spec.provider.version,
+            "object": f"{spec.obj.__module__}.{spec.obj.__qualname__}",
+            "doc": inspect.getdoc(spec.obj) or "", "parameters": params,
+            "aux_losses": list(getattr(spec.obj, "aux_losses", ()) or ())}
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"{kind}/{name}  (provider: {spec.provider}; {info['object']})\n")
+    if info["doc"]:
+        print(info["doc"] + "\n")
+    print("parameters:")
+    for p in params:
+        if p["context"]:
+            print(f"  {p['name']}: {p['type']}  (supplied by mmtk)")
+        else:
+            default = "required" if p["required"] else f"default {p['default']!r}"
+            print(f"  {p['name']}: {p['type']}  ({default})")
+    if info["aux_losses"]:
+        print("auxiliary losses: " + ", ".join(f"{kind}/{n}" for n in info["aux_losses"]))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .run import load_tree
+
+    try:
+        load_tree(args.recipe, _system(args), args.set)
+    except RecipeError as exc:
+        if args.json:
+            _print_json({"ok": False, "problems": [{"path": p.path, "message": p.message} for p in exc.problems]})
+            return EXIT_USER_ERROR
+        raise
+    if args.json:
+        _print_json({"ok": True, "problems": []})
+    else:
+        print(f"{args.recipe}: OK")
+    return 0
+
+
+def print_summary(results: dict, as_json: bool) -> None:
+    from .console import is_terminal
+    from .report import render_table, summary_rows
+
+    if as_json:
+        _print_json(results)
+        return
+    for split in ("test", "val"):
+        header, rows = summary_rows(results["summary"], split)
+        title = f"{results.get('name') or 'run'}: {split} (%, mean ± std over {len(results['trials'])} trial(s))"
+        print(render_table(header, rows, title, rich_output=is_terminal()))
+    print(f"results: {results['directory']}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .console import make_progress
+    from .run import Run, load_tree
+
+    system = _system(args)
+    if args.resume:
+        if args.set or args.seeds or args.folds:
+            raise MmtkError("--resume continues a run exactly as it was recorded; "
+                            "--set/--seeds/--folds cannot change it")
+        run = Run.resume(args.resume, system, device=args.device)
+    else:
+        if not args.recipe:
+            raise MmtkError("mmtk run needs a RECIPE (file or registered name) or --resume RUN_DIR")
+        overrides = list(args.set)
+        if args.seeds:
+            overrides.append(f"seed=[{', '.join(map(str, args.seeds))}]")
+        if args.folds:
+            overrides.append("data.folds=all" if args.folds == ["all"] else f"data.folds=[{', '.join(args.folds)}]")
+        tree = load_tree(args.recipe, system, overrides)
+        if args.dry_run:
+            return _dry_run(tree, system, args)
+        run = Run.create(tree, system, device=args.device)
+    progress = make_progress(args.quiet or args.json)
+    run.progress = progress
+    try:
+        results = run.execute()
+    finally:
+        getattr(progress, "close", lambda: None)()
+    print_summary(results, args.json)
+    return 0
+
+
+def _dry_run(tree: dict, system: Any, args: argparse.Namespace) -> int:
+    from .builder import Builder
+    from .recipe import stage_trees
+
+    builder = Builder(system.registry, tree.get("_base_dir"))
+    dataset = builder.dataset(tree["data"])
+    report = {"recipe": tree.get("_source"), "modalities": list(dataset.modalities), "stages": []}
+    splits = dataset.load(None if tree["data"].get("folds") in (None, "all") else tree["data"]["folds"][0])
+    for name, stage_tree, _ in stage_trees(tree):
+        model = builder.model(stage_tree["model"], splits.in_dims, splits.num_classes)
+        report["stages"].append({"name": name, "parameters": sum(p.numel() for p in model.parameters()),
+                                 "aux_losses": sorted(model.declared_losses())})
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"{args.recipe}: valid; modalities {', '.join(report['modalities'])}")
+        for s in report["stages"]:
+            print(f"  stage '{s['name']}': {s['parameters']:,} parameters; auxiliary losses: "
+                  f"{', '.join(s['aux_losses']) or 'none'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .run import read_results
+    print_summary(read_results(args.run_dir), args.json)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "show": cmd_show, "eval": cmd_eval}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .plugins import get_plugin_system
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    _global_options(pre)
+    early, _ = pre.parse_known_args(argv)
+    args = early
+    try:
+        system = get_plugin_system(strict=early.strict_plugins, plugins_dir=early.plugins_dir)
+        args = _parser(system.commands).parse_args(argv)
+        if getattr(args, "_plugin_run", None) is not None:
+            return int(args._plugin_run(args) or 0)
+        return COMMANDS[args.command](args)
+    except MmtkError as exc:
+        if args.traceback:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted; continue with: mmtk run --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,339 @@
+"""The one training loop shared by every method, and evaluation under missing conditions.
+
+A *trial* is one (fold, seed). It loads the data, fits normalisation on train only, runs the
+recipe's stages (early stopping and checkpoint selection on the validation split only), then
+evaluates the selected model once on validation and test under every evaluation condition.
+State is checkpointed atomically after every epoch so an interrupted trial resumes exactly.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .builder import Builder
+from .data import DataSplits, Standardizer, TensorData, check_finite, ensure_validation
+from .errors import MmtkError, NonFiniteLossError
+from .metrics import confusion_matrix
+from .pipeline import Pipeline
+from .protocols import EvalPlan, MissingProtocol
+from .recipe import stage_trees
+from .registry import Registry
+from .rundir import load_torch, save_torch, write_json
+
+Progress = Callable[..., None]
+
+
+def _quiet(*_: Any, **__: Any) -> None:
+    pass
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise MmtkError(f"device '{requested}' was requested but CUDA is not available here; "
+                        "use --device cpu or auto")
+    return torch.device(requested)
+
+
+def autocast_dtype(amp: Any, device: torch.device) -> torch.dtype | None:
+    """Mixed precision only on CUDA: bf16 where supported, else fp16."""
+    if device.type != "cuda" or amp is False:
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrialSpec:
+    fold: int | None
+    seed: int
+    directory: Path
+
+    @property
+    def key(self) -> str:
+        return (f"fold{self.fold}-" if self.fold is not None else "") + f"seed{self.seed}"
+
+
+@dataclass
+class StageState:
+    """Everything needed to continue a stage after an interruption."""
+
+    epoch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    best_state: dict | None = None
+    history: list = field(default_factory=list)
+
+
+def load_data(builder: Builder, tree: dict, fold: int | None, seed: int) -> DataSplits:
+    data_block = tree["data"]
+    dataset = builder.dataset(data_block, seed)
+    splits = dataset.load(fold)
+    splits = ensure_validation(splits, data_block.get("val_fraction", 0.1), seed)
+    if data_block.get("normalize", True):
+        scaler = Standardizer.fit(splits.train)
+        splits.train, splits.val, splits.test = (scaler.apply(splits.train),
+                                                 scaler.apply(splits.val), scaler.apply(splits.test))
+    for split, part in splits.items():
+        check_finite(part, split, f"dataset '{data_block['type']}'")
+    return splits
+
+
+class Evaluator:
+    """Metrics of a model on a split under every condition of an evaluation plan."""
+
+    def __init__(self, metrics: dict[str, Callable[[Tensor], float]], num_classes: int,
+                 batch_size: int, amp_dtype: torch.dtype | None):
+        self.metrics, self.num_classes = metrics, num_classes
+        self.batch_size, self.amp_dtype = batch_size, amp_dtype
+
+    @torch.no_grad()
+    def predict(self, model: Pipeline, data: TensorData, mask: Tensor) -> Tensor:
+        model.eval()
+        preds = []
+        mask = mask.to(data.labels.device)
+        for start in range(0, len(data), self.batch_size):
+            idx = torch.arange(start, min(start + self.batch_size, len(data)), device=data.labels.device)
+            batch = data.batch(idx).masked(mask[idx])
+            with _autocast(data.labels.device, self.amp_dtype):
+                logits = model(batch).logits
+            preds.append(logits.argmax(-1))
+        return torch.cat(preds)
+
+    def evaluate(self, model: Pipeline, data: TensorData, plan: EvalPlan) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for cond in plan.conditions:
+            pred = self.predict(model, data, cond.mask)
+            cm = confusion_matrix(data.labels, pred, self.num_classes)
+            out[cond.name] = {name: fn(cm) for name, fn in self.metrics.items()}
+        if plan.mean_over:
+            out["mean"] = {name: float(np.mean([out[c][name] for c in plan.mean_over]))
+                           for name in self.metrics}
+        return out
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def remap_state(state: dict, mapping: dict | list | None) -> dict:
+    """Copy ``src_prefix`` keys to one or more ``dst_prefix`` keys (identity when no map)."""
+    if not mapping:
+        return dict(state)
+    pairs = mapping.items() if isinstance(mapping, dict) else [tuple(p) for p in mapping]
+    out = {}
+    for src, dsts in pairs:
+        for dst in ([dsts] if isinstance(dsts, str) else dsts):
+            for k, v in state.items():
+                if k.startswith(src):
+                    out[dst + k[len(src):]] = v
+    return out
+
+
+class Trainer:
+    """Runs one trial: stages of training, selection on validation, final evaluation."""
+
+    def __init__(self, tree: dict, registry: Registry, device: str | None = None,
+                 progress: Progress = _quiet):
+        self.tree = tree
+        self.registry = registry
+        self.builder = Builder(registry, tree.get("_base_dir"))
+        self.device = pick_device(device or tree["train"].get("device", "auto"))
+        self.progress = progress
+
+    # -- pieces ---------------------------------------------------------------------------
+    def _metrics(self) -> dict[str, Callable]:
+        return {n: self.builder.component("metric", n) for n in self.tree["eval"]["metrics"]}
+
+    def _missing(self, tree: dict, which: str, seed: int) -> MissingProtocol:
+        return self.builder.component("missing", tree["missing"][which], {"seed": seed})
+
+    def _task_loss(self, tree: dict) -> Callable:
+        return self.builder.component("loss", tree["losses"]["task"])
+
+    # -- the trial ------------------------------------------------------------------------
+    def run(self, trial: TrialSpec) -> dict:
+        trial.directory.mkdir(parents=True, exist_ok=True)
+        done = trial.directory / "metrics.json"
+        if done.is_file():  # finished earlier (resume): nothing to redo
+            import json
+            return json.loads(done.read_text())
+        seed_everything(trial.seed)
+        if self.tree["train"].get("deterministic", True) and self.device.type == "cpu":
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        splits = load_data(self.builder, self.tree, trial.fold, trial.seed)
+        if self.device.type == "cuda":
+            splits.train, splits.val, splits.test = (splits.train.to(self.device),
+                                                     splits.val.to(self.device), splits.test.to(self.device))
+        amp = autocast_dtype(self.tree["train"].get("amp", "auto"), self.device)
+        evaluator = Evaluator(self._metrics(), splits.num_classes,
+                              self.tree["eval"]["batch_size"], amp)
+        resume_path = trial.directory / "resume.pt"
+        resume = load_torch(resume_path) if resume_path.is_file() else None
+        stage_states: dict[str, dict] = {}
+        model: Pipeline | None = None
+        final_tree = self.tree
+        for index, (name, tree, stage) in enumerate(stage_trees(self.tree)):
+            ckpt = trial.directory / f"stage-{name}.pt"
+            final_tree = tree
+            if resume is not None and index < resume["stage_index"] and ckpt.is_file():
+                model = self._build_stage_model(tree, stage, splits, trial.seed + index, stage_states)
+                model.load_state_dict(load_torch(ckpt))
+                stage_states[name] = model.state_dict()
+                continue
+            seed_everything(trial.seed + 1000 * index)
+            model = self._build_stage_model(tree, stage, splits, trial.seed + index, stage_states)
+            state = self._train_stage(model, tree, name, index, splits, evaluator, trial,
+                                      resume if resume and resume["stage_index"] == index else None)
+            model.load_state_dict(state.best_state)
+            save_torch(ckpt, model.state_dict())
+            stage_states[name] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            resume = None
+        assert model is not None
+        eval_plan_val = self._missing(final_tree, "eval", trial.seed).eval_conditions(splits.modalities, len(splits.val))
+        eval_plan_test = self._missing(final_tree, "eval", trial.seed).eval_conditions(splits.modalities, len(splits.test))
+        results = {"val": evaluator.evaluate(model, splits.val, eval_plan_val),
+                   "test": evaluator.evaluate(model, splits.test, eval_plan_test)}
+        save_torch(trial.directory / "model.pt", model.state_dict())
+        write_json(trial.directory / "metrics.json", results)
+        if resume_path.is_file():
+            resume_path.unlink()
+        self.progress("trial_end", trial=trial.key, results=results)
+        return results
+
+    def _build_stage_model(self, tree: dict, stage: dict, splits: DataSplits, seed: int,
+                           earlier: dict[str, dict]) -> Pipeline:
+        model = self.builder.model(tree["model"], splits.in_dims, splits.num_classes, seed)
+        init = stage.get("init_from")
+        if init:
+            src, mapping = (init["stage"], init.get("map")) if isinstance(init, dict) else (init, None)
+            loaded = remap_state(earlier[src], mapping)
+            own = model.state_dict()
+            usable = {k: v for k, v in loaded.items() if k in own and own[k].shape == v.shape}
+            if not usable:
+                raise MmtkError(f"init_from '{src}': no parameter of that stage matches this "
+                                "stage's model (check init_from.map)")
+            model.load_state_dict(usable, strict=False)
+        if stage.get("freeze"):
+            model.freeze(stage["freeze"])
+        return model.to(self.device)
+
+    def _train_stage(self, model: Pipeline, tree: dict, name: str, index: int,
+                     splits: DataSplits, evaluator: Evaluator, trial: TrialSpec,
+                     resume: dict | None) -> StageState:
+        train_cfg = tree["train"]
+        epochs, patience = train_cfg["epochs"], train_cfg.get("patience")
+        monitor = train_cfg.get("monitor", "uar")
+        if monitor not in evaluator.metrics:
+            raise MmtkError(f"train.monitor '{monitor}' is not among eval.metrics "
+                            f"{list(evaluator.metrics)}")
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = self.builder.optimizer(train_cfg["optimizer"], params)
+        scheduler = self.builder.scheduler(train_cfg.get("scheduler"), optimizer, epochs)
+        task_loss = self._task_loss(tree)
+        weights = {k: float(v) for k, v in (tree["losses"].get("weights") or {}).items() if v is not None}
+        train_missing = self._missing(tree, "train", trial.seed)
+        val_plan = self._missing(tree, "eval", trial.seed).eval_conditions(splits.modalities, len(splits.val))
+        amp = evaluator.amp_dtype
+        scaler = torch.amp.GradScaler("cuda") if amp == torch.float16 else None
+        shuffle_gen = torch.Generator().manual_seed(trial.seed * 7919 + index)
+        mask_gen = torch.Generator().manual_seed(trial.seed * 104729 + index)
+        st = StageState()
+        if resume is not None:
+            model.load_state_dict(resume["model"])
+            optimizer.load_state_dict(resume["optimizer"])
+            if scheduler is not None and resume.get("scheduler"):
+                scheduler.load_state_dict(resume["scheduler"])
+            shuffle_gen.set_state(resume["shuffle_gen"])
+            mask_gen.set_state(resume["mask_gen"])
+            torch.set_rng_state(resume["torch_rng"])
+            st = StageState(resume["epoch"], resume["best_score"], resume["best_epoch"],
+                            resume["bad_epochs"], resume["best_state"], resume["history"])
+        first_epoch = epochs if resume is not None and resume.get("stopped") else st.epoch
+        steps_per_epoch = math.ceil(len(splits.train) / train_cfg["batch_size"])
+        self.progress("stage_start", stage=name, epochs=epochs, trial=trial.key, start=st.epoch)
+        clip = train_cfg.get("grad_clip")
+        for epoch in range(first_epoch, epochs):
+            model.train()
+            sums: dict[str, Tensor] = {}
+            for step, batch in enumerate(splits.train.batches(train_cfg["batch_size"], True, shuffle_gen)):
+                keep = train_missing.train_mask(batch.present.cpu(), mask_gen, batch.modalities).to(batch.present.device)
+                with _autocast(self.device, amp):
+                    out = model(batch.masked(keep), truth=batch)
+                    losses = {"task": task_loss(out.logits, batch.labels)}
+                    losses.update(out.aux)
+                    total = losses["task"] + sum(weights.get(k, 1.0) * v for k, v in out.aux.items())
+                if not torch.isfinite(total):
+                    detail = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+                    raise NonFiniteLossError(
+                        f"non-finite loss in stage '{name}', epoch {epoch + 1}, step {step + 1} "
+                        f"of trial {trial.key}: {detail}. The last good checkpoint is kept in "
+                        f"{trial.directory}; lower the learning rate or check the data.")
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(total).backward()
+                    scaler.unscale_(optimizer)
+                else:
+                    total.backward()
+                if clip:
+                    torch.nn.utils.clip_grad_norm_(params, clip)
+                if scaler is not None:
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    optimizer.step()
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0) + v.detach()
+                self.progress("step", stage=name, epoch=epoch, step=step, steps=steps_per_epoch)
+            if scheduler is not None:
+                scheduler.step()
+            val = evaluator.evaluate(model, splits.val, val_plan)
+            score = val["mean" if "mean" in val else next(iter(val))][monitor]
+            record = {"epoch": epoch + 1, **{f"loss/{k}": float(v) / steps_per_epoch for k, v in sums.items()},
+                      f"val/{monitor}": score}
+            st.history.append(record)
+            st.epoch = epoch + 1
+            if score > st.best_score:
+                st.best_score, st.best_epoch, st.bad_epochs = score, epoch + 1, 0
+                st.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                st.bad_epochs += 1
+            stop = patience is not None and st.bad_epochs >= patience and st.epoch >= train_cfg.get("min_epochs", 1)
+            save_torch(trial.directory / "resume.pt", {
+                "stage_index": index, "epoch": st.epoch, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "shuffle_gen": shuffle_gen.get_state(), "mask_gen": mask_gen.get_state(),
+                "torch_rng": torch.get_rng_state(), "best_score": st.best_score,
+                "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs,
+                "best_state": st.best_state, "history": st.history,
+                "stopped": stop})
+            self.progress("epoch_end", stage=name, trial=trial.key, **record)
+            if stop:
+                break
+        write_json(trial.directory / f"history-{name}.json", st.history)
+        if st.best_state is None:
+            raise MmtkError(f"stage '{name}' ran no epoch (train.epochs = {epochs})")
+        return st

@@ -1,0 +1,178 @@
+"""The one generic model: encoders → aligner → reconstructor → refiner → fuser → head.
+
+Every slot between the encoders and the head is an ``nn.Module`` subclassing :class:`Slot`:
+``forward(state) -> (state, {loss_name: scalar})``. The pipeline hands a slot the labels or
+the ground truth of dropped modalities only while training, and only if the slot declares it
+needs them (``needs_labels`` / ``needs_targets``). At evaluation neither exists.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from .batch import ModalityBatch
+from .errors import MmtkError
+
+SLOTS: tuple[str, ...] = ("aligner", "reconstructor", "refiner", "fuser")
+
+
+class Targets:
+    """Ground truth of every modality of a training batch, for training losses only.
+
+    ``inputs`` are the unmasked features; ``available`` (B, M) says which ones the data
+    really has. :meth:`state_after` runs the model's own prefix on the complete inputs under
+    ``no_grad`` (e.g. the true aligned representation a reconstructor should match).
+    """
+
+    def __init__(self, batch: ModalityBatch, pipeline: "Pipeline"):
+        self.inputs = batch.inputs
+        self.lengths = batch.lengths
+        self.available = batch.present
+        self._batch = batch
+        self._pipeline = pipeline
+        self._cache: dict[str, State] = {}
+
+    def state_after(self, slot: str = "encoders") -> "State":
+        if slot not in self._cache:
+            with torch.no_grad():
+                self._cache[slot] = self._pipeline.run_prefix(self._batch, upto=slot)
+        return self._cache[slot]
+
+    def reps(self, slot: str = "encoders") -> dict[str, Tensor]:
+        """Detached per-modality representations of the complete inputs after ``slot``."""
+        return {m: r.detach() for m, r in self.state_after(slot).reps.items()}
+
+
+@dataclass
+class State:
+    """The running state passed from slot to slot."""
+
+    reps: dict[str, Tensor]                 # per modality, (B, latent_dim)
+    present: Tensor                         # (B, M) bool, sorted modality order
+    modalities: tuple[str, ...]
+    training: bool
+    labels: Tensor | None = None            # set only for slots with needs_labels, in training
+    targets: Targets | None = None          # set only for slots with needs_targets, in training
+    gaussians: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)  # (mu, logvar)
+    fused: Tensor | None = None             # set by the fuser
+    extras: dict[str, Any] = field(default_factory=dict)  # slot-to-slot notes
+
+    def column(self, modality: str) -> Tensor:
+        return self.present[:, self.modalities.index(modality)]
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.present.shape[0])
+
+
+class Slot(nn.Module):
+    """Base class for aligner, reconstructor, refiner and fuser components."""
+
+    aux_losses: ClassVar[tuple[str, ...]] = ()   # names of the losses forward may emit
+    needs_labels: ClassVar[bool] = False
+    needs_targets: ClassVar[bool] = False
+
+    def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class Fuser(Slot):
+    """A fuser sets ``state.fused`` to a (B, out_dim) tensor and declares ``out_dim``."""
+
+    out_dim: int
+
+
+@dataclass
+class Output:
+    logits: Tensor
+    aux: dict[str, Tensor]   # "slot/name" -> scalar
+    state: State
+
+
+class Pipeline(nn.Module):
+    def __init__(self, encoders: dict[str, nn.Module], fuser: Fuser, head: nn.Module,
+                 aligner: Slot | None = None, reconstructor: Slot | None = None,
+                 refiner: Slot | None = None):
+        super().__init__()
+        self.modalities = tuple(sorted(encoders))
+        self.encoders = nn.ModuleDict({m: encoders[m] for m in self.modalities})
+        self.aligner, self.reconstructor, self.refiner = aligner, reconstructor, refiner
+        self.fuser, self.head = fuser, head
+        self.frozen: tuple[str, ...] = ()
+
+    # -- freezing ---------------------------------------------------------------------------
+    def freeze(self, prefixes: list[str]) -> None:
+        """Stop gradients and keep eval mode for every submodule under the given prefixes."""
+        names = dict(self.named_modules())
+        for p in prefixes:
+            if p not in names:
+                raise MmtkError(f"cannot freeze '{p}': no such part of the model; parts are "
+                                + ", ".join(n for n in names if n and n.count(".") < 2))
+            for param in names[p].parameters():
+                param.requires_grad_(False)
+        self.frozen = tuple(prefixes)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> "Pipeline":
+        super().train(mode)
+        names = dict(self.named_modules())
+        for p in self.frozen:
+            names[p].eval()
+        return self
+
+    # -- forward ----------------------------------------------------------------------------
+    def encode(self, batch: ModalityBatch) -> State:
+        reps = {m: self.encoders[m](batch.inputs[m], batch.lengths.get(m)) for m in self.modalities}
+        return State(reps=reps, present=batch.present, modalities=self.modalities,
+                     training=self.training)
+
+    def _run_slot(self, name: str, slot: Slot, state: State, labels: Tensor | None,
+                  targets: Targets | None) -> tuple[State, dict[str, Tensor]]:
+        given = replace(state,
+                        labels=labels if (slot.needs_labels and state.training) else None,
+                        targets=targets if (slot.needs_targets and state.training) else None)
+        new_state, losses = slot(given)
+        unknown = set(losses) - set(slot.aux_losses)
+        if unknown:
+            raise MmtkError(f"{name} '{type(slot).__name__}' emitted loss(es) {sorted(unknown)} "
+                            f"it does not declare in aux_losses {slot.aux_losses}")
+        return replace(new_state, labels=None, targets=None), \
+            {f"{name}/{k}": v for k, v in losses.items()}
+
+    def run_prefix(self, batch: ModalityBatch, upto: str) -> State:
+        """Encoders and slots up to ``upto`` on a batch, without labels or targets."""
+        state = self.encode(batch)
+        if upto == "encoders":
+            return state
+        for name in SLOTS:
+            slot = getattr(self, name)
+            if slot is not None:
+                state, _ = self._run_slot(name, slot, state, None, None)
+            if name == upto:
+                return state
+        raise MmtkError(f"unknown slot '{upto}'; slots are encoders, {', '.join(SLOTS)}")
+
+    def forward(self, batch: ModalityBatch, truth: ModalityBatch | None = None) -> Output:
+        """``truth`` is the unmasked batch; it exists only in training."""
+        if not self.training:
+            truth = None
+        targets = Targets(truth, self) if truth is not None else None
+        labels = truth.labels if truth is not None else None
+        state = self.encode(batch)
+        aux: dict[str, Tensor] = {}
+        for name in SLOTS:
+            slot = getattr(self, name)
+            if slot is None:
+                continue
+            state, losses = self._run_slot(name, slot, state, labels, targets)
+            aux.update(losses)
+        if state.fused is None:
+            raise MmtkError(f"fuser '{type(self.fuser).__name__}' did not set state.fused")
+        return Output(logits=self.head(state.fused), aux=aux, state=state)
+
+    def declared_losses(self) -> set[str]:
+        return {f"{n}/{k}" for n in SLOTS if getattr(self, n) is not None
+                for k in getattr(self, n).aux_losses}

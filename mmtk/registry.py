@@ -1,0 +1,116 @@
+"""Component registries: one per kind, entries that remember who provided them."""
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .errors import MmtkError, accepted, did_you_mean
+
+KINDS: tuple[str, ...] = (
+    "encoder", "aligner", "reconstructor", "refiner", "fuser", "head", "loss",
+    "dataset", "missing", "metric", "optimizer", "scheduler",
+)
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Who registered an entry: the plugin name, and its distribution and version if installed."""
+
+    plugin: str
+    distribution: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        dist = f" ({self.distribution} {self.version})" if self.distribution else ""
+        return f"{self.plugin}{dist}"
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    kind: str
+    name: str
+    obj: Callable[..., Any]
+    provider: Provider
+    summary: str = ""
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.provider.plugin}:{self.name}"
+
+
+def first_doc_line(obj: Any) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+class UnknownComponentError(MmtkError):
+    pass
+
+
+@dataclass
+class Registry:
+    """All registered components, keyed by kind then name (several providers may share a name)."""
+
+    entries: dict[str, dict[str, list[ComponentSpec]]] = field(
+        default_factory=lambda: {k: {} for k in KINDS})
+    # Plugins that failed to load, so "unknown component" errors can point at them.
+    failed_plugins: dict[str, str] = field(default_factory=dict)
+
+    def add(self, spec: ComponentSpec) -> None:
+        if spec.kind not in KINDS:
+            raise MmtkError(f"cannot register '{spec.name}': unknown kind '{spec.kind}'"
+                            f"{did_you_mean(spec.kind, KINDS)}; {accepted(KINDS)}")
+        same_name = self.entries[spec.kind].setdefault(spec.name, [])
+        for other in same_name:
+            if other.obj is spec.obj:
+                return  # registering the same object twice is a no-op
+            if other.provider.plugin == spec.provider.plugin:
+                raise MmtkError(
+                    f"plugin '{spec.provider.plugin}' registers two different objects as "
+                    f"{spec.kind} '{spec.name}'")
+        same_name.append(spec)
+
+    def remove_provider(self, plugin: str) -> None:
+        for by_name in self.entries.values():
+            for name in list(by_name):
+                by_name[name] = [s for s in by_name[name] if s.provider.plugin != plugin]
+                if not by_name[name]:
+                    del by_name[name]
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self.entries[kind])
+
+    def list(self, kind: str | None = None, pattern: str | None = None) -> list[ComponentSpec]:
+        kinds = [kind] if kind else list(KINDS)
+        out = []
+        for k in kinds:
+            for name in sorted(self.entries[k]):
+                if pattern and not fnmatch.fnmatch(name, pattern) and pattern not in name:
+                    continue
+                out.extend(self.entries[k][name])
+        return out
+
+    def get(self, kind: str, name: str) -> ComponentSpec:
+        """Look up ``name`` or ``provider:name``; ambiguity and absence are explained errors."""
+        if kind not in KINDS:
+            raise UnknownComponentError(f"unknown kind '{kind}'{did_you_mean(kind, KINDS)}; "
+                                        f"{accepted(KINDS)}")
+        provider, _, bare = name.rpartition(":")
+        candidates = self.entries[kind].get(bare, [])
+        if provider:
+            candidates = [s for s in candidates if s.provider.plugin == provider]
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
+            names = " and ".join(f"'{s.qualified_name}' from {s.provider}" for s in candidates)
+            raise UnknownComponentError(
+                f"{kind} '{name}' is provided by more than one plugin: {names}; "
+                f"write 'provider:name' to choose one")
+        msg = f"unknown {kind} '{name}'{did_you_mean(bare, self.entries[kind])}; " \
+              f"{accepted(self.entries[kind])}"
+        if self.failed_plugins:
+            msg += "; note that these plugins failed to load and may provide it: " + ", ".join(
+                f"{p} ({why})" for p, why in sorted(self.failed_plugins.items()))
+        raise UnknownComponentError(msg)

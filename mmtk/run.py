@@ -1,0 +1,137 @@
+"""A run: a validated recipe, a fresh run directory, and one trial per (fold, seed)."""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .builder import Builder
+from .engine import Progress, Trainer, TrialSpec, _quiet
+from .errors import MmtkError, Problem, RecipeError
+from .metrics import summarize_trials
+from .plugins import PluginSystem
+from .recipe import apply_overrides, read_recipe_tree, seeds_of, validate, with_defaults
+from .report import write_csv
+from .rundir import environment, new_run_dir, write_json, write_yaml
+
+
+def load_tree(recipe: str | Path, system: PluginSystem, overrides: list[str] = ()) -> dict:
+    """Read, extend, override and validate a recipe; return it with every default filled in."""
+    named = {name: entry.path for name, entry in system.recipes.items()}
+    tree = read_recipe_tree(recipe, named)
+    tree = apply_overrides(tree, list(overrides))
+    problems = check_tree(tree, system)
+    if problems:
+        raise RecipeError(problems, tree.get("_source"))
+    return with_defaults(tree)
+
+
+def check_tree(tree: dict, system: PluginSystem) -> list[Problem]:
+    """Load the recipe's local plugin files, then collect every problem."""
+    problems: list[Problem] = []
+    base = Path(tree.get("_base_dir", "."))
+    for i, item in enumerate(tree.get("imports") or []):
+        status = system.load_file(base / item if not Path(item).is_absolute() else item)
+        if status.status != "ok":
+            problems.append(Problem(f"imports[{i}]", f"plugin file '{item}' failed: {status.error}"))
+    builder = Builder(system.registry, base)
+
+    def modalities(data_block: dict) -> Any:
+        try:
+            return builder.dataset(data_block).modalities
+        except MmtkError as exc:
+            problems.append(Problem("data", str(exc)))
+        except Exception as exc:  # constructor rejected its parameters
+            problems.append(Problem("data", f"dataset '{data_block.get('type')}' could not be "
+                                    f"set up: {type(exc).__name__}: {exc}"))
+        return None
+
+    return validate(tree, system.registry, modalities) + problems
+
+
+def trials_of(tree: dict, system: PluginSystem, directory: Path) -> list[TrialSpec]:
+    folds = tree["data"].get("folds")
+    if folds == "all":
+        folds = Builder(system.registry, tree.get("_base_dir")).dataset(tree["data"]).folds()
+    folds = folds or [None]
+    seeds = seeds_of(tree)
+    specs = []
+    for fold in folds:
+        for seed in seeds:
+            key = (f"fold{fold}-" if fold is not None else "") + f"seed{seed}"
+            specs.append(TrialSpec(fold, seed, directory / "trials" / key))
+    return specs
+
+
+@dataclass
+class Run:
+    tree: dict
+    system: PluginSystem
+    directory: Path
+    device: str | None = None
+    progress: Progress = _quiet
+    results: dict = field(default_factory=dict)
+
+    @property
+    def recipe(self) -> dict:
+        return self.tree
+
+    @classmethod
+    def create(cls, tree: dict, system: PluginSystem, **kw: Any) -> "Run":
+        name = tree.get("name") or Path(tree.get("_source", "run")).stem
+        root = Path(tree["output"]["dir"])
+        directory = new_run_dir(root, name)
+        saved = {k: v for k, v in tree.items() if not k.startswith("_")}
+        saved["_source"], saved["_base_dir"] = tree.get("_source"), tree.get("_base_dir")
+        write_yaml(directory / "recipe.yaml", saved)
+        write_json(directory / "environment.json", environment(system.statuses))
+        return cls(tree, system, directory, **kw)
+
+    @classmethod
+    def resume(cls, directory: str | Path, system: PluginSystem, **kw: Any) -> "Run":
+        directory = Path(directory)
+        recipe = directory / "recipe.yaml"
+        if not recipe.is_file():
+            raise MmtkError(f"cannot resume '{directory}': it has no recipe.yaml, so it is not an "
+                            "mmtk run directory")
+        tree = yaml.safe_load(recipe.read_text())
+        problems = check_tree(tree, system)
+        if problems:
+            raise RecipeError(problems, str(recipe))
+        return cls(tree, system, directory, **kw)
+
+    def execute(self) -> dict:
+        self.system.call_run_start(self)
+        trials = trials_of(self.tree, self.system, self.directory)
+        self.progress("run_start", directory=str(self.directory), trials=len(trials))
+        per_trial = {}
+        for spec in trials:
+            self.progress("trial_start", trial=spec.key)
+            trainer = Trainer(self.tree, self.system.registry, self.device, self.progress)
+            per_trial[spec.key] = trainer.run(spec)
+        summary = summarize_trials(list(per_trial.values()))
+        self.results = {"name": self.tree.get("name"), "directory": str(self.directory),
+                        "trials": per_trial, "summary": summary}
+        write_json(self.directory / "metrics.json", self.results)
+        write_csv(self.directory / "metrics.csv", per_trial, summary)
+        self.system.call_run_end(self, self.results)
+        return self.results
+
+
+def describe_protocol(tree: dict) -> dict:
+    """The fields that must agree for two runs to be comparable."""
+    data = copy.deepcopy(tree.get("data", {}))
+    return {"data": data, "missing.eval": tree.get("missing", {}).get("eval"),
+            "seeds": seeds_of(tree)}
+
+
+def read_results(directory: str | Path) -> dict:
+    path = Path(directory) / "metrics.json"
+    if not path.is_file():
+        raise MmtkError(f"'{directory}' has no metrics.json: the run did not finish "
+                        f"(resume it with: mmtk run --resume {directory})")
+    return json.loads(path.read_text())

@@ -1,0 +1,1 @@
+"""mmtk plugin: baselines (in progress)."""

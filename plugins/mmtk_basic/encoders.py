@@ -1,0 +1,82 @@
+"""Modality encoders: features (B, D) or frames (B, T, D) -> one vector (B, latent_dim)."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+def valid_frames(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """(B, T, 1) bool: which frames are real, not padding."""
+    t = torch.arange(x.shape[1], device=x.device)
+    if lengths is None:
+        return torch.ones(x.shape[0], x.shape[1], 1, dtype=torch.bool, device=x.device)
+    return (t[None, :] < lengths.to(x.device)[:, None]).unsqueeze(-1)
+
+
+def masked_mean(x: Tensor, lengths: Tensor | None) -> Tensor:
+    valid = valid_frames(x, lengths)
+    return (x * valid).sum(1) / valid.sum(1).clamp_min(1)
+
+
+def masked_max(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Max over real frames only; a sequence with no real frame pools to zeros."""
+    valid = valid_frames(x, lengths)
+    pooled = x.masked_fill(~valid, float("-inf")).amax(1)
+    return torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled))
+
+
+class MLPEncoder(nn.Module):
+    """Two-layer MLP; frame sequences are mean-pooled over real frames first."""
+
+    def __init__(self, in_dim: int, latent_dim: int, hidden: int = 256, dropout: float = 0.1):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, latent_dim), nn.ReLU())
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if x.dim() == 3:
+            x = masked_mean(x, lengths)
+        return self.net(x)
+
+
+class LSTMEncoder(nn.Module):
+    """Single-layer LSTM with max-pooling over time (MMIN's acoustic/visual encoder).
+
+    ``pool_padding: false`` (default) excludes padded frames from the max; ``true`` pools
+    over every step as MMIN's reference code does.
+    """
+
+    def __init__(self, in_dim: int, latent_dim: int, layers: int = 1, bidirectional: bool = False,
+                 pool_padding: bool = False):
+        super().__init__()
+        hidden = latent_dim // 2 if bidirectional else latent_dim
+        self.lstm = nn.LSTM(in_dim, hidden, num_layers=layers, batch_first=True,
+                            bidirectional=bidirectional)
+        self.pool_padding = pool_padding
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if x.dim() == 2:
+            x = x.unsqueeze(1)
+        out, _ = self.lstm(x)
+        return masked_max(out, None if self.pool_padding else lengths)
+
+
+class TextCNNEncoder(nn.Module):
+    """TextCNN: convolutions of heights 3/4/5 over the full embedding width, max over time."""
+
+    def __init__(self, in_dim: int, latent_dim: int, channels: int = 128,
+                 kernel_sizes: list[int] = (3, 4, 5), dropout: float = 0.5):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv1d(in_dim, channels, k, padding=k // 2) for k in kernel_sizes)
+        self.dropout = nn.Dropout(dropout)
+        self.proj = nn.Sequential(nn.Linear(channels * len(kernel_sizes), latent_dim), nn.ReLU())
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if x.dim() == 2:
+            x = x.unsqueeze(1)
+        h = x.transpose(1, 2)  # (B, D, T)
+        pooled = []
+        for conv in self.convs:
+            c = torch.relu(conv(h))[..., : x.shape[1]].transpose(1, 2)
+            pooled.append(masked_max(c, lengths))
+        return self.proj(self.dropout(torch.cat(pooled, -1)))

@@ -1,0 +1,35 @@
+"""Fusers and heads that know nothing of any particular method."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mmtk.pipeline import Fuser, State
+
+
+class ConcatFuser(Fuser):
+    """Concatenate the per-modality representations in sorted modality order."""
+
+    def __init__(self, modalities: tuple[str, ...], latent_dim: int):
+        super().__init__()
+        self.out_dim = latent_dim * len(modalities)
+
+    def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
+        state.fused = torch.cat([state.reps[m] for m in state.modalities], -1)
+        return state, {}
+
+
+class MLPHead(nn.Module):
+    """Classifier: hidden layers with ReLU and dropout, then logits."""
+
+    def __init__(self, in_dim: int, num_classes: int, hidden: list[int] = (128,), dropout: float = 0.3):
+        super().__init__()
+        layers, d = [], in_dim
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
+            d = h
+        layers.append(nn.Linear(d, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)

@@ -1,0 +1,106 @@
+"""Missing-modality protocols (train masks and evaluation conditions)."""
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch import Tensor
+
+from mmtk.batch import condition_code, parse_condition
+from mmtk.errors import MmtkError
+from mmtk.protocols import EvalCondition, EvalPlan, MissingProtocol
+
+
+def proper_subsets(m: int) -> list[tuple[bool, ...]]:
+    """Every non-empty proper subset of m modalities, smallest first (a, t, v, at, av, tv)."""
+    out = []
+    for k in range(1, m):
+        for keep in itertools.combinations(range(m), k):
+            out.append(tuple(i in keep for i in range(m)))
+    return out
+
+
+class NoMissing(MissingProtocol):
+    """Every modality the data has is used (training) / one 'full' condition (evaluation)."""
+
+
+class SixConditions(MissingProtocol):
+    """MMIN's protocol: train on a random missing condition per sample and epoch; evaluate
+    every sample under every condition (a, t, v, at, av, tv for three modalities, i.e. all
+    non-empty proper subsets) plus the full set; ``mean`` averages the missing conditions."""
+
+    def __init__(self, include_full_in_training: bool = False):
+        self.include_full_in_training = include_full_in_training
+
+    def train_mask(self, present: Tensor, generator: torch.Generator,
+                   modalities: tuple[str, ...]) -> Tensor:
+        m = present.shape[1]
+        options = proper_subsets(m) + ([tuple([True] * m)] if self.include_full_in_training else [])
+        table = torch.tensor(options, dtype=torch.bool)
+        pick = torch.randint(len(options), (present.shape[0],), generator=generator)
+        return table[pick]
+
+    def eval_conditions(self, modalities: tuple[str, ...], n: int) -> EvalPlan:
+        conds = [EvalCondition(condition_code(modalities, keep),
+                               torch.tensor(keep, dtype=torch.bool).expand(n, -1).clone())
+                 for keep in proper_subsets(len(modalities))]
+        full = tuple([True] * len(modalities))
+        conds.append(EvalCondition(condition_code(modalities, full),
+                                   torch.ones(n, len(modalities), dtype=torch.bool)))
+        return EvalPlan(conds, [c.name for c in conds[:-1]])
+
+
+def random_rate_mask(n: int, m: int, rate: float, generator: torch.Generator) -> Tensor:
+    """CPM-Nets style: each cell missing with probability ``rate``, at least one kept per row."""
+    keep = torch.rand(n, m, generator=generator) >= rate
+    empty = ~keep.any(1)
+    if empty.any():
+        rescue = torch.randint(m, (int(empty.sum()),), generator=generator)
+        keep[empty.nonzero().flatten(), rescue] = True
+    return keep
+
+
+class RandomRate(MissingProtocol):
+    """CPM-style cell missing rate η: every (sample, modality) cell is dropped with probability
+    η, keeping at least one modality per sample. Training masks are redrawn every batch;
+    the evaluation mask is fixed by ``eval_seed``."""
+
+    def __init__(self, rate: float = 0.3, eval_seed: int = 12345, train: bool = True):
+        if not 0.0 <= rate < 1.0:
+            raise MmtkError(f"random_rate: rate must be in [0, 1), got {rate}")
+        self.rate, self.eval_seed, self.train = rate, eval_seed, train
+
+    def train_mask(self, present: Tensor, generator: torch.Generator,
+                   modalities: tuple[str, ...]) -> Tensor:
+        if not self.train:
+            return torch.ones_like(present, dtype=torch.bool)
+        return random_rate_mask(present.shape[0], present.shape[1], self.rate, generator)
+
+    def eval_conditions(self, modalities: tuple[str, ...], n: int) -> EvalPlan:
+        g = torch.Generator().manual_seed(self.eval_seed)
+        name = f"eta{self.rate:g}"
+        return EvalPlan([EvalCondition(name, random_rate_mask(n, len(modalities), self.rate, g))], [name])
+
+
+class Fixed(MissingProtocol):
+    """One fixed condition, e.g. ``at`` = audio and text present, for training and evaluation."""
+
+    def __init__(self, condition: str):
+        self.condition = condition
+
+    def _keep(self, modalities: tuple[str, ...]) -> tuple[bool, ...]:
+        try:
+            return parse_condition(self.condition, modalities)
+        except ValueError as exc:
+            raise MmtkError(f"missing protocol 'fixed': {exc}") from None
+
+    def train_mask(self, present: Tensor, generator: torch.Generator,
+                   modalities: tuple[str, ...]) -> Tensor:
+        keep = torch.tensor(self._keep(modalities), dtype=torch.bool)
+        return keep.expand(present.shape[0], -1).clone()
+
+    def eval_conditions(self, modalities: tuple[str, ...], n: int) -> EvalPlan:
+        keep = self._keep(modalities)
+        mask = torch.tensor(keep, dtype=torch.bool).expand(n, -1).clone()
+        return EvalPlan([EvalCondition(condition_code(modalities, keep), mask)],
+                        [condition_code(modalities, keep)])

@@ -1,0 +1,73 @@
+"""Losses, optimizers, schedulers and metrics."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from mmtk import metrics
+
+
+class CrossEntropy(nn.Module):
+    """Cross-entropy on class logits, with optional label smoothing."""
+
+    def __init__(self, label_smoothing: float = 0.0):
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        return nn.functional.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+
+
+def adam(params: list, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+         weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """Adam."""
+    return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+
+
+def adamw(params: list, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+          weight_decay: float = 0.01) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay)."""
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+
+
+def sgd(params: list, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
+        nesterov: bool = False) -> torch.optim.Optimizer:
+    """SGD with momentum."""
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+
+def cosine(optimizer: torch.optim.Optimizer, epochs: int, min_lr: float = 0.0):
+    """Cosine annealing over the stage's epochs (stepped once per epoch)."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1), eta_min=min_lr)
+
+
+def step(optimizer: torch.optim.Optimizer, step_size: int = 10, gamma: float = 0.5):
+    """Multiply the learning rate by gamma every step_size epochs."""
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+
+
+def linear_decay(optimizer: torch.optim.Optimizer, epochs: int, constant_epochs: int = 0):
+    """Constant for constant_epochs, then linear decay to zero (MMIN's schedule)."""
+    decay = max(epochs - constant_epochs, 1)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda e: 1.0 if e < constant_epochs else max(0.0, 1 - (e - constant_epochs + 1) / (decay + 1)))
+
+
+def war():
+    """Weighted average recall = overall accuracy."""
+    return metrics.accuracy
+
+
+def uar():
+    """Unweighted average recall = macro-averaged recall."""
+    return metrics.macro_recall
+
+
+def f1_macro():
+    """Macro-averaged F1."""
+    return metrics.macro_f1
+
+
+def f1_weighted():
+    """Support-weighted F1."""
+    return metrics.weighted_f1

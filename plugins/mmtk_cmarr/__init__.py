@@ -1,0 +1,1 @@
+"""mmtk plugin: cmarr (in progress)."""

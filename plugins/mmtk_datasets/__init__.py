@@ -1,0 +1,1 @@
+"""mmtk plugin: datasets (in progress)."""

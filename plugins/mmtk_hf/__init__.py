@@ -1,0 +1,1 @@
+"""mmtk plugin: hf (in progress)."""
