@@ -35,15 +35,16 @@ class Targets:
         self._pipeline = pipeline
         self._cache: dict[str, State] = {}
 
-    def state_after(self, slot: str = "encoders") -> "State":
-        if slot not in self._cache:
+    def state_after(self, after: str = "encoders") -> "State":
+        """The state of the complete inputs after ``after`` (encoders or a slot), no grad."""
+        if after not in self._cache:
             with torch.no_grad():
-                self._cache[slot] = self._pipeline.run_prefix(self._batch, upto=slot)
-        return self._cache[slot]
+                self._cache[after] = self._pipeline.run_prefix(self._batch, upto=after)
+        return self._cache[after]
 
-    def reps(self, slot: str = "encoders") -> dict[str, Tensor]:
-        """Detached per-modality representations of the complete inputs after ``slot``."""
-        return {m: r.detach() for m, r in self.state_after(slot).reps.items()}
+    def reps(self, after: str = "encoders") -> dict[str, Tensor]:
+        """Detached per-modality representations of the complete inputs after ``after``."""
+        return {m: r.detach() for m, r in self.state_after(after).reps.items()}
 
 
 @dataclass

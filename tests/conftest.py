@@ -1,0 +1,45 @@
+"""Shared fixtures. Tests have no __init__.py (importlib mode), so helpers live here."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from mmtk.plugins import load_plugins
+from mmtk.recipe import apply_overrides, read_recipe_tree, with_defaults
+from mmtk.run import Run, check_tree
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = REPO / "recipes"
+
+
+@pytest.fixture(scope="session")
+def system():
+    """All installed plugins (built-ins via the entry-point group), loaded once."""
+    return load_plugins()
+
+
+def tiny_overrides(epochs: int = 2) -> list[str]:
+    """Shrink a recipe to seconds: small synthetic data, few epochs, one seed."""
+    return [f"train.epochs={epochs}", "seed=0", "data.n_samples=240",
+            "eval.batch_size=512"]
+
+
+def prepare(system, recipe, tmp_path: Path, overrides: list[str] = ()) -> dict:
+    """A validated recipe tree with defaults, writing runs under tmp_path."""
+    if isinstance(recipe, dict):
+        tree = copy.deepcopy(recipe)
+        tree.setdefault("_base_dir", str(tmp_path))
+    else:
+        tree = read_recipe_tree(recipe, {n: e.path for n, e in system.recipes.items()})
+    tree = apply_overrides(tree, list(overrides) + [f"output.dir={tmp_path / 'runs'}"])
+    problems = check_tree(tree, system)
+    assert not problems, "\n".join(map(str, problems))
+    return with_defaults(tree)
+
+
+def run_recipe(system, recipe, tmp_path: Path, overrides: list[str] = ()) -> dict:
+    """Run a recipe end to end (no progress output) and return its results dict."""
+    tree = prepare(system, recipe, tmp_path, overrides)
+    return Run.create(tree, system).execute()
