@@ -43,3 +43,17 @@ def run_recipe(system, recipe, tmp_path: Path, overrides: list[str] = ()) -> dic
     """Run a recipe end to end (no progress output) and return its results dict."""
     tree = prepare(system, recipe, tmp_path, overrides)
     return Run.create(tree, system).execute()
+
+
+@pytest.fixture
+def run_tiny(system, tmp_path):
+    """``run_tiny(recipe_path_or_dict, extra_overrides)`` -> results, shrunk by tiny_overrides()."""
+    def run(recipe, overrides=(), epochs: int = 2):
+        return run_recipe(system, recipe, tmp_path, tiny_overrides(epochs) + list(overrides))
+    return run
+
+
+@pytest.fixture
+def prepare_tree(system, tmp_path):
+    """``prepare_tree(recipe, overrides)`` -> validated tree with defaults (no tiny shrink)."""
+    return lambda recipe, overrides=(): prepare(system, recipe, tmp_path, overrides)

@@ -1,0 +1,5 @@
+def test_baseline_recipe_runs(run_tiny):
+    from conftest import RECIPES
+    res = run_tiny(RECIPES / "baseline.yaml")
+    test = res["summary"]["test"]
+    assert set(test) == {"a", "t", "v", "at", "av", "tv", "atv", "mean"}
