@@ -138,9 +138,12 @@ class Standardizer:
     std: dict[str, Tensor]
 
     @classmethod
-    def fit(cls, train: TensorData) -> "Standardizer":
+    def fit(cls, train: TensorData, modalities: list[str] | None = None) -> "Standardizer":
+        """Fit on ``modalities`` (default: all); integer inputs such as token ids are never scaled."""
         mean, std = {}, {}
         for i, m in enumerate(train.modalities):
+            if (modalities is not None and m not in modalities) or not train.inputs[m].is_floating_point():
+                continue
             x = train.inputs[m].double()
             rows = train.present[:, i]
             if x.dim() == 3:
@@ -160,6 +163,9 @@ class Standardizer:
     def apply(self, data: TensorData) -> TensorData:
         inputs = {}
         for i, m in enumerate(data.modalities):
+            if m not in self.mean:
+                inputs[m] = data.inputs[m]
+                continue
             x = (data.inputs[m] - self.mean[m]) / self.std[m]
             keep = data.present[:, i].view(-1, *([1] * (x.dim() - 1)))
             if x.dim() == 3 and m in data.lengths:  # keep padding at exactly zero
@@ -171,6 +177,8 @@ class Standardizer:
 
 def check_finite(data: TensorData, split: str, source: str) -> None:
     for m, x in data.inputs.items():
+        if not x.is_floating_point():
+            continue
         bad = ~torch.isfinite(x)
         if bad.any():
             row = int(torch.nonzero(bad.reshape(x.shape[0], -1).any(1))[0])

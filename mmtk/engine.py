@@ -90,8 +90,9 @@ def load_data(builder: Builder, tree: dict, fold: int | None, seed: int) -> Data
     dataset = builder.dataset(data_block, seed)
     splits = dataset.load(fold)
     splits = ensure_validation(splits, data_block.get("val_fraction", 0.1), seed)
-    if data_block.get("normalize", True):
-        scaler = Standardizer.fit(splits.train)
+    normalize = data_block.get("normalize", True)
+    if normalize:
+        scaler = Standardizer.fit(splits.train, normalize if isinstance(normalize, list) else None)
         splits.train, splits.val, splits.test = (scaler.apply(splits.train),
                                                  scaler.apply(splits.val), scaler.apply(splits.test))
     for split, part in splits.items():

@@ -154,7 +154,7 @@ def read_recipe_tree(path: str | Path, named: dict[str, Path] | None = None,
 
 # ------------------------------------------------------------------------- core schema ---
 # Core-level sections: key -> (type, default). Component blocks are checked separately.
-DATA_KEYS = {"normalize": (bool, True), "val_fraction": (float, 0.1),
+DATA_KEYS = {"normalize": (bool | list[str], True), "val_fraction": (float, 0.1),
              "folds": (list[int] | Literal["all"] | None, None)}
 TRAIN_KEYS = {
     "epochs": (int, 30), "batch_size": (int, 128), "grad_clip": (float | None, 5.0),
