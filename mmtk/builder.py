@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import nn
 
+from .errors import MmtkError
 from .pipeline import Pipeline
 from .recipe import DATA_KEYS, component_params
 from .registry import Registry
@@ -28,6 +29,10 @@ class Builder:
 
     def model(self, model: dict, in_dims: dict[str, int], num_classes: int, seed: int = 0) -> Pipeline:
         modalities = tuple(sorted(in_dims))
+        missing = [m for m in modalities if not (model.get("encoders") or {}).get(m)]
+        if missing:
+            raise MmtkError(f"model.encoders: the data has modalities {', '.join(missing)} "
+                            "but no encoder is given for them")
         latent = model.get("latent_dim", 128)
         shared = {"modalities": modalities, "num_classes": num_classes, "latent_dim": latent,
                   "in_dims": dict(in_dims), "seed": seed}

@@ -287,7 +287,7 @@ class Trainer:
                     losses.update(out.aux)
                     total = losses["task"] + sum(weights.get(k, 1.0) * v for k, v in out.aux.items())
                 if not torch.isfinite(total):
-                    detail = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+                    detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
                     raise NonFiniteLossError(
                         f"non-finite loss in stage '{name}', epoch {epoch + 1}, step {step + 1} "
                         f"of trial {trial.key}: {detail}. The last good checkpoint is kept in "

@@ -64,6 +64,12 @@ def parse_value(text: str) -> Any:
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+def interpolate_env(tree: dict) -> tuple[dict, list[Problem]]:
+    """Resolve ``${env:NAME}`` everywhere; unset variables are problems."""
+    problems: list[Problem] = []
+    return _interpolate(tree, "", problems), problems
+
+
 def _interpolate(node: Any, path: str, problems: list[Problem]) -> Any:
     """Replace ``${env:NAME}`` (or ``${env:NAME:-default}``) inside strings."""
     if isinstance(node, dict):
@@ -148,7 +154,7 @@ def read_recipe_tree(path: str | Path, named: dict[str, Path] | None = None,
         if imports:
             tree["imports"] = imports
     tree["_base_dir"] = str(path.parent)
-    tree.setdefault("_source", str(path))
+    tree["_source"] = str(path)
     return tree
 
 
@@ -355,6 +361,8 @@ def _validate_stage(c: _Checker, tree: dict, modalities: Any, where: str) -> Non
         if "latent_dim" in model and not check_type(model["latent_dim"], int):
             c.add(path("model.latent_dim"), f"expected int, got {model['latent_dim']!r}")
         encoders = model.get("encoders")
+        if isinstance(encoders, dict):  # `modality: null` removes an inherited encoder
+            encoders = {m: b for m, b in encoders.items() if b is not None}
         if not isinstance(encoders, dict) or not encoders:
             c.add(path("model.encoders"), "expected a mapping modality -> {type: ENCODER}")
         else:

@@ -14,7 +14,7 @@ from .engine import Progress, Trainer, TrialSpec, _quiet
 from .errors import MmtkError, Problem, RecipeError
 from .metrics import summarize_trials
 from .plugins import PluginSystem
-from .recipe import apply_overrides, read_recipe_tree, seeds_of, validate, with_defaults
+from .recipe import apply_overrides, interpolate_env, read_recipe_tree, seeds_of, validate, with_defaults
 from .report import write_csv
 from .rundir import environment, new_run_dir, write_json, write_yaml
 
@@ -24,7 +24,8 @@ def load_tree(recipe: str | Path, system: PluginSystem, overrides: list[str] = (
     named = {name: entry.path for name, entry in system.recipes.items()}
     tree = read_recipe_tree(recipe, named)
     tree = apply_overrides(tree, list(overrides))
-    problems = check_tree(tree, system)
+    tree, env_problems = interpolate_env(tree)
+    problems = env_problems + check_tree(tree, system)
     if problems:
         raise RecipeError(problems, tree.get("_source"))
     return with_defaults(tree)

@@ -57,7 +57,14 @@ class LSTMEncoder(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         if x.dim() == 2:
             x = x.unsqueeze(1)
-        out, _ = self.lstm(x)
+        if lengths is not None and not self.pool_padding:
+            # padded frames must not enter the recurrence either
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp_min(1).cpu(), batch_first=True,
+                                                       enforce_sorted=False)
+            out, _ = self.lstm(packed)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        else:
+            out, _ = self.lstm(x)
         return masked_max(out, None if self.pool_padding else lengths)
 
 
@@ -74,7 +81,8 @@ class TextCNNEncoder(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         if x.dim() == 2:
             x = x.unsqueeze(1)
-        h = x.transpose(1, 2)  # (B, D, T)
+        # padded frames become zeros, exactly like the convolution's own padding
+        h = (x * valid_frames(x, lengths)).transpose(1, 2)  # (B, D, T)
         pooled = []
         for conv in self.convs:
             c = torch.relu(conv(h))[..., : x.shape[1]].transpose(1, 2)
