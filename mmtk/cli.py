@@ -51,6 +51,16 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
     show.add_argument("target", metavar="KIND/NAME")
     show.add_argument("--json", action="store_true")
 
+    cmp_ = sub.add_parser("compare", help="run several recipes under one protocol; one table")
+    cmp_.add_argument("recipes", nargs="+", help="recipe files or registered names")
+    cmp_.add_argument("--seeds", nargs="+", type=int, help="seeds for every recipe")
+    cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override applied to every recipe")
+    cmp_.add_argument("--jobs", type=int, default=1, help="runs in parallel (threads are split)")
+    cmp_.add_argument("--no-reuse", action="store_true", help="rerun even if a finished run exists")
+    cmp_.add_argument("--out", help="where the comparison table goes (default: the runs folder)")
+    cmp_.add_argument("--json", action="store_true")
+
     ev = sub.add_parser("eval", help="print the results of a finished run")
     ev.add_argument("run_dir")
     ev.add_argument("--json", action="store_true")
@@ -196,7 +206,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.dry_run:
             return _dry_run(tree, system, args)
         run = Run.create(tree, system, device=args.device)
-    progress = make_progress(args.quiet or args.json)
+    progress = make_progress(args.quiet, plain=args.json)
     run.progress = progress
     try:
         results = run.execute()
@@ -234,7 +244,38 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "show": cmd_show, "eval": cmd_eval}
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import CompareDisplay, compare, print_comparison
+    from .console import is_terminal
+
+    overrides = list(args.set)
+    if args.seeds:
+        overrides.append(f"seed=[{', '.join(map(str, args.seeds))}]")
+    names = [r for r in args.recipes]
+    display = CompareDisplay([], False) if args.json else None
+    system = _system(args)
+    if display is None:
+        from .run import load_tree
+        trees = [load_tree(r, system, overrides) for r in names]
+        display = CompareDisplay([t.get("name") or Path(r).stem for t, r in zip(trees, names)],
+                                 is_terminal())
+    try:
+        entries, paths = compare(names, system, overrides, args.jobs, not args.no_reuse,
+                                 args.out, args.plugins_dir, display)
+    finally:
+        display.close()
+    if args.json:
+        _print_json({"table": {k: str(v) for k, v in paths.items()},
+                     "runs": {e.name: {"directory": str(e.run_dir) if e.run_dir else None,
+                                       "error": e.error,
+                                       "summary": e.results["summary"] if e.results else None}
+                              for e in entries}})
+    else:
+        print_comparison(entries, paths, is_terminal())
+    return 1 if any(e.error for e in entries) else 0
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "show": cmd_show, "eval": cmd_eval, "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,7 +57,8 @@ class RichProgress:
         self.progress.stop()
 
 
-def make_progress(quiet: bool = False) -> Any:
+def make_progress(quiet: bool = False, plain: bool = False) -> Any:
+    """Rich bars on a terminal; plain lines on stderr otherwise (or when stdout carries JSON)."""
     if quiet:
         return lambda *a, **k: None
-    return RichProgress() if is_terminal() else PlainProgress()
+    return RichProgress() if is_terminal() and not plain else PlainProgress()

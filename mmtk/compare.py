@@ -1,0 +1,271 @@
+"""``mmtk compare``: several recipes on the same data and protocol, one table.
+
+Each recipe becomes one run (a finished run with the same resolved recipe is reused). Runs
+go in child processes (``--jobs`` at a time, threads split between them); a failed run is
+reported and the others finish. Recipes whose data, folds, seeds or evaluation protocol
+differ are refused, naming the field that differs.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import MmtkError
+from .plugins import PluginSystem
+from .report import condition_order, fmt, markdown_table, render_table
+from .rundir import atomic_write_text, new_run_dir
+from .run import load_tree
+
+
+@dataclass
+class Entry:
+    recipe: str
+    tree: dict
+    name: str
+    run_dir: Path | None = None
+    results: dict | None = None
+    error: str | None = None
+    log: list[str] = field(default_factory=list)
+
+
+def with_param_defaults(kind: str, block: Any, registry: Any) -> Any:
+    """A component block with every constructor default written out (so omitted == default)."""
+    if not isinstance(block, dict) or "type" not in block:
+        return block
+    from .schema import CONTEXT_NAMES, signature_params
+    full = dict(block)
+    for p in signature_params(registry.get(kind, block["type"]).obj):
+        if p.name not in CONTEXT_NAMES and not p.required:
+            full.setdefault(p.name, list(p.default) if isinstance(p.default, tuple) else p.default)
+    return full
+
+
+def protocol_fields(tree: dict, registry: Any = None) -> dict[str, Any]:
+    """Flattened fields that must agree across compared runs."""
+    out: dict[str, Any] = {}
+    data, missing_eval = tree.get("data", {}), tree.get("missing", {}).get("eval")
+    if registry is not None:
+        data = with_param_defaults("dataset", data, registry)
+        missing_eval = with_param_defaults("missing", missing_eval, registry)
+
+    def flat(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                flat(f"{prefix}.{k}", v)
+        else:
+            out[prefix] = node
+
+    flat("data", data)
+    flat("missing.eval", missing_eval)
+    seeds = tree.get("seed", 0)
+    out["seed"] = seeds if isinstance(seeds, list) else [seeds]
+    out["eval.metrics"] = tree.get("eval", {}).get("metrics")
+    return out
+
+
+def check_same_protocol(entries: list[Entry], registry: Any = None) -> None:
+    ref = protocol_fields(entries[0].tree, registry)
+    for e in entries[1:]:
+        other = protocol_fields(e.tree, registry)
+        for key in sorted(set(ref) | set(other)):
+            if ref.get(key) != other.get(key):
+                raise MmtkError(
+                    f"cannot compare '{entries[0].recipe}' with '{e.recipe}': they differ in "
+                    f"{key} ({ref.get(key)!r} vs {other.get(key)!r}). A comparison needs the same "
+                    "data, folds, seeds and evaluation protocol; align them with --set.")
+
+
+def _comparable(tree: dict) -> dict:
+    return {k: v for k, v in tree.items() if not k.startswith("_") and k != "output"}
+
+
+def find_finished_run(tree: dict, name: str) -> Path | None:
+    """A finished run of exactly this resolved recipe, if one exists."""
+    base = Path(tree["output"]["dir"]) / name
+    if not base.is_dir():
+        return None
+    want = _comparable(tree)
+    for d in sorted(base.iterdir(), reverse=True):
+        rec, met = d / "recipe.yaml", d / "metrics.json"
+        if rec.is_file() and met.is_file():
+            saved = yaml.safe_load(rec.read_text())
+            if _comparable(saved) == want:
+                return d
+    return None
+
+
+def _child_command(entry: Entry, overrides: list[str], plugins_dir: str | None) -> list[str]:
+    cmd = [sys.executable, "-m", "mmtk"]
+    if plugins_dir:
+        cmd += ["--plugins-dir", plugins_dir]
+    cmd += ["run", entry.recipe, "--json"]
+    for o in overrides:
+        cmd += ["--set", o]
+    return cmd
+
+
+def run_entries(entries: list[Entry], overrides: list[str], jobs: int, plugins_dir: str | None,
+                show: Any) -> None:
+    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+
+    def work(entry: Entry) -> None:
+        show(entry, "started")
+        proc = subprocess.Popen(_child_command(entry, overrides, plugins_dir), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+        out_chunks: list[str] = []
+        reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
+        reader.start()
+        for line in proc.stderr:
+            line = line.rstrip()
+            if line:
+                entry.log.append(line)
+                show(entry, line)
+        proc.wait()
+        reader.join()
+        if proc.returncode != 0:
+            entry.error = next((l for l in reversed(entry.log) if l.startswith("error:")),
+                               entry.log[-1] if entry.log else f"exit status {proc.returncode}")
+            show(entry, f"FAILED: {entry.error}")
+            return
+        entry.results = json.loads("".join(out_chunks))
+        entry.run_dir = Path(entry.results["directory"])
+        show(entry, f"finished: {entry.run_dir}")
+
+    with ThreadPoolExecutor(max_workers=max(jobs, 1)) as pool:
+        list(pool.map(work, entries))
+
+
+def comparison_rows(entries: list[Entry], split: str = "test") -> tuple[list[str], list[list[str]]]:
+    done = [e for e in entries if e.results]
+    conds = condition_order(list(done[0].results["summary"][split])) if done else []
+    header = ["method"] + conds
+    rows = []
+    for e in entries:
+        if not e.results:
+            rows.append([e.name] + ["failed"] * len(conds))
+            continue
+        s = e.results["summary"][split]
+        rows.append([e.name] + [f"{fmt(s[c]['war'])} / {fmt(s[c]['uar'])}" if c in s else "-" for c in conds])
+    return header, rows
+
+
+def write_outputs(entries: list[Entry], directory: Path, split: str = "test") -> dict[str, Path]:
+    header, rows = comparison_rows(entries, split)
+    paths = {"markdown": directory / "comparison.md", "csv": directory / "comparison.csv"}
+    note = ("Cells: WAR / UAR in %, mean ± std over seeds (and folds); "
+            f"split: {split}; 'mean' = mean over the missing conditions.\n\n")
+    runs = "\n".join(f"- {e.name}: {e.run_dir or 'FAILED: ' + str(e.error)}" for e in entries)
+    atomic_write_text(paths["markdown"], note + markdown_table(header, rows) + "\nRuns:\n" + runs + "\n")
+    lines = ["method,condition,war_mean,war_std,uar_mean,uar_std,n"]
+    for e in entries:
+        if e.results:
+            for c, m in e.results["summary"][split].items():
+                lines.append(f"{e.name},{c},{m['war']['mean']:.6f},{m['war']['std']:.6f},"
+                             f"{m['uar']['mean']:.6f},{m['uar']['std']:.6f},{m['uar']['n']}")
+    atomic_write_text(paths["csv"], "\n".join(lines) + "\n")
+    png = plot_uar(entries, directory / "uar.png", split)
+    if png:
+        paths["plot"] = png
+    return paths
+
+
+def plot_uar(entries: list[Entry], path: Path, split: str) -> Path | None:
+    """Per-condition UAR per method as grouped bars (needs the optional matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    done = [e for e in entries if e.results]
+    if not done:
+        return None
+    conds = condition_order(list(done[0].results["summary"][split]))
+    width = 0.8 / len(done)
+    fig, ax = plt.subplots(figsize=(1.2 * len(conds) + 2, 4))
+    for i, e in enumerate(done):
+        s = e.results["summary"][split]
+        means = [100 * s[c]["uar"]["mean"] for c in conds]
+        stds = [100 * s[c]["uar"]["std"] for c in conds]
+        ax.bar([j + i * width for j in range(len(conds))], means, width, yerr=stds, label=e.name)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(conds))], conds)
+    ax.set_ylabel("UAR (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs: int = 1,
+            reuse: bool = True, out_dir: str | None = None, plugins_dir: str | None = None,
+            show: Any = None) -> tuple[list[Entry], dict[str, Path]]:
+    entries = []
+    for r in recipes:
+        tree = load_tree(r, system, overrides)
+        name = tree.get("name") or Path(r).stem
+        entries.append(Entry(r, tree, name))
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise MmtkError(f"two recipes share a name ({', '.join(names)}); give each its own 'name'")
+    check_same_protocol(entries, system.registry)
+    show = show or (lambda e, msg: None)
+    todo = []
+    for e in entries:
+        found = find_finished_run(e.tree, e.name) if reuse else None
+        if found:
+            e.run_dir = found
+            e.results = json.loads((found / "metrics.json").read_text())
+            show(e, f"reusing finished run {found}")
+        else:
+            todo.append(e)
+    if todo:
+        run_entries(todo, overrides, jobs, plugins_dir, show)
+    root = Path(out_dir) if out_dir else Path(entries[0].tree["output"]["dir"])
+    directory = new_run_dir(root, "compare")
+    return entries, write_outputs(entries, directory)
+
+
+class CompareDisplay:
+    """Plain: one prefixed line per child progress line. Terminal: one live line per recipe."""
+
+    def __init__(self, entries_names: list[str], terminal: bool):
+        self.terminal = terminal
+        self.start = time.time()
+        if terminal:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                     TextColumn("{task.fields[status]}"), TimeElapsedColumn())
+            self.tasks = {n: self.progress.add_task(n, total=None, status="waiting") for n in entries_names}
+            self.progress.start()
+
+    def __call__(self, entry: Entry, message: str) -> None:
+        if self.terminal:
+            self.progress.update(self.tasks[entry.name], status=message[-90:])
+        else:
+            print(f"[{entry.name}] {message}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.terminal:
+            self.progress.stop()
+
+
+def print_comparison(entries: list[Entry], paths: dict[str, Path], terminal: bool) -> None:
+    header, rows = comparison_rows(entries)
+    print(render_table(header, rows, "test WAR / UAR (%), mean ± std", rich_output=terminal))
+    for kind, p in paths.items():
+        print(f"{kind}: {p}")
+    failed = [e for e in entries if e.error]
+    for e in failed:
+        print(f"FAILED {e.name}: {e.error}", file=sys.stderr)
