@@ -77,7 +77,7 @@ def check_same_protocol(entries: list[Entry], registry: Any = None) -> None:
     ref = protocol_fields(entries[0].tree, registry)
     for e in entries[1:]:
         other = protocol_fields(e.tree, registry)
-        for key in sorted(set(ref) | set(other)):
+        for key in sorted(set(ref) | set(other), key=lambda k: (not k.endswith(".type"), k)):
             if ref.get(key) != other.get(key):
                 raise MmtkError(
                     f"cannot compare '{entries[0].recipe}' with '{e.recipe}': they differ in "
