@@ -188,7 +188,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .console import make_progress
     from .run import Run, load_tree
 
+    from . import distributed
+    from .engine import pick_device
+
     system = _system(args)
+    if distributed.launched_by_torchrun():
+        distributed.init(pick_device(args.device or "auto").type)
     if args.resume:
         if args.set or args.seeds or args.folds:
             raise MmtkError("--resume continues a run exactly as it was recorded; "
@@ -206,13 +211,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.dry_run:
             return _dry_run(tree, system, args)
         run = Run.create(tree, system, device=args.device)
-    progress = make_progress(args.quiet, plain=args.json)
+    progress = make_progress(args.quiet or not distributed.is_main(), plain=args.json)
     run.progress = progress
     try:
         results = run.execute()
     finally:
         getattr(progress, "close", lambda: None)()
-    print_summary(results, args.json)
+    if distributed.is_main():
+        print_summary(results, args.json)
     return 0
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import distributed as dist
 from .builder import Builder
 from .data import DataSplits, Standardizer, TensorData, check_finite, ensure_validation
 from .errors import MmtkError, NonFiniteLossError
@@ -110,16 +111,20 @@ class Evaluator:
 
     @torch.no_grad()
     def predict(self, model: Pipeline, data: TensorData, mask: Tensor) -> Tensor:
+        """Predicted classes; under DDP each rank predicts a shard and all ranks gather."""
         model.eval()
+        device = data.labels.device
+        mask = mask.to(device)
+        mine = dist.shard(torch.arange(len(data), device=device))
         preds = []
-        mask = mask.to(data.labels.device)
-        for start in range(0, len(data), self.batch_size):
-            idx = torch.arange(start, min(start + self.batch_size, len(data)), device=data.labels.device)
+        for start in range(0, len(mine), self.batch_size):
+            idx = mine[start:start + self.batch_size]
             batch = data.batch(idx).masked(mask[idx])
-            with _autocast(data.labels.device, self.amp_dtype):
+            with _autocast(device, self.amp_dtype):
                 logits = model(batch).logits
             preds.append(logits.argmax(-1))
-        return torch.cat(preds)
+        local = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=device)
+        return dist.gather_by_index(mine, local, len(data))
 
     def evaluate(self, model: Pipeline, data: TensorData, plan: EvalPlan) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
@@ -162,7 +167,9 @@ class Trainer:
         self.registry = registry
         self.builder = Builder(registry, tree.get("_base_dir"))
         self.device = pick_device(device or tree["train"].get("device", "auto"))
-        self.progress = progress
+        dist.init(self.device.type)
+        self.device = dist.local_device(self.device)
+        self.progress = progress if dist.is_main() else _quiet
 
     # -- pieces ---------------------------------------------------------------------------
     def _metrics(self) -> dict[str, Callable]:
@@ -185,6 +192,12 @@ class Trainer:
         if self.tree["train"].get("deterministic", True) and self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         splits = load_data(self.builder, self.tree, trial.fold, trial.seed)
+        if dist.is_main():
+            write_json(trial.directory / "data.json", {
+                **splits.info, "fold": trial.fold, "modalities": list(splits.modalities),
+                "in_dims": splits.in_dims, "num_classes": splits.num_classes,
+                "class_names": splits.class_names,
+                "sizes": {name: len(part) for name, part in splits.items()}})
         if self.device.type == "cuda":
             splits.train, splits.val, splits.test = (splits.train.to(self.device),
                                                      splits.val.to(self.device), splits.test.to(self.device))
@@ -209,7 +222,8 @@ class Trainer:
             state = self._train_stage(model, tree, name, index, splits, evaluator, trial,
                                       resume if resume and resume["stage_index"] == index else None)
             model.load_state_dict(state.best_state)
-            save_torch(ckpt, model.state_dict())
+            if dist.is_main():
+                save_torch(ckpt, model.state_dict())
             stage_states[name] = {k: v.detach().clone() for k, v in model.state_dict().items()}
             resume = None
         assert model is not None
@@ -217,12 +231,18 @@ class Trainer:
         eval_plan_test = self._missing(final_tree, "eval", trial.seed).eval_conditions(splits.modalities, len(splits.test))
         results = {"val": evaluator.evaluate(model, splits.val, eval_plan_val),
                    "test": evaluator.evaluate(model, splits.test, eval_plan_test)}
-        save_torch(trial.directory / "model.pt", model.state_dict())
-        write_json(trial.directory / "metrics.json", results)
-        if resume_path.is_file():
-            resume_path.unlink()
+        if dist.is_main():
+            save_torch(trial.directory / "model.pt", model.state_dict())
+            write_json(trial.directory / "metrics.json", results)
+            if resume_path.is_file():
+                resume_path.unlink()
+        dist.barrier()
         self.progress("trial_end", trial=trial.key, results=results)
         return results
+
+    @staticmethod
+    def _save_resume(trial: TrialSpec, state: dict) -> None:
+        save_torch(trial.directory / "resume.pt", state)
 
     def _build_stage_model(self, tree: dict, stage: dict, splits: DataSplits, seed: int,
                            earlier: dict[str, dict]) -> Pipeline:
@@ -276,13 +296,30 @@ class Trainer:
         steps_per_epoch = math.ceil(len(splits.train) / train_cfg["batch_size"])
         self.progress("stage_start", stage=name, epochs=epochs, trial=trial.key, start=st.epoch)
         clip = train_cfg.get("grad_clip")
+        forward = model
+        if dist.active():
+            from torch.nn.parallel import DistributedDataParallel
+            forward = DistributedDataParallel(model, find_unused_parameters=True)
+        if train_cfg.get("compile"):
+            forward = torch.compile(forward)
+        train, bs = splits.train, train_cfg["batch_size"]
         for epoch in range(first_epoch, epochs):
             model.train()
             sums: dict[str, Tensor] = {}
-            for step, batch in enumerate(splits.train.batches(train_cfg["batch_size"], True, shuffle_gen)):
-                keep = train_missing.train_mask(batch.present.cpu(), mask_gen, batch.modalities).to(batch.present.device)
+            # One global order and one global mask per batch, identical on every rank; under
+            # DDP each rank takes its shard, so N ranks see exactly one process's batches.
+            order = torch.randperm(len(train), generator=shuffle_gen)
+            for step, start in enumerate(range(0, len(train), bs)):
+                global_idx = order[start:start + bs]
+                global_keep = train_missing.train_mask(train.present[global_idx].cpu(), mask_gen,
+                                                       train.modalities)
+                if len(global_idx) < dist.world_size():
+                    continue  # too small to give every rank a sample
+                idx = dist.shard(global_idx).to(train.labels.device)
+                batch = train.batch(idx)
+                keep = dist.shard(global_keep).to(batch.present.device)
                 with _autocast(self.device, amp):
-                    out = model(batch.masked(keep), truth=batch)
+                    out = forward(batch.masked(keep), truth=batch)
                     losses = {"task": task_loss(out.logits, batch.labels)}
                     losses.update(out.aux)
                     total = losses["task"] + sum(weights.get(k, 1.0) * v for k, v in out.aux.items())
@@ -322,19 +359,21 @@ class Trainer:
             else:
                 st.bad_epochs += 1
             stop = patience is not None and st.bad_epochs >= patience and st.epoch >= train_cfg.get("min_epochs", 1)
-            save_torch(trial.directory / "resume.pt", {
-                "stage_index": index, "epoch": st.epoch, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "shuffle_gen": shuffle_gen.get_state(), "mask_gen": mask_gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "best_score": st.best_score,
-                "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs,
-                "best_state": st.best_state, "history": st.history,
-                "stopped": stop})
+            if dist.is_main():
+                self._save_resume(trial, {
+                    "stage_index": index, "epoch": st.epoch, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "shuffle_gen": shuffle_gen.get_state(), "mask_gen": mask_gen.get_state(),
+                    "torch_rng": torch.get_rng_state(), "best_score": st.best_score,
+                    "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs,
+                    "best_state": st.best_state, "history": st.history, "stopped": stop})
+            dist.barrier()
             self.progress("epoch_end", stage=name, trial=trial.key, **record)
             if stop:
                 break
-        write_json(trial.directory / f"history-{name}.json", st.history)
+        if dist.is_main():
+            write_json(trial.directory / f"history-{name}.json", st.history)
         if st.best_state is None:
             raise MmtkError(f"stage '{name}' ran no epoch (train.epochs = {epochs})")
         return st

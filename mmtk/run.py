@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from . import distributed as dist
 from .builder import Builder
 from .engine import Progress, Trainer, TrialSpec, _quiet
 from .errors import MmtkError, Problem, RecipeError
@@ -84,12 +85,16 @@ class Run:
     @classmethod
     def create(cls, tree: dict, system: PluginSystem, **kw: Any) -> "Run":
         name = tree.get("name") or Path(tree.get("_source", "run")).stem
-        root = Path(tree["output"]["dir"])
-        directory = new_run_dir(root, name)
-        saved = {k: v for k, v in tree.items() if not k.startswith("_")}
-        saved["_source"], saved["_base_dir"] = tree.get("_source"), tree.get("_base_dir")
-        write_yaml(directory / "recipe.yaml", saved)
-        write_json(directory / "environment.json", environment(system.statuses))
+        directory = None
+        if dist.is_main():  # under torchrun only rank 0 creates and writes the run folder
+            directory = new_run_dir(Path(tree["output"]["dir"]), name)
+            saved = {k: v for k, v in tree.items() if not k.startswith("_")}
+            saved["_source"], saved["_base_dir"] = tree.get("_source"), tree.get("_base_dir")
+            write_yaml(directory / "recipe.yaml", saved)
+            env = environment(system.statuses)
+            env["world_size"] = dist.world_size()
+            write_json(directory / "environment.json", env)
+        directory = dist.broadcast_object(directory)
         return cls(tree, system, directory, **kw)
 
     @classmethod
@@ -117,8 +122,9 @@ class Run:
         summary = summarize_trials(list(per_trial.values()))
         self.results = {"name": self.tree.get("name"), "directory": str(self.directory),
                         "trials": per_trial, "summary": summary}
-        write_json(self.directory / "metrics.json", self.results)
-        write_csv(self.directory / "metrics.csv", per_trial, summary)
+        if dist.is_main():
+            write_json(self.directory / "metrics.json", self.results)
+            write_csv(self.directory / "metrics.csv", per_trial, summary)
         self.system.call_run_end(self, self.results)
         return self.results
 

@@ -1,0 +1,52 @@
+"""DDP through torchrun (gloo, 2 CPU processes) against a single process."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import RECIPES, prepare
+from mmtk.builder import Builder
+from mmtk.engine import Evaluator, load_data
+from mmtk.rundir import load_torch
+
+TOLERANCE = 0.04  # |Δ test mean UAR| between 2 ranks and 1 process (dropout draws differ)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(system, tmp_path):
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    common = ["run", str(RECIPES / "baseline.yaml"), "--set", "train.epochs=3", "--set", "train.patience=null",
+              "--set", "data.n_samples=800", "--quiet", "--json"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    ddp = subprocess.run([torchrun, "--nproc_per_node=2", "--master_port=29533", "-m", "mmtk", *common,
+                          "--set", f"output.dir={tmp_path / 'ddp'}"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run([sys.executable, "-m", "mmtk", *common, "--set", f"output.dir={tmp_path / 'one'}"],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    runs = list((tmp_path / "ddp" / "baseline").iterdir())
+    assert len(runs) == 1, "only rank 0 may create a run directory"
+    d = json.loads((runs[0] / "metrics.json").read_text())
+    s = json.loads(single.stdout)
+    assert json.loads((runs[0] / "environment.json").read_text())["world_size"] == 2
+    a, b = d["summary"]["test"]["mean"]["uar"]["mean"], s["summary"]["test"]["mean"]["uar"]["mean"]
+    assert abs(a - b) < TOLERANCE, (a, b)
+
+    # gathered evaluation == one process evaluating the same (DDP-trained) model
+    tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, ["data.n_samples=800"])
+    builder = Builder(system.registry, tree["_base_dir"])
+    splits = load_data(builder, tree, None, 0)
+    model = builder.model(tree["model"], splits.in_dims, splits.num_classes)
+    model.load_state_dict(load_torch(runs[0] / "trials/seed0/model.pt"))
+    metrics = {n: builder.component("metric", n) for n in tree["eval"]["metrics"]}
+    plan = builder.component("missing", tree["missing"]["eval"]).eval_conditions(splits.modalities, len(splits.test))
+    mine = Evaluator(metrics, splits.num_classes, 256, None).evaluate(model, splits.test, plan)
+    assert mine == d["trials"]["seed0"]["test"]
