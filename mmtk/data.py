@@ -13,6 +13,7 @@ from torch import Tensor
 
 from .batch import ModalityBatch
 from .errors import DataError
+from .lazy import LazyFeatures, streaming_mean_std
 
 
 @dataclass
@@ -44,7 +45,8 @@ class TensorData:
 
     def subset(self, index: Tensor) -> "TensorData":
         idx = index.tolist()
-        return TensorData({m: x[index] for m, x in self.inputs.items()}, self.labels[index],
+        return TensorData({m: x.subset(index) if isinstance(x, LazyFeatures) else x[index]
+                           for m, x in self.inputs.items()}, self.labels[index],
                           [self.ids[i] for i in idx], self.present[index],
                           {m: v[index] for m, v in self.lengths.items()})
 
@@ -54,15 +56,24 @@ class TensorData:
                        lengths={m: v.to(device) for m, v in self.lengths.items()})
 
     def nbytes(self) -> int:
-        return sum(x.numel() * x.element_size() for x in self.inputs.values())
+        """Bytes held in memory (features left on disk count zero)."""
+        return sum(x.numel() * x.element_size() for x in self.inputs.values() if isinstance(x, Tensor))
 
-    def batch(self, index: Tensor) -> ModalityBatch:
-        ids = [self.ids[i] for i in index.tolist()] if index.numel() < 4096 else None
-        return ModalityBatch(
-            inputs={m: self.inputs[m][index] for m in self.modalities},
-            present=self.present[index], modalities=self.modalities,
-            labels=self.labels[index], ids=ids,
-            lengths={m: v[index] for m, v in self.lengths.items()})
+    def batch(self, index: Tensor, trim: bool = False) -> ModalityBatch:
+        """Rows ``index`` as a batch. ``trim`` cuts frame padding beyond the batch's longest
+        sequence (useful with length bucketing). No ids: reading them would sync a GPU."""
+        inputs, lengths = {}, {m: v[index] for m, v in self.lengths.items()}
+        for m in self.modalities:
+            x = self.inputs[m][index]
+            if m in lengths and x.dim() == 3:
+                if trim:
+                    x = x[:, : max(int(lengths[m].max()), 1)]
+                if isinstance(self.inputs[m], LazyFeatures) and self.inputs[m].mean is not None:
+                    t = torch.arange(x.shape[1])
+                    x = x * (t[None, :, None] < lengths[m][:, None, None].cpu())  # padding stays 0
+            inputs[m] = x
+        return ModalityBatch(inputs=inputs, present=self.present[index], modalities=self.modalities,
+                             labels=self.labels[index], lengths=lengths)
 
     def batches(self, batch_size: int, shuffle: bool = False,
                 generator: torch.Generator | None = None,
@@ -144,6 +155,9 @@ class Standardizer:
         for i, m in enumerate(train.modalities):
             if (modalities is not None and m not in modalities) or not train.inputs[m].is_floating_point():
                 continue
+            if isinstance(train.inputs[m], LazyFeatures):
+                mean[m], std[m] = _lazy_stats(train, m, i)
+                continue
             x = train.inputs[m].double()
             rows = train.present[:, i]
             if x.dim() == 3:
@@ -166,6 +180,9 @@ class Standardizer:
             if m not in self.mean:
                 inputs[m] = data.inputs[m]
                 continue
+            if isinstance(data.inputs[m], LazyFeatures):  # normalised per batch when read
+                inputs[m] = data.inputs[m].normalized(self.mean[m], self.std[m])
+                continue
             x = (data.inputs[m] - self.mean[m]) / self.std[m]
             keep = data.present[:, i].view(-1, *([1] * (x.dim() - 1)))
             if x.dim() == 3 and m in data.lengths:  # keep padding at exactly zero
@@ -175,8 +192,36 @@ class Standardizer:
         return replace(data, inputs=inputs)
 
 
+def _valid_rows(data: TensorData, m: str, i: int, pos: Tensor, x: Tensor) -> Tensor:
+    """Rows of x (chunk at positions ``pos``) that are present, flattened over real frames."""
+    rows = data.present[pos, i]
+    if x.dim() == 3:
+        t = torch.arange(x.shape[1])
+        lengths = data.lengths[m][pos] if m in data.lengths else torch.full((len(pos),), x.shape[1])
+        return x[(t[None, :] < lengths[:, None]) & rows[:, None]]
+    return x[rows]
+
+
+def _lazy_stats(train: TensorData, m: str, i: int) -> tuple[Tensor, Tensor]:
+    lazy = train.inputs[m]
+    chunks = (_valid_rows(train, m, i, torch.from_numpy(pos), x) for pos, x in lazy.chunks())
+    mean, std, count = streaming_mean_std(chunks)
+    if not count:
+        raise DataError(f"modality '{m}' has no present training sample to fit "
+                        "normalisation statistics on")
+    return mean, std
+
+
 def check_finite(data: TensorData, split: str, source: str) -> None:
     for m, x in data.inputs.items():
+        if isinstance(x, LazyFeatures):
+            for pos, chunk in x.chunks():
+                bad = ~torch.isfinite(chunk.reshape(len(pos), -1)).all(1)
+                if bad.any():
+                    raise DataError(f"{source}: modality '{m}' of {split} sample "
+                                    f"'{data.ids[int(pos[int(bad.nonzero()[0])])]}' contains NaN or "
+                                    f"infinite values (file {x.name or 'memory map'})")
+            continue
         if not x.is_floating_point():
             continue
         bad = ~torch.isfinite(x)

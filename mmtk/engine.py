@@ -119,7 +119,7 @@ class Evaluator:
         preds = []
         for start in range(0, len(mine), self.batch_size):
             idx = mine[start:start + self.batch_size]
-            batch = data.batch(idx).masked(mask[idx])
+            batch = data.batch(idx).to(device).masked(mask[idx])
             with _autocast(device, self.amp_dtype):
                 logits = model(batch).logits
             preds.append(logits.argmax(-1))
@@ -142,6 +142,24 @@ def _autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def batch_indices(order: Tensor, batch_size: int, data: TensorData, bucket: bool,
+                  generator: torch.Generator) -> list[Tensor]:
+    """Global batches of ``order``. With ``bucket``, windows of 50 batches are sorted by
+    sequence length (so batches hold similar lengths and little padding), then the batch
+    order is shuffled; every sample still appears exactly once per epoch."""
+    if not bucket:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    longest = torch.stack([v.cpu() for v in data.lengths.values()], 1).amax(1)
+    window = batch_size * 50
+    batches = []
+    for w in range(0, len(order), window):
+        chunk = order[w:w + window]
+        chunk = chunk[torch.argsort(longest[chunk], stable=True)]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    perm = torch.randperm(len(batches), generator=generator)
+    return [batches[i] for i in perm.tolist()]
 
 
 def remap_state(state: dict, mapping: dict | list | None) -> dict:
@@ -303,21 +321,21 @@ class Trainer:
         if train_cfg.get("compile"):
             forward = torch.compile(forward)
         train, bs = splits.train, train_cfg["batch_size"]
+        bucket = bool(train_cfg.get("bucket_by_length")) and bool(train.lengths)
         for epoch in range(first_epoch, epochs):
             model.train()
             sums: dict[str, Tensor] = {}
             # One global order and one global mask per batch, identical on every rank; under
             # DDP each rank takes its shard, so N ranks see exactly one process's batches.
             order = torch.randperm(len(train), generator=shuffle_gen)
-            for step, start in enumerate(range(0, len(train), bs)):
-                global_idx = order[start:start + bs]
+            for step, global_idx in enumerate(batch_indices(order, bs, train, bucket, shuffle_gen)):
                 global_keep = train_missing.train_mask(train.present[global_idx].cpu(), mask_gen,
                                                        train.modalities)
                 if len(global_idx) < dist.world_size():
                     continue  # too small to give every rank a sample
                 idx = dist.shard(global_idx).to(train.labels.device)
-                batch = train.batch(idx)
-                keep = dist.shard(global_keep).to(batch.present.device)
+                batch = train.batch(idx, trim=bucket).to(self.device)
+                keep = dist.shard(global_keep).to(self.device)
                 with _autocast(self.device, amp):
                     out = forward(batch.masked(keep), truth=batch)
                     losses = {"task": task_loss(out.logits, batch.labels)}
