@@ -34,6 +34,7 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     run.add_argument("--json", action="store_true", help="print results as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress output")
+    run.add_argument("--jobs", type=int, default=1, help="trials (seeds x folds) run in parallel processes")
 
     val = sub.add_parser("validate", help="check a recipe and report every problem")
     val.add_argument("recipe")
@@ -213,6 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = Run.create(tree, system, device=args.device)
     progress = make_progress(args.quiet or not distributed.is_main(), plain=args.json)
     run.progress = progress
+    run.jobs, run.plugins_dir = args.jobs, args.plugins_dir
     try:
         results = run.execute()
     finally:

@@ -20,6 +20,8 @@ class PlainProgress:
             print(f"run directory: {info['directory']} ({info['trials']} trial(s))", file=self.stream)
         elif event == "stage_start":
             print(f"[{info['trial']}] stage '{info['stage']}': up to {info['epochs']} epochs", file=self.stream)
+        elif event == "trial_failed":
+            print(f"[{info['trial']}] FAILED: {info['error']}", file=self.stream)
         elif event == "epoch_end":
             losses = " ".join(f"{k[5:]}={v:.3f}" for k, v in info.items() if k.startswith("loss/"))
             val = " ".join(f"{k}={v:.4f}" for k, v in info.items() if k.startswith("val/"))

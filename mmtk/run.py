@@ -77,6 +77,8 @@ class Run:
     device: str | None = None
     progress: Progress = _quiet
     results: dict = field(default_factory=dict)
+    jobs: int = 1
+    plugins_dir: str | None = None
 
     @property
     def recipe(self) -> dict:
@@ -114,19 +116,86 @@ class Run:
         self.system.call_run_start(self)
         trials = trials_of(self.tree, self.system, self.directory)
         self.progress("run_start", directory=str(self.directory), trials=len(trials))
-        per_trial = {}
-        for spec in trials:
-            self.progress("trial_start", trial=spec.key)
-            trainer = Trainer(self.tree, self.system.registry, self.device, self.progress)
-            per_trial[spec.key] = trainer.run(spec)
+        if self.jobs > 1 and len(trials) > 1 and not dist.active():
+            per_trial, failed = run_trials_in_parallel(self, trials)
+        else:
+            per_trial, failed = {}, {}
+            for spec in trials:
+                self.progress("trial_start", trial=spec.key)
+                trainer = Trainer(self.tree, self.system.registry, self.device, self.progress)
+                per_trial[spec.key] = trainer.run(spec)
         summary = summarize_trials(list(per_trial.values()))
         self.results = {"name": self.tree.get("name"), "directory": str(self.directory),
                         "trials": per_trial, "summary": summary}
+        if failed:
+            self.results["failed"] = failed
         if dist.is_main():
             write_json(self.directory / "metrics.json", self.results)
             write_csv(self.directory / "metrics.csv", per_trial, summary)
         self.system.call_run_end(self, self.results)
+        if failed:
+            raise MmtkError(f"{len(failed)} of {len(trials)} trial(s) failed (the others finished and are "
+                            f"summarised in {self.directory / 'metrics.json'}): " +
+                            "; ".join(f"{k}: {v}" for k, v in failed.items()))
         return self.results
+
+
+def _trial_worker(tree: dict, spec: TrialSpec, device: str | None, threads: int,
+                  plugins_dir: str | None, events: Any) -> dict:
+    """Runs one trial in a child process; progress events go back through a queue."""
+    import torch
+    from .plugins import load_plugins
+
+    torch.set_num_threads(threads)
+    system = load_plugins(plugins_dir=plugins_dir)
+    for item in tree.get("imports") or []:
+        system.load_file(Path(tree.get("_base_dir", ".")) / item)
+    trainer = Trainer(tree, system.registry, device, lambda event, **info: events.put((event, info)))
+    return trainer.run(spec)
+
+
+def run_trials_in_parallel(run: "Run", trials: list[TrialSpec]) -> tuple[dict, dict]:
+    """Independent trials in ``run.jobs`` processes, threads split between them. A failed
+    trial is reported; the others finish."""
+    import multiprocessing as mp
+    import os
+    import queue as queue_mod
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager()
+    events = manager.Queue()
+    threads = max(1, (os.cpu_count() or 1) // run.jobs)
+    per_trial, failed = {}, {}
+    with ProcessPoolExecutor(max_workers=run.jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(_trial_worker, run.tree, spec, run.device, threads, run.plugins_dir, events): spec
+                   for spec in trials}
+        for spec in trials:
+            run.progress("trial_start", trial=spec.key)
+        pending = set(futures)
+        while pending:
+            try:
+                event, info = events.get(timeout=0.2)
+                run.progress(event, **info)
+            except queue_mod.Empty:
+                pass
+            for fut in [f for f in pending if f.done()]:
+                pending.discard(fut)
+                spec = futures[fut]
+                try:
+                    per_trial[spec.key] = fut.result()
+                except Exception as exc:  # reported, and the other trials go on
+                    failed[spec.key] = f"{type(exc).__name__}: {exc}"
+                    run.progress("trial_failed", trial=spec.key, error=failed[spec.key])
+    while True:  # drain the last events
+        try:
+            event, info = events.get_nowait()
+            run.progress(event, **info)
+        except queue_mod.Empty:
+            break
+    manager.shutdown()
+    order = [t.key for t in trials]
+    return {k: per_trial[k] for k in order if k in per_trial}, failed
 
 
 def describe_protocol(tree: dict) -> dict:

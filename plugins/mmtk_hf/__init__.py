@@ -1,1 +1,1 @@
-"""mmtk plugin: hf (in progress)."""
+"""mmtk plugin ``hf``: pretrained encoders through local Hugging Face checkpoints, and ``mmtk extract``."""

@@ -1,0 +1,128 @@
+"""Writing the generic per-modality arrays format, resumably.
+
+A directory holds ``<modality>.h5`` (one h5 dataset per sample id: an array ``(T, D)`` or
+``(D,)``), ``labels.csv`` (``id,label``), optionally ``splits.csv`` (``id,split``), and
+``manifest.json`` recording, per modality, how the arrays were made. The ``arrays`` dataset
+of the mmtk_datasets plugin reads it.
+
+Resuming: ids already in the h5 file are skipped; every id is written and flushed before the
+next, and the file is closed on errors and Ctrl-C, so an interrupted extraction leaves a
+valid file that the same command continues.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmtk.errors import DataError
+
+from .media import read_table
+
+FORMAT = "mmtk-arrays"
+# settings that must match for an extraction to continue into an existing file
+RESUME_KEYS = ("kind", "model", "layer", "pooling", "patch_pooling", "max_length", "sample_rate",
+               "max_frames", "normalize")
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_manifest(out: Path) -> dict:
+    path = out / "manifest.json"
+    if not path.is_file():
+        return {"format": FORMAT, "version": 1, "modalities": {}}
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read '{path}': {exc}; fix or delete it") from exc
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("modalities"), dict):
+        raise DataError(f"'{path}' is not an mmtk arrays manifest (no 'modalities' mapping); "
+                        "use another --out folder")
+    return manifest
+
+
+def write_manifest(out: Path, manifest: dict) -> None:
+    path = out / "manifest.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    os.replace(tmp, path)   # never leaves a half-written manifest
+
+
+class ArraysWriter:
+    """Appends one modality's arrays to ``<out>/<modality>.h5`` and keeps its manifest entry."""
+
+    def __init__(self, out: str | Path, modality: str, settings: dict[str, Any], overwrite: bool = False):
+        import h5py
+
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.modality = modality
+        self.path = self.out / f"{modality}.h5"
+        self.manifest = read_manifest(self.out)
+        previous = self.manifest["modalities"].get(modality)
+        if overwrite:
+            self.path.unlink(missing_ok=True)
+            previous = None
+        elif previous and self.path.exists():
+            changed = [k for k in RESUME_KEYS if previous.get(k) != settings.get(k)]
+            if changed:
+                diff = "; ".join(f"{k}: {previous.get(k)!r} -> {settings.get(k)!r}" for k in changed)
+                raise DataError(f"'{self.path}' was extracted with other settings ({diff}); continuing "
+                                "would mix features. Use another --out folder, or --overwrite to "
+                                "start this modality again.")
+        try:
+            self.file = h5py.File(self.path, "a")
+        except OSError as exc:
+            raise DataError(f"cannot open '{self.path}' ({exc}); if a crash damaged it, delete it "
+                            "(or pass --overwrite) and extract again") from exc
+        self.done = set(self.file.keys())
+        self.entry = {**settings, "file": self.path.name, "started": now(),
+                      "created": (previous or {}).get("created", now()), "status": "running"}
+        self.manifest["modalities"][modality] = self.entry
+        write_manifest(self.out, self.manifest)
+
+    def write(self, sample_id: str, array: np.ndarray) -> None:
+        if sample_id in self.done:
+            return
+        self.file.create_dataset(sample_id, data=array)
+        self.file.flush()
+        self.done.add(sample_id)
+
+    def close(self, status: str, problems: dict[str, str], **info: Any) -> None:
+        if self.file.id.valid:
+            keys = list(self.file.keys())
+            self.entry["count"] = len(keys)
+            if keys:
+                first = self.file[keys[0]]
+                self.entry["array_shape"] = ["T", *first.shape[1:]] if first.ndim == 2 else list(first.shape)
+                self.entry["dtype"] = str(first.dtype)
+            self.file.close()
+        self.entry.update(info, status=status, finished=now(),
+                          problems=dict(sorted(problems.items())))
+        write_manifest(self.out, self.manifest)
+
+
+def copy_table(source: str | Path, out: Path, name: str, columns: tuple[str, str], what: str) -> int:
+    """Write ``out/name`` from a CSV (checked); an existing, different one is an error."""
+    rows = read_table(source, columns, what)
+    text = ",".join(columns) + "\n" + "".join(f"{_csv(a)},{_csv(b.strip())}\n" for a, b in rows)
+    target = out / name
+    if target.exists() and target.read_text() != text:
+        raise DataError(f"'{target}' already exists with different content than '{source}'; all "
+                        f"modalities of one output folder share one {name}. Use another --out "
+                        "folder or remove the old file.")
+    out.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    return len(rows)
+
+
+def _csv(value: str) -> str:
+    if any(c in value for c in ',"\n\r'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
