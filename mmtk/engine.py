@@ -57,6 +57,12 @@ def autocast_dtype(amp: Any, device: torch.device) -> torch.dtype | None:
     return torch.float16
 
 
+def fits_on_device(splits: DataSplits, device: torch.device, share: float = 0.5) -> bool:
+    """Does the in-memory data take at most ``share`` of the GPU's free memory?"""
+    free, _ = torch.cuda.mem_get_info(device)
+    return sum(part.nbytes() for _, part in splits.items()) <= share * free
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -99,6 +105,32 @@ def load_data(builder: Builder, tree: dict, fold: int | None, seed: int) -> Data
     for split, part in splits.items():
         check_finite(part, split, f"dataset '{data_block['type']}'")
     return splits
+
+
+class NonFiniteWatch:
+    """Remembers, on the device and without syncing, the first step with a non-finite loss."""
+
+    def __init__(self) -> None:
+        self.first: tuple[int, Tensor, dict[str, Tensor]] | None = None
+        self.flags: list[tuple[int, Tensor, dict[str, Tensor]]] = []
+
+    def observe(self, step: int, total: Tensor, losses: dict[str, Tensor]) -> None:
+        self.flags.append((step, ~torch.isfinite(total.detach()),
+                           {k: v.detach() for k, v in losses.items()}))
+
+    def raise_if_bad(self, where: str, trial: "TrialSpec") -> None:
+        flags, self.flags = self.flags, []
+        if not flags:
+            return
+        bad = torch.stack([f[1] for f in flags])
+        if not bool(bad.any()):
+            return
+        step, _, losses = flags[int(bad.nonzero()[0])]
+        detail = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+        raise NonFiniteLossError(
+            f"non-finite loss in {where}, step {step + 1} of trial {trial.key}: {detail}. "
+            f"The last good checkpoint is kept in {trial.directory}; lower the learning rate "
+            "or check the data.")
 
 
 class Evaluator:
@@ -216,7 +248,8 @@ class Trainer:
                 "in_dims": splits.in_dims, "num_classes": splits.num_classes,
                 "class_names": splits.class_names,
                 "sizes": {name: len(part) for name, part in splits.items()}})
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and fits_on_device(splits, self.device):
+            # the whole dataset lives on the GPU; batches are sliced there
             splits.train, splits.val, splits.test = (splits.train.to(self.device),
                                                      splits.val.to(self.device), splits.test.to(self.device))
         amp = autocast_dtype(self.tree["train"].get("amp", "auto"), self.device)
@@ -321,6 +354,10 @@ class Trainer:
         if train_cfg.get("compile"):
             forward = torch.compile(forward)
         train, bs = splits.train, train_cfg["batch_size"]
+        watch = NonFiniteWatch()
+        # On CPU checking every step is free; on a GPU it would sync, so check every 50 steps
+        # (and at the end of every epoch) and still name the first bad step.
+        check_now = (lambda step: True) if self.device.type == "cpu" else (lambda step: step % 50 == 49)
         bucket = bool(train_cfg.get("bucket_by_length")) and bool(train.lengths)
         for epoch in range(first_epoch, epochs):
             model.train()
@@ -341,12 +378,9 @@ class Trainer:
                     losses = {"task": task_loss(out.logits, batch.labels)}
                     losses.update(out.aux)
                     total = losses["task"] + sum(weights.get(k, 1.0) * v for k, v in out.aux.items())
-                if not torch.isfinite(total):
-                    detail = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
-                    raise NonFiniteLossError(
-                        f"non-finite loss in stage '{name}', epoch {epoch + 1}, step {step + 1} "
-                        f"of trial {trial.key}: {detail}. The last good checkpoint is kept in "
-                        f"{trial.directory}; lower the learning rate or check the data.")
+                watch.observe(step, total, losses)
+                if check_now(step):
+                    watch.raise_if_bad(f"stage '{name}', epoch {epoch + 1}", trial)
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(total).backward()
@@ -363,6 +397,7 @@ class Trainer:
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0) + v.detach()
                 self.progress("step", stage=name, epoch=epoch, step=step, steps=steps_per_epoch)
+            watch.raise_if_bad(f"stage '{name}', epoch {epoch + 1}", trial)
             if scheduler is not None:
                 scheduler.step()
             val = evaluator.evaluate(model, splits.val, val_plan)
