@@ -355,6 +355,7 @@ class Trainer:
             forward = torch.compile(forward)
         train, bs = splits.train, train_cfg["batch_size"]
         watch = NonFiniteWatch()
+        present_cpu = train.present.cpu()  # masks are drawn on the host: no device sync
         # On CPU checking every step is free; on a GPU it would sync, so check every 50 steps
         # (and at the end of every epoch) and still name the first bad step.
         check_now = (lambda step: True) if self.device.type == "cpu" else (lambda step: step % 50 == 49)
@@ -366,8 +367,7 @@ class Trainer:
             # DDP each rank takes its shard, so N ranks see exactly one process's batches.
             order = torch.randperm(len(train), generator=shuffle_gen)
             for step, global_idx in enumerate(batch_indices(order, bs, train, bucket, shuffle_gen)):
-                global_keep = train_missing.train_mask(train.present[global_idx].cpu(), mask_gen,
-                                                       train.modalities)
+                global_keep = train_missing.train_mask(present_cpu[global_idx], mask_gen, train.modalities)
                 if len(global_idx) < dist.world_size():
                     continue  # too small to give every rank a sample
                 idx = dist.shard(global_idx).to(train.labels.device)
