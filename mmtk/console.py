@@ -25,7 +25,8 @@ class PlainProgress:
         elif event == "epoch_end":
             losses = " ".join(f"{k[5:]}={v:.3f}" for k, v in info.items() if k.startswith("loss/"))
             val = " ".join(f"{k}={v:.4f}" for k, v in info.items() if k.startswith("val/"))
-            print(f"[{info['trial']}] {info['stage']} epoch {info['epoch']}: {losses} {val}", file=self.stream)
+            print(f"[{info['trial']}] {info['stage']} epoch {info['epoch']}: {losses} {val} "
+                  f"({info['train_seconds']:.2f}s)", file=self.stream)
         self.stream.flush()
 
     def close(self) -> None:

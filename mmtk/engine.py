@@ -11,6 +11,7 @@ import contextlib
 import copy
 import math
 import random
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -362,6 +363,7 @@ class Trainer:
         bucket = bool(train_cfg.get("bucket_by_length")) and bool(train.lengths)
         for epoch in range(first_epoch, epochs):
             model.train()
+            started = time.perf_counter()
             sums: dict[str, Tensor] = {}
             # One global order and one global mask per batch, identical on every rank; under
             # DDP each rank takes its shard, so N ranks see exactly one process's batches.
@@ -398,12 +400,16 @@ class Trainer:
                     sums[k] = sums.get(k, 0) + v.detach()
                 self.progress("step", stage=name, epoch=epoch, step=step, steps=steps_per_epoch)
             watch.raise_if_bad(f"stage '{name}', epoch {epoch + 1}", trial)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)  # once per epoch, for an honest train time
+            train_seconds = time.perf_counter() - started
             if scheduler is not None:
                 scheduler.step()
             val = evaluator.evaluate(model, splits.val, val_plan)
             score = val["mean" if "mean" in val else next(iter(val))][monitor]
             record = {"epoch": epoch + 1, **{f"loss/{k}": float(v) / steps_per_epoch for k, v in sums.items()},
-                      f"val/{monitor}": score}
+                      f"val/{monitor}": score, "train_seconds": round(train_seconds, 4),
+                      "train_samples": len(train)}
             st.history.append(record)
             st.epoch = epoch + 1
             if score > st.best_score:
