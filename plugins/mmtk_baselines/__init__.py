@@ -1,1 +1,1 @@
-"""mmtk plugin: baselines (in progress)."""
+"""mmtk plugin: baselines for incomplete multimodal learning (MMIN, AE/CRA, mean imputation)."""

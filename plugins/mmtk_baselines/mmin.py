@@ -1,0 +1,195 @@
+"""MMIN (Zhao, Li, Jin, ACL 2021): imagine the missing modalities' embeddings.
+
+Stage 1 of the recipe trains the encoders and a classifier on full modalities. Stage 2 runs
+:class:`MMINImagination` as the reconstructor: a frozen copy of the stage-1 encoders (the
+*teacher*, copied in by ``init_from`` and kept frozen by ``freeze``) gives the target, a
+cascade residual autoencoder imagines the full embedding from the observed one (forward
+loss ``mse``), a second cascade maps the imagination back to the observed embedding
+(backward loss ``cycle``), and :class:`MMINLatents` hands the concatenated bottlenecks of
+the forward cascade to the classifier.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from mmtk.errors import MmtkError
+from mmtk.pipeline import Fuser, Slot, State
+from mmtk.schema import build, validate_params
+
+from .autoencoders import CascadeResidualAE, check_layers
+
+LATENTS = "mmin_latents"      # state.extras key: (B, blocks * bottleneck)
+IMAGINED = "mmin_imagined"    # state.extras key: (B, M * latent_dim), the imagined embedding
+
+
+def _registry() -> Any:
+    # The process-wide plugin system the run was set up with (loaded once by the core).
+    from mmtk import plugins
+    return (plugins._default or plugins.get_plugin_system()).registry
+
+
+def build_teacher(blocks: dict[str, Any], in_dims: dict[str, int], modalities: tuple[str, ...],
+                  latent_dim: int, owner: str) -> nn.ModuleDict:
+    """Encoders built from recipe blocks with the same context the core gives model.encoders."""
+    if set(blocks) != set(modalities):
+        raise MmtkError(
+            f"{owner}: 'teacher' must give one encoder block per modality, exactly like "
+            f"model.encoders; the data has {', '.join(modalities)} but the teacher lists "
+            f"{', '.join(sorted(blocks)) or 'nothing'}")
+    registry = _registry()
+    out = {}
+    for m in modalities:
+        block = blocks[m]
+        if isinstance(block, str):
+            block = {"type": block}
+        if not isinstance(block, dict) or "type" not in block:
+            raise MmtkError(f"{owner}: teacher.{m} must be an encoder block {{type: NAME, ...}} "
+                            f"(the same as model.encoders.{m}); got {block!r}")
+        spec = registry.get("encoder", str(block["type"]))
+        params = {k: v for k, v in block.items() if k != "type"}
+        problems = validate_params(spec.obj, params, f"teacher.{m}")
+        if problems:
+            raise MmtkError(f"{owner}: " + "; ".join(str(p) for p in problems))
+        context = {"in_dim": in_dims[m], "latent_dim": latent_dim, "modality": m,
+                   "modalities": modalities, "in_dims": dict(in_dims)}
+        out[m] = build(spec.obj, params, context)
+    return nn.ModuleDict(out)
+
+
+class MMINImagination(Slot):
+    """MMIN's imagination: forward and backward cascade residual AEs, frozen teacher.
+
+    ``teacher`` lists the encoder blocks of the pretraining stage, one per modality (the same
+    blocks as ``model.encoders``; null means ``mlp`` for every modality). Its weights must be
+    copied from that stage by ``init_from`` (map ``encoders.`` to ``reconstructor.teacher.``)
+    and frozen with ``freeze: [reconstructor.teacher]``; with ``pretrained_teacher: true``
+    (default) training refuses to start with a teacher that was never loaded.
+
+    Training only: the teacher encodes the complete inputs with the *available* modalities
+    zeroed (the reference's target: the true embedding for missing slots, the teacher's
+    response to a zero input for available ones); ``mse`` is the MSE between the forward
+    cascade's output and that target; ``cycle`` is the MSE between the backward cascade's
+    output and the observed (detached) embedding. A slot whose modality is absent from the
+    data itself has no target and is left out of ``mse``.
+    """
+
+    aux_losses = ("mse", "cycle")
+    needs_targets = True
+
+    def __init__(self, in_dims: dict[str, int], modalities: tuple[str, ...], latent_dim: int,
+                 teacher: dict[str, Any] | None = None, layers: list[int] = (256, 128, 64),
+                 blocks: int = 5, dropout: float = 0.0, share_weights: bool = False,
+                 pretrained_teacher: bool = True):
+        super().__init__()
+        layers = check_layers(layers, blocks, "reconstructor 'mmin_imagination'")
+        self.modalities = tuple(modalities)
+        dim = latent_dim * len(self.modalities)
+        self.forward_ae = CascadeResidualAE(dim, layers, blocks, dropout)
+        # MMIN's --share_weight ties the backward cascade to the forward one
+        self.backward_ae = self.forward_ae if share_weights else CascadeResidualAE(dim, layers, blocks, dropout)
+        self.latent_size = self.forward_ae.latent_dim
+        blocks_of = teacher if teacher is not None else {m: {"type": "mlp"} for m in self.modalities}
+        self.teacher = build_teacher(blocks_of, in_dims, self.modalities, latent_dim,
+                                     "reconstructor 'mmin_imagination'")
+        self.teacher.eval()
+        self.pretrained_teacher = pretrained_teacher
+        # set when the teacher's weights arrive through load_state_dict (init_from or resume)
+        self.register_buffer("teacher_loaded", torch.zeros((), dtype=torch.bool))
+        self.teacher.register_load_state_dict_pre_hook(self._check_teacher_load)
+
+    @staticmethod
+    def contract_partners() -> dict:
+        return {"fuser": {"type": "baselines:mmin_latents"}}
+
+    @staticmethod
+    def example_params(workdir: Any) -> dict:
+        return {"pretrained_teacher": False}  # the generic contract test has no stage 1
+
+    def _check_teacher_load(self, module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+        own = list(module.state_dict())
+        given = [k for k in own if prefix + k in state_dict]
+        if not given:
+            return  # this load does not concern the teacher
+        if len(given) != len(own):
+            missing = [k for k in own if prefix + k not in state_dict]
+            raise MmtkError(
+                f"reconstructor 'mmin_imagination': the teacher received only {len(given)} of "
+                f"its {len(own)} tensors (missing e.g. {prefix}{missing[0]}), so its encoders "
+                "differ from the ones copied in; make model.reconstructor.teacher list the same "
+                "encoder blocks (types and parameters) as model.encoders of the pretraining stage")
+        self.teacher_loaded.fill_(True)
+
+    def train(self, mode: bool = True) -> "MMINImagination":
+        super().train(mode)
+        self.teacher.eval()  # the teacher is a fixed target: no dropout, ever
+        return self
+
+    def _teacher_target(self, state: State) -> tuple[Tensor, Tensor]:
+        """(B, M*L) target and (B, M*L) weight of the slots that have one."""
+        targets = state.targets
+        parts, weights = [], []
+        with torch.no_grad():
+            for i, m in enumerate(self.modalities):
+                x = targets.inputs[m]
+                missing = ~state.present[:, i]
+                keep = missing.view(-1, *([1] * (x.dim() - 1)))
+                only_missing = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+                rep = self.teacher[m](only_missing, targets.lengths.get(m))
+                parts.append(rep)
+                usable = state.present[:, i] | targets.available[:, i]
+                weights.append(usable[:, None].expand_as(rep).to(rep.dtype))
+        return torch.cat(parts, -1), torch.cat(weights, -1)
+
+    def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
+        observed = torch.cat([state.reps[m] for m in self.modalities], -1)
+        imagined, latents = self.forward_ae(observed)
+        extras = {**state.extras, LATENTS: latents, IMAGINED: imagined}
+        losses: dict[str, Tensor] = {}
+        if state.targets is not None:
+            if self.pretrained_teacher and not bool(self.teacher_loaded):
+                raise MmtkError(
+                    "reconstructor 'mmin_imagination': the teacher was never loaded from a "
+                    "pretraining stage; add to this stage init_from: {stage: NAME, map: "
+                    "{\"encoders.\": [\"encoders.\", \"reconstructor.teacher.\"]}} and freeze: "
+                    "[reconstructor.teacher] (or set pretrained_teacher: false to train against "
+                    "a random teacher on purpose)")
+            target, weight = self._teacher_target(state)
+            sq = (imagined.float() - target.float()) ** 2
+            losses["mse"] = (sq * weight).sum() / weight.sum().clamp_min(1.0)
+            cycled, _ = self.backward_ae(imagined)
+            losses["cycle"] = nn.functional.mse_loss(cycled.float(), observed.detach().float())
+        return replace(state, extras=extras), losses
+
+
+class MMINLatents(Fuser):
+    """MMIN's classifier input: the imagination's block bottlenecks, concatenated.
+
+    Reads what ``mmin_imagination`` left in ``state.extras``; ``dim`` must equal that
+    reconstructor's blocks × last layer size (5 × 64 = 320 by default).
+    """
+
+    def __init__(self, dim: int = 320):
+        super().__init__()
+        if dim <= 0:
+            raise MmtkError(f"fuser 'mmin_latents': dim must be positive, got {dim}")
+        self.out_dim = dim
+
+    @staticmethod
+    def contract_partners() -> dict:
+        return {"reconstructor": {"type": "baselines:mmin_imagination", "pretrained_teacher": False}}
+
+    def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
+        latents = state.extras.get(LATENTS)
+        if latents is None:
+            raise MmtkError("fuser 'mmin_latents' found no MMIN latents in the state: it needs "
+                            "model.reconstructor: {type: mmin_imagination}")
+        if latents.shape[-1] != self.out_dim:
+            raise MmtkError(f"fuser 'mmin_latents' expects {self.out_dim}-d latents (its 'dim') "
+                            f"but the reconstructor produced {latents.shape[-1]}-d ones (blocks × "
+                            "last layer size); set model.fuser.dim to match")
+        state.fused = latents
+        return state, {}
