@@ -36,9 +36,12 @@ class Builder:
         latent = model.get("latent_dim", 128)
         shared = {"modalities": modalities, "num_classes": num_classes, "latent_dim": latent,
                   "in_dims": dict(in_dims), "seed": seed}
-        encoders = {m: self.component("encoder", model["encoders"][m],
-                                      {**shared, "in_dim": in_dims[m], "modality": m})
-                    for m in modalities}
+        def build_encoder(m: str) -> nn.Module:
+            return self.component("encoder", model["encoders"][m],
+                                  {**shared, "in_dim": in_dims[m], "modality": m})
+
+        encoders = {m: build_encoder(m) for m in modalities}
+        shared["build_encoder"] = build_encoder  # slots that need encoder copies (teachers)
         slots = {s: self.component(s, model[s], shared) if model.get(s) else None
                  for s in ("aligner", "reconstructor", "refiner")}
         fuser = self.component("fuser", model["fuser"], shared)

@@ -91,8 +91,11 @@ def _interpolate(node: Any, path: str, problems: list[Problem]) -> Any:
 
 
 def deep_merge(base: Any, override: Any) -> Any:
-    """Dicts merge key by key; anything else (lists, scalars, null) replaces."""
+    """Dicts merge key by key; anything else (lists, scalars, null) replaces. A component
+    block whose ``type`` changes is replaced whole: the old type's parameters do not leak."""
     if isinstance(base, dict) and isinstance(override, dict):
+        if "type" in base and "type" in override and base["type"] != override["type"]:
+            return copy.deepcopy(override)
         out = dict(base)
         for k, v in override.items():
             out[k] = deep_merge(base.get(k), v) if k in base else copy.deepcopy(v)
@@ -101,13 +104,26 @@ def deep_merge(base: Any, override: Any) -> Any:
 
 
 def set_path(tree: dict, dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` (a numeric part indexes a list: ``stages.1.train.epochs``)."""
     keys = dotted.split(".")
-    node = tree
-    for k in keys[:-1]:
-        if not isinstance(node.get(k), dict):
-            node[k] = {}
-        node = node[k]
-    node[keys[-1]] = value
+    node: Any = tree
+    for i, k in enumerate(keys):
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            if not k.isdigit() or int(k) >= len(node):
+                raise RecipeError([Problem(dotted, f"'{k}' is not an index of a list of "
+                                           f"{len(node)} item(s)")], "--set")
+            if last:
+                node[int(k)] = value
+            else:
+                node = node[int(k)]
+            continue
+        if last:
+            node[k] = value
+        else:
+            if not isinstance(node.get(k), (dict, list)):
+                node[k] = {}
+            node = node[k]
 
 
 def apply_overrides(tree: dict, overrides: list[str]) -> dict:

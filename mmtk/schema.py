@@ -23,6 +23,7 @@ CONTEXT_NAMES = frozenset({
     "num_classes",
     "latent_dim",    # the model's shared representation size
     "seed",
+    "build_encoder",  # build_encoder(modality) -> a fresh encoder as in model.encoders (slots)
     "params",        # the trainable parameters (optimizers)
     "optimizer",     # the optimizer (schedulers)
     "epochs",        # the stage's epoch budget (schedulers)

@@ -18,7 +18,6 @@ from torch import Tensor, nn
 
 from mmtk.errors import MmtkError
 from mmtk.pipeline import Fuser, Slot, State
-from mmtk.schema import build, validate_params
 
 from .autoencoders import CascadeResidualAE, check_layers
 
@@ -26,46 +25,12 @@ LATENTS = "mmin_latents"      # state.extras key: (B, blocks * bottleneck)
 IMAGINED = "mmin_imagined"    # state.extras key: (B, M * latent_dim), the imagined embedding
 
 
-def _registry() -> Any:
-    # The process-wide plugin system the run was set up with (loaded once by the core).
-    from mmtk import plugins
-    return (plugins._default or plugins.get_plugin_system()).registry
-
-
-def build_teacher(blocks: dict[str, Any], in_dims: dict[str, int], modalities: tuple[str, ...],
-                  latent_dim: int, owner: str) -> nn.ModuleDict:
-    """Encoders built from recipe blocks with the same context the core gives model.encoders."""
-    if set(blocks) != set(modalities):
-        raise MmtkError(
-            f"{owner}: 'teacher' must give one encoder block per modality, exactly like "
-            f"model.encoders; the data has {', '.join(modalities)} but the teacher lists "
-            f"{', '.join(sorted(blocks)) or 'nothing'}")
-    registry = _registry()
-    out = {}
-    for m in modalities:
-        block = blocks[m]
-        if isinstance(block, str):
-            block = {"type": block}
-        if not isinstance(block, dict) or "type" not in block:
-            raise MmtkError(f"{owner}: teacher.{m} must be an encoder block {{type: NAME, ...}} "
-                            f"(the same as model.encoders.{m}); got {block!r}")
-        spec = registry.get("encoder", str(block["type"]))
-        params = {k: v for k, v in block.items() if k != "type"}
-        problems = validate_params(spec.obj, params, f"teacher.{m}")
-        if problems:
-            raise MmtkError(f"{owner}: " + "; ".join(str(p) for p in problems))
-        context = {"in_dim": in_dims[m], "latent_dim": latent_dim, "modality": m,
-                   "modalities": modalities, "in_dims": dict(in_dims)}
-        out[m] = build(spec.obj, params, context)
-    return nn.ModuleDict(out)
-
-
 class MMINImagination(Slot):
     """MMIN's imagination: forward and backward cascade residual AEs, frozen teacher.
 
-    ``teacher`` lists the encoder blocks of the pretraining stage, one per modality (the same
-    blocks as ``model.encoders``; null means ``mlp`` for every modality). Its weights must be
-    copied from that stage by ``init_from`` (map ``encoders.`` to ``reconstructor.teacher.``)
+    The teacher is a copy of ``model.encoders`` (built by the core's ``build_encoder``). Its
+    weights must be copied from the pretraining stage by ``init_from`` (map ``encoders.`` to
+    ``reconstructor.teacher.``)
     and frozen with ``freeze: [reconstructor.teacher]``; with ``pretrained_teacher: true``
     (default) training refuses to start with a teacher that was never loaded.
 
@@ -80,8 +45,8 @@ class MMINImagination(Slot):
     aux_losses = ("mse", "cycle")
     needs_targets = True
 
-    def __init__(self, in_dims: dict[str, int], modalities: tuple[str, ...], latent_dim: int,
-                 teacher: dict[str, Any] | None = None, layers: list[int] = (256, 128, 64),
+    def __init__(self, modalities: tuple[str, ...], latent_dim: int, build_encoder: Any,
+                 layers: list[int] = (256, 128, 64),
                  blocks: int = 5, dropout: float = 0.0, share_weights: bool = False,
                  pretrained_teacher: bool = True):
         super().__init__()
@@ -92,9 +57,7 @@ class MMINImagination(Slot):
         # MMIN's --share_weight ties the backward cascade to the forward one
         self.backward_ae = self.forward_ae if share_weights else CascadeResidualAE(dim, layers, blocks, dropout)
         self.latent_size = self.forward_ae.latent_dim
-        blocks_of = teacher if teacher is not None else {m: {"type": "mlp"} for m in self.modalities}
-        self.teacher = build_teacher(blocks_of, in_dims, self.modalities, latent_dim,
-                                     "reconstructor 'mmin_imagination'")
+        self.teacher = nn.ModuleDict({m: build_encoder(m) for m in self.modalities})
         self.teacher.eval()
         self.pretrained_teacher = pretrained_teacher
         # set when the teacher's weights arrive through load_state_dict (init_from or resume)

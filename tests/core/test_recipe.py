@@ -108,3 +108,16 @@ def test_env_interpolation(system, tmp_path, monkeypatch):
         load_tree(p, system)
     monkeypatch.setenv("MMTK_TEST_NAME", "from-env")
     assert load_tree(p, system)["name"] == "from-env"
+
+
+def test_type_change_replaces_the_block_and_set_indexes_lists():
+    merged = deep_merge({"data": {"type": "synthetic", "frames": {"audio": 8}}},
+                        {"data": {"type": "arrays", "root": "x"}})
+    assert merged == {"data": {"type": "arrays", "root": "x"}}
+    same = deep_merge({"head": {"type": "mlp", "hidden": [8]}}, {"head": {"dropout": 0.5}})
+    assert same == {"head": {"type": "mlp", "hidden": [8], "dropout": 0.5}}
+    tree = apply_overrides({"stages": [{"name": "a"}, {"name": "b", "train": {"epochs": 3}}]},
+                           ["stages.1.train.epochs=1"])
+    assert tree["stages"][1]["train"]["epochs"] == 1
+    with pytest.raises(RecipeError, match="not an index"):
+        apply_overrides({"stages": [{}]}, ["stages.4.name=x"])
