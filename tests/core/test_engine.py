@@ -151,3 +151,42 @@ def test_multistage_init_from_and_freeze(system, tmp_path):
     head = [k for k in teacher if k.startswith("head.")]
     assert all(torch.equal(teacher[k], student[k]) for k in enc), "frozen encoders changed"
     assert any(not torch.equal(teacher[k], student[k]) for k in head), "unfrozen head did not train"
+
+
+def test_cpu_runs_are_deterministic(run_tiny):
+    a = run_tiny(RECIPES / "baseline.yaml", epochs=2)
+    b = run_tiny(RECIPES / "baseline.yaml", epochs=2)
+    assert a["trials"] == b["trials"]
+
+
+@pytest.mark.slow
+def test_parallel_trials_match_sequential_and_report_failures(system, tmp_path):
+    over = tiny_overrides(2) + ["seed=[0, 1]"]
+    seq = Run.create(prepare(system, RECIPES / "baseline.yaml", tmp_path / "s", over), system).execute()
+    run = Run.create(prepare(system, RECIPES / "baseline.yaml", tmp_path / "p", over), system, jobs=2)
+    par = run.execute()
+    assert par["trials"] == seq["trials"]
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text(
+        "import mmtk, torch\n"
+        "from mmtk.protocols import MissingProtocol\n"
+        "class FailOnSeedOne(MissingProtocol):\n"
+        "    def __init__(self, seed: int):\n"
+        "        self.seed = seed\n"
+        "    def train_mask(self, present, generator, modalities):\n"
+        "        if self.seed == 1:\n"
+        "            raise RuntimeError('seed one is cursed')\n"
+        "        return torch.ones_like(present)\n"
+        "@mmtk.hookimpl\n"
+        "def mmtk_register_components(register):\n"
+        "    register('missing', 'fail_on_seed_one', FailOnSeedOne)\n")
+    recipe = {"imports": [str(plugin)], "name": "flaky", "data": {"type": "synthetic", "n_samples": 240},
+              "missing": {"train": {"type": "fail_on_seed_one"}, "eval": {"type": "six_conditions"}},
+              "model": {"encoders": {m: {"type": "mlp"} for m in ("audio", "text", "visual")},
+                        "fuser": {"type": "concat"}, "head": {"type": "mlp"}},
+              "train": {"epochs": 1}, "seed": [0, 1]}
+    run = Run.create(prepare(system, recipe, tmp_path / "f"), system, jobs=2)
+    with pytest.raises(engine.MmtkError, match="1 of 2 trial.*seed1: RuntimeError: seed one is cursed"):
+        run.execute()
+    saved = json.loads((run.directory / "metrics.json").read_text())
+    assert list(saved["trials"]) == ["seed0"] and "seed1" in saved["failed"]
