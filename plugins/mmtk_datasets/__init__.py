@@ -1,1 +1,1 @@
-"""mmtk plugin: datasets (in progress)."""
+"""mmtk plugin: readers for real data (MMIN layout, MMSA pickles, generic arrays, Handwritten)."""

@@ -1,7 +1,14 @@
-"""Plugin entry point (being written)."""
+"""Registers the dataset readers through the same hook a third-party plugin uses."""
+from __future__ import annotations
+
 import mmtk
+
+from . import arrays, handwritten, mmin, mmsa
 
 
 @mmtk.hookimpl
 def mmtk_register_components(register):
-    pass
+    register("dataset", mmin.NAME, mmin.MMINLayout)
+    register("dataset", mmsa.NAME, mmsa.MMSA)
+    register("dataset", arrays.NAME, arrays.Arrays)
+    register("dataset", handwritten.NAME, handwritten.Handwritten)
