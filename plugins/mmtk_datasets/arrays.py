@@ -21,7 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from mmtk.data import DataSplits, Dataset, stratified_split
+from mmtk.data import DataSplits, Dataset, TensorData, stratified_split
 from mmtk.errors import DataError
 
 from .common import (BadSamples, ModalitySource, assemble, check_disjoint, h5_fetch,
@@ -42,7 +42,7 @@ class Arrays(Dataset):
                  allow_missing_modalities: bool = False,
                  on_bad_sample: Literal["error", "skip"] = "error", test_fraction: float = 0.2,
                  split_seed: int | None = None, max_frames: int | None = None,
-                 pool: Literal["none", "mean"] = "none", seed: int = 0):
+                 pool: Literal["none", "mean"] = "none", mmap: bool = False, seed: int = 0):
         self.root = resolve_root(root, NAME)
         self.files = self._discover()
         if select:
@@ -60,6 +60,13 @@ class Arrays(Dataset):
         self.test_fraction = test_fraction
         self.split_seed = seed if split_seed is None else split_seed
         self.max_frames, self.pool = max_frames, pool
+        self.mmap = mmap
+        if mmap:
+            not_npy = sorted(m for m, (kind, _) in self.files.items() if kind != "npy")
+            if not_npy:
+                raise DataError(f"dataset '{NAME}': mmap: true reads <modality>.npy files lazily, but "
+                                f"{', '.join(not_npy)} in {self.root.resolve()} are not .npy files; "
+                                "convert them or set mmap: false.")
 
     # -- discovery (cheap: file names and the npz directory only) -------------------------
     def _discover(self) -> dict[str, tuple[str, Path]]:
@@ -209,6 +216,8 @@ class Arrays(Dataset):
                 handle = stack.enter_context(h5_open(path, NAME))
                 fetch = h5_fetch(handle, path, NAME)
                 where = str(path)
+                first = next(iter(handle.values()), None)
+                dtype = first.dtype if first is not None else np.dtype(np.float32)
             else:
                 if ids_index is None:
                     ids_index = self._ids_index()
@@ -234,7 +243,10 @@ class Arrays(Dataset):
                                     f"expected (N, D) or (N, T, D) with N = {len(ids_index)} rows "
                                     "as in ids.txt.")
                 fetch = rows_fetch(array, ids_index)
-            sources.append(ModalitySource(m, where, fetch, expect_dim=self.dims.get(m)))
+                dtype = array.dtype
+            # integer arrays (token ids written by `mmtk extract --raw`) stay integers
+            sources.append(ModalitySource(m, where, fetch, integer=bool(np.issubdtype(dtype, np.integer)),
+                                          expect_dim=self.dims.get(m)))
         return sources
 
     def _ids_index(self) -> dict[str, int]:
@@ -248,6 +260,23 @@ class Arrays(Dataset):
                                 f"{index[sid] + 1} and {row + 1}).")
             index[sid] = row
         return index
+
+    def _load_memory_mapped(self, split_ids: dict, labels: dict[str, int], names: list[str],
+                            how: str, fold: int | None) -> DataSplits:
+        """Features stay on disk (np.load mmap_mode='r'); rows are read per batch. Values are
+        checked for NaN/inf by the core in streamed chunks; dims come from the files."""
+        index = self._ids_index()
+        arrays = {m: np.load(p, mmap_mode="r", allow_pickle=False) for m, (_, p) in self.files.items()}
+        for m, a in arrays.items():
+            if a.ndim not in (2, 3) or a.shape[0] != len(index):
+                raise DataError(f"dataset '{NAME}': {self.files[m][1]} has shape {tuple(a.shape)}; "
+                                f"expected (N, D) or (N, T, D) with N = {len(index)} rows as in ids.txt.")
+        parts = {split: _memory_mapped_split(self, ids, labels, arrays, index)
+                 for split, (ids, _) in split_ids.items()}
+        info = {"dataset": NAME, "root": str(self.root), "memory_mapped": True, "split": how,
+                "fold": fold, "feature_files": {m: str(p) for m, (_, p) in self.files.items()}}
+        return DataSplits(train=parts["train"], val=parts.get("val"), test=parts["test"],
+                          num_classes=len(names), class_names=names, info=info)
 
     # -- load -----------------------------------------------------------------------------
     def load(self, fold: int | None = None) -> DataSplits:
@@ -264,6 +293,8 @@ class Arrays(Dataset):
         if unassigned:
             log.warning("dataset '%s': %d labelled id(s) are in no split (%s) and are not used",
                         NAME, unassigned, how)
+        if self.mmap:
+            return self._load_memory_mapped(split_ids, labels, names, how, fold)
         bad = BadSamples(NAME, self.on_bad_sample)
         check = integer_label_check(len(names))
         parts, facts = {}, {}
@@ -286,6 +317,27 @@ class Arrays(Dataset):
             info["unassigned_ids"] = unassigned
         return DataSplits(train=parts["train"], val=parts.get("val"), test=parts["test"],
                           num_classes=len(names), class_names=names, info=info)
+
+
+def _memory_mapped_split(self: Arrays, ids: list[str], labels: dict[str, int],
+                         arrays: dict[str, np.ndarray], index: dict[str, int]) -> TensorData:
+    from mmtk.lazy import LazyFeatures
+
+    missing = [sid for sid in ids if sid not in index]
+    if missing:
+        raise DataError(f"dataset '{NAME}': id '{missing[0]}' has a label and a split but is not "
+                        f"in {self.root / 'ids.txt'} (row order of the .npy arrays).")
+    rows = np.array([index[sid] for sid in ids], dtype=np.int64)
+    inputs, lengths = {}, {}
+    for m, array in arrays.items():
+        inputs[m] = LazyFeatures(array, rows, name=str(self.files[m][1]))
+        length_file = self.root / f"{m}.lengths.npy"
+        if array.ndim == 3 and length_file.is_file():
+            lengths[m] = torch.from_numpy(np.load(length_file)[rows].astype(np.int64))
+    y = torch.tensor([labels[sid] for sid in ids], dtype=torch.long)
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self._labels()[1])):
+        raise DataError(f"dataset '{NAME}': a label is out of range in {self.root / 'labels.csv'}.")
+    return TensorData(inputs, y, list(ids), lengths=lengths)
 
 
 def _is_int(text: str) -> bool:
