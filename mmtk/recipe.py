@@ -409,6 +409,8 @@ def _validate_stage(c: _Checker, tree: dict, modalities: Any, where: str) -> Non
             c.add(path("losses.weights"), "expected a mapping 'slot/loss' -> weight")
         elif model is not None:
             for k, w in weights.items():
+                if w is None:
+                    continue  # null = no weight: lets an ablation drop a slot and its weight
                 if not check_type(w, float):
                     c.add(path(f"losses.weights.{k}"), f"expected a number, got {w!r}")
                 if k not in emitted:

@@ -1,1 +1,1 @@
-"""mmtk plugin: cmarr (in progress)."""
+"""mmtk plugin: CM-ARR (cross-modal alignment, reconstruction and refinement), Sun et al. 2024."""

@@ -1,0 +1,128 @@
+"""Phase 1 — unsupervised distribution-based alignment (CM-ARR's UMC + W2-InfoNCE).
+
+Each modality's representation becomes a diagonal Gaussian (mean, log-variance) through its
+own :class:`GaussianBlock`. The aligner pulls together the Gaussians of different modalities
+of the same sample and pushes apart those of other samples, with an InfoNCE over the
+closed-form 2-Wasserstein distance. No labels are used.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+from torch import Tensor, nn
+
+from mmtk.errors import MmtkError
+from mmtk.pipeline import Slot, State
+
+from .maths import entropy_margin_loss, w2_infonce
+
+
+def _mlp(dim: int, ratio: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(dim, dim * ratio), nn.GELU(), nn.Dropout(dropout),
+                         nn.Linear(dim * ratio, dim), nn.Dropout(dropout))
+
+
+class GaussianBlock(nn.Module):
+    """Vector (B, D) -> Gaussian (mu, logvar), each (B, D).
+
+    Template: MAP's probability distribution encoder. The pooled vector is expanded into
+    ``tokens`` tokens (Linear → GELU → LayerNorm) so that multi-head self-attention has a
+    set to attend over; the mean-pooled attention output feeds two linear heads. The mean
+    keeps a residual from the input; each head is refined by a pre-norm MLP residual.
+    """
+
+    def __init__(self, dim: int, tokens: int = 4, heads: int = 4, mlp_ratio: int = 4,
+                 dropout: float = 0.1, logvar_clamp: float = 8.0):
+        super().__init__()
+        if dim % heads:
+            raise MmtkError(f"gaussian block: latent_dim {dim} is not divisible by heads={heads}; "
+                            "choose heads that divide the model's latent_dim")
+        if tokens < 1 or mlp_ratio < 1:
+            raise MmtkError(f"gaussian block: tokens ({tokens}) and mlp_ratio ({mlp_ratio}) must be >= 1")
+        self.dim, self.tokens, self.logvar_clamp = dim, tokens, logvar_clamp
+        self.expand = nn.Linear(dim, dim * tokens)
+        self.act = nn.GELU()
+        self.norm = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, bias=False, batch_first=True)
+        self.to_mu = nn.Linear(dim, dim)
+        self.to_logvar = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(dropout)
+        self.norm_mu, self.norm_logvar = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.mlp_mu, self.mlp_logvar = _mlp(dim, mlp_ratio, dropout), _mlp(dim, mlp_ratio, dropout)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h = self.norm(self.act(self.expand(x)).view(x.shape[0], self.tokens, self.dim))
+        a, _ = self.attn(h, h, h, need_weights=False)
+        a = a.mean(1)
+        mu = x + self.drop(self.to_mu(a))
+        mu = mu + self.mlp_mu(self.norm_mu(mu))
+        logvar = self.drop(self.to_logvar(a))
+        logvar = logvar + self.mlp_logvar(self.norm_logvar(logvar))
+        # bounded so exp(logvar) can neither overflow nor vanish
+        return mu, logvar.clamp(-self.logvar_clamp, self.logvar_clamp)
+
+
+class GaussianW2Aligner(Slot):
+    """Per-modality Gaussian blocks + InfoNCE over 2-Wasserstein distances (unsupervised).
+
+    Sets ``state.gaussians[m] = (mu, logvar)`` and ``state.reps[m] = mu``. In training it
+    emits ``w2_nce`` (mean over the modality pairs that have at least ``min_pairs`` samples
+    with both modalities present) and, when ``entropy_margin`` is set, ``entropy``.
+    """
+
+    aux_losses = ("w2_nce", "entropy")
+
+    def __init__(self, modalities: tuple[str, ...], latent_dim: int, tokens: int = 4,
+                 heads: int = 4, mlp_ratio: int = 4, dropout: float = 0.1,
+                 temperature: float = 0.07, learn_temperature: bool = True,
+                 min_temperature: float = 0.01, scale: float | None = None,
+                 squared: bool = True, entropy_margin: float | None = None,
+                 min_pairs: int = 2, logvar_clamp: float = 8.0):
+        super().__init__()
+        if temperature <= 0 or min_temperature <= 0:
+            raise MmtkError(f"aligner gaussian_w2: temperature ({temperature}) and min_temperature "
+                            f"({min_temperature}) must be > 0")
+        if scale is not None and scale <= 0:
+            raise MmtkError(f"aligner gaussian_w2: scale must be > 0 or null (1/latent_dim), got {scale}")
+        if min_pairs < 2:
+            raise MmtkError(f"aligner gaussian_w2: min_pairs must be >= 2 (a contrast needs at "
+                            f"least one negative), got {min_pairs}")
+        self.modalities = tuple(sorted(modalities))
+        self.blocks = nn.ModuleDict({m: GaussianBlock(latent_dim, tokens, heads, mlp_ratio, dropout,
+                                                      logvar_clamp) for m in self.modalities})
+        log_t = torch.tensor(math.log(temperature))
+        if learn_temperature:
+            self.log_temperature = nn.Parameter(log_t)
+        else:
+            self.register_buffer("log_temperature", log_t)
+        self.min_log_temperature = math.log(min_temperature)
+        self.scale = scale if scale is not None else 1.0 / latent_dim
+        self.squared, self.entropy_margin, self.min_pairs = squared, entropy_margin, min_pairs
+
+    @property
+    def temperature(self) -> Tensor:
+        return self.log_temperature.clamp_min(self.min_log_temperature).exp()
+
+    def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
+        gaussians = {m: self.blocks[m](state.reps[m]) for m in state.modalities}
+        state.gaussians = {**state.gaussians, **gaussians}
+        state.reps = {**state.reps, **{m: g[0] for m, g in gaussians.items()}}
+        if not state.training:
+            return state, {}
+        anchor = next(iter(gaussians.values()))[0]
+        pair_losses = []
+        for (i, m), (j, n) in itertools.combinations(enumerate(state.modalities), 2):
+            both = state.present[:, i] & state.present[:, j]
+            if int(both.sum()) < self.min_pairs:
+                continue
+            (mu_m, lv_m), (mu_n, lv_n) = gaussians[m], gaussians[n]
+            pair_losses.append(w2_infonce(mu_m[both], lv_m[both], mu_n[both], lv_n[both],
+                                          self.temperature, self.scale, self.squared))
+        losses = {"w2_nce": torch.stack(pair_losses).mean() if pair_losses else anchor.sum() * 0.0}
+        if self.entropy_margin is not None:
+            terms = [entropy_margin_loss(gaussians[m][1][state.present[:, i]], self.entropy_margin)
+                     for i, m in enumerate(state.modalities) if bool(state.present[:, i].any())]
+            losses["entropy"] = torch.stack(terms).mean() if terms else anchor.sum() * 0.0
+        return state, losses

@@ -1,0 +1,82 @@
+"""Cross-modal attention fusion: modality representations attend to one another."""
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmtk.errors import MmtkError
+from mmtk.pipeline import Fuser, State
+
+
+class CrossModalLayer(nn.Module):
+    """Post-norm transformer layer over modality tokens with a key mask (B, M) bool.
+
+    Written out (not ``nn.TransformerEncoderLayer``) so training and evaluation follow the
+    same arithmetic: torch's fast path treats padded tokens differently at inference.
+    """
+
+    def __init__(self, dim: int, heads: int, ffn_ratio: int, dropout: float):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, dim * ffn_ratio), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(dim * ffn_ratio, dim))
+        self.drop = nn.Dropout(dropout)
+        self.attn_dropout = dropout
+
+    def forward(self, x: Tensor, keys: Tensor) -> Tensor:
+        b, m, d = x.shape
+        q, k, v = self.qkv(x).view(b, m, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        mask = keys[:, None, None, :]                    # (B, 1, 1, M): True = may attend
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=self.attn_dropout if self.training else 0.0)
+        x = self.norm1(x + self.drop(self.out(a.transpose(1, 2).reshape(b, m, d))))
+        return self.norm2(x + self.drop(self.ffn(x)))
+
+
+class CrossAttentionFuser(Fuser):
+    """Cross-modal attention over the modality representations, then pooling.
+
+    Each modality's representation (plus a learned modality embedding) is a token; every
+    token attends to the usable tokens (``state.extras['completed']`` when a reconstructor
+    set it, else ``state.present``). With ``mask_absent: false`` every modality is usable
+    (zero-filled semantics, as in the concat baseline). ``pool: concat`` concatenates the
+    tokens in sorted modality order (unusable ones as zeros), ``mean`` averages usable ones.
+    """
+
+    def __init__(self, modalities: tuple[str, ...], latent_dim: int, heads: int = 4,
+                 layers: int = 1, ffn_ratio: int = 2, dropout: float = 0.1,
+                 pool: Literal["concat", "mean"] = "concat", mask_absent: bool = True):
+        super().__init__()
+        if latent_dim % heads:
+            raise MmtkError(f"fuser cross_attention: latent_dim {latent_dim} is not divisible by "
+                            f"heads={heads}; choose heads that divide the model's latent_dim")
+        if layers < 1 or ffn_ratio < 1:
+            raise MmtkError(f"fuser cross_attention: layers ({layers}) and ffn_ratio ({ffn_ratio}) "
+                            "must be >= 1")
+        self.modalities = tuple(sorted(modalities))
+        self.embed = nn.Parameter(torch.zeros(len(self.modalities), latent_dim))
+        nn.init.normal_(self.embed, std=0.02)
+        self.layers = nn.ModuleList(CrossModalLayer(latent_dim, heads, ffn_ratio, dropout)
+                                    for _ in range(layers))
+        self.pool, self.mask_absent = pool, mask_absent
+        self.out_dim = latent_dim * len(self.modalities) if pool == "concat" else latent_dim
+
+    def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
+        tokens = torch.stack([state.reps[m] for m in state.modalities], 1) + self.embed
+        usable = state.extras.get("completed", state.present) if self.mask_absent \
+            else torch.ones_like(state.present)
+        usable = usable | ~usable.any(1, keepdim=True)   # a sample with nothing usable: use all
+        for layer in self.layers:
+            tokens = layer(tokens, usable)
+        weights = usable[..., None].to(tokens.dtype)
+        if self.pool == "concat":
+            state.fused = (tokens * weights).flatten(1)
+        else:
+            state.fused = (tokens * weights).sum(1) / weights.sum(1)
+        return state, {}
