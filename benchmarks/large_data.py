@@ -82,7 +82,7 @@ def main() -> None:
         if not args.skip_large_in_memory:
             cases.append(("in memory", "large", "false", args.n * args.factor, large_mb))
         cases.append(("memory-mapped", "large", "true", args.n * args.factor, large_mb))
-        print(f"| features | samples | on disk (MiB) | peak RSS (MiB) | wall (s, 1 epoch + eval) |")
+        print("| features | samples | on disk (MiB) | peak RSS (MiB) | wall (s, 1 epoch + eval) |")
         print("|---|---|---|---|---|")
         for label, which, mmap, n, mb in cases:
             recipe = base / f"{which}-{mmap}.yaml"

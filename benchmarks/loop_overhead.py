@@ -31,7 +31,6 @@ def hand_written(tree, registry, splits, epochs: int) -> float:
     builder = Builder(registry)
     model = builder.model(tree["model"], splits.in_dims, splits.num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=tree["train"]["optimizer"].get("lr", 1e-3))
-    mods = splits.modalities
     train, val = splits.train, splits.val
     options = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=torch.bool)
     conditions = torch.cat([options, torch.ones(1, 3, dtype=torch.bool)])

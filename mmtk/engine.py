@@ -8,7 +8,7 @@ State is checkpointed atomically after every epoch so an interrupted trial resum
 from __future__ import annotations
 
 import contextlib
-import copy
+import json
 import math
 import random
 import time
@@ -237,7 +237,6 @@ class Trainer:
         trial.directory.mkdir(parents=True, exist_ok=True)
         done = trial.directory / "metrics.json"
         if done.is_file():  # finished earlier (resume): nothing to redo
-            import json
             return json.loads(done.read_text())
         seed_everything(trial.seed)
         if self.tree["train"].get("deterministic", True) and self.device.type == "cpu":

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mmtk.batch import ModalityBatch, condition_code, parse_condition
-from mmtk.data import Standardizer, TensorData, ensure_validation, stratified_split
+from mmtk.data import Standardizer, TensorData, stratified_split
 from mmtk.plugins import load_plugins
 from mmtk.builder import Builder
 

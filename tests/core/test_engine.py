@@ -9,7 +9,7 @@ import torch
 from conftest import RECIPES, prepare, tiny_overrides
 from mmtk import engine
 from mmtk.builder import Builder
-from mmtk.engine import Evaluator, Trainer, TrialSpec, load_data
+from mmtk.engine import Evaluator, load_data
 from mmtk.errors import NonFiniteLossError
 from mmtk.rundir import load_torch
 from mmtk.run import Run
