@@ -81,11 +81,16 @@ def main() -> None:
     ap.add_argument("--recipe", default=str(ROOT / "recipes" / "baseline.yaml"))
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--set", action="append", default=[], help="recipe override, e.g. train.checkpoint_every=5")
     args = ap.parse_args()
     system = load_plugins()
-    tree = load_tree(args.recipe, system, [f"train.epochs={args.epochs}", "train.patience=null"])
+    tree = load_tree(args.recipe, system, [f"train.epochs={args.epochs}", "train.patience=null"] + args.set)
     splits = load_data(Builder(system.registry, tree["_base_dir"]), tree, None, 0)
     samples = len(splits.train) * args.epochs
+    # Same global state for both loops: mmtk's deterministic CPU mode (the recipe default) is
+    # switched on first, and both loops run once untimed to warm caches and allocators.
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    hand_written(tree, system.registry, splits, 1)
     hand, ours = [], []
     for _ in range(args.rounds):           # interleaved rounds: machine noise hits both
         hand.append(hand_written(tree, system.registry, splits, args.epochs))

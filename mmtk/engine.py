@@ -29,7 +29,7 @@ from .pipeline import Pipeline
 from .protocols import EvalPlan, MissingProtocol
 from .recipe import stage_trees
 from .registry import Registry
-from .rundir import load_torch, save_torch, write_json
+from .rundir import BackgroundWriter, load_torch, save_torch, write_json
 
 Progress = Callable[..., None]
 
@@ -234,6 +234,13 @@ class Trainer:
 
     # -- the trial ------------------------------------------------------------------------
     def run(self, trial: TrialSpec) -> dict:
+        self.writer = BackgroundWriter()
+        try:
+            return self._run(trial)
+        finally:
+            self.writer.wait()  # every checkpoint submitted is on disk, even after an error
+
+    def _run(self, trial: TrialSpec) -> dict:
         trial.directory.mkdir(parents=True, exist_ok=True)
         done = trial.directory / "metrics.json"
         if done.is_file():  # finished earlier (resume): nothing to redo
@@ -274,6 +281,7 @@ class Trainer:
                                       resume if resume and resume["stage_index"] == index else None)
             model.load_state_dict(state.best_state)
             if dist.is_main():
+                self.writer.wait()  # the stage's last resume.pt lands before its checkpoint
                 save_torch(ckpt, model.state_dict())
             stage_states[name] = {k: v.detach().clone() for k, v in model.state_dict().items()}
             resume = None
@@ -283,6 +291,7 @@ class Trainer:
         results = {"val": evaluator.evaluate(model, splits.val, eval_plan_val),
                    "test": evaluator.evaluate(model, splits.test, eval_plan_test)}
         if dist.is_main():
+            self.writer.wait()
             save_torch(trial.directory / "model.pt", model.state_dict())
             write_json(trial.directory / "metrics.json", results)
             if resume_path.is_file():
@@ -291,9 +300,8 @@ class Trainer:
         self.progress("trial_end", trial=trial.key, results=results)
         return results
 
-    @staticmethod
-    def _save_resume(trial: TrialSpec, state: dict) -> None:
-        save_torch(trial.directory / "resume.pt", state)
+    def _save_resume(self, trial: TrialSpec, state: dict) -> None:
+        self.writer.save_torch(trial.directory / "resume.pt", state)
 
     def _build_stage_model(self, tree: dict, stage: dict, splits: DataSplits, seed: int,
                            earlier: dict[str, dict]) -> Pipeline:
@@ -417,7 +425,10 @@ class Trainer:
             else:
                 st.bad_epochs += 1
             stop = patience is not None and st.bad_epochs >= patience and st.epoch >= train_cfg.get("min_epochs", 1)
-            if dist.is_main():
+            # resume checkpoint every `checkpoint_every` epochs (and when stopping); a resumed
+            # run restarts from the last one and still ends exactly as an uninterrupted run
+            every = max(1, train_cfg.get("checkpoint_every", 1))
+            if dist.is_main() and (st.epoch % every == 0 or stop or st.epoch == epochs):
                 self._save_resume(trial, {
                     "stage_index": index, "epoch": st.epoch, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),

@@ -183,7 +183,7 @@ TRAIN_KEYS = {
     "patience": (int | None, 8), "monitor": (str, "uar"),
     "device": (str, "auto"), "amp": (bool | Literal["auto", "bf16", "fp16"], "auto"),
     "compile": (bool, False), "deterministic": (bool, True), "min_epochs": (int, 1),
-    "bucket_by_length": (bool, False),
+    "bucket_by_length": (bool, False), "checkpoint_every": (int, 1),
 }
 TRAIN_BLOCKS = {"optimizer": {"type": "adam"}, "scheduler": None}
 EVAL_KEYS = {"metrics": (list[str], ["war", "uar", "f1_macro", "f1_weighted"]),

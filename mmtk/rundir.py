@@ -64,6 +64,27 @@ def save_torch(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+class BackgroundWriter:
+    """Serialises checkpoints at once (a consistent snapshot) and writes them to disk in a
+    background thread, in order, so per-epoch checkpoints do not stall training.
+    ``wait()`` blocks until everything submitted is on disk and re-raises a write error."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmtk-ckpt")
+        self._pending: list[Any] = []
+
+    def save_torch(self, path: Path, obj: Any) -> None:
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        self._pending.append(self._pool.submit(atomic_write_bytes, path, buf.getvalue()))
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, []
+        for fut in pending:
+            fut.result()
+
+
 def load_torch(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
