@@ -158,15 +158,7 @@ class Standardizer:
             if isinstance(train.inputs[m], LazyFeatures):
                 mean[m], std[m] = _lazy_stats(train, m, i)
                 continue
-            x = train.inputs[m].double()
-            rows = train.present[:, i]
-            if x.dim() == 3:
-                t = torch.arange(x.shape[1])
-                lengths = train.lengths.get(m, torch.full((x.shape[0],), x.shape[1]))
-                valid = (t[None, :] < lengths[:, None]) & rows[:, None]
-                flat = x[valid]
-            else:
-                flat = x[rows]
+            flat = _valid_rows(train, m, i, torch.arange(len(train)), train.inputs[m].double())
             if flat.shape[0] == 0:
                 raise DataError(f"modality '{m}' has no present training sample to fit "
                                 "normalisation statistics on")
