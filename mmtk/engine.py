@@ -123,10 +123,15 @@ class NonFiniteWatch:
         flags, self.flags = self.flags, []
         if not flags:
             return
-        bad = torch.stack([f[1] for f in flags])
-        if not bool(bad.any()):
-            return
-        step, _, losses = flags[int(bad.nonzero()[0])]
+        if len(flags) == 1:  # the CPU case: one flag, no stacking
+            if not bool(flags[0][1]):
+                return
+            step, _, losses = flags[0]
+        else:
+            bad = torch.stack([f[1] for f in flags])
+            if not bool(bad.any()):
+                return
+            step, _, losses = flags[int(bad.nonzero()[0])]
         detail = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
         raise NonFiniteLossError(
             f"non-finite loss in {where}, step {step + 1} of trial {trial.key}: {detail}. "
@@ -380,7 +385,9 @@ class Trainer:
                 if len(global_idx) < dist.world_size():
                     continue  # too small to give every rank a sample
                 idx = dist.shard(global_idx).to(train.labels.device)
-                batch = train.batch(idx, trim=bucket).to(self.device)
+                batch = train.batch(idx, trim=bucket)
+                if batch.labels.device != self.device:  # features left on the host (lazy / too big)
+                    batch = batch.to(self.device)
                 keep = dist.shard(global_keep).to(self.device)
                 with _autocast(self.device, amp):
                     out = forward(batch.masked(keep), truth=batch)
@@ -405,7 +412,6 @@ class Trainer:
                     optimizer.step()
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0) + v.detach()
-                self.progress("step", stage=name, epoch=epoch, step=step, steps=steps_per_epoch)
             watch.raise_if_bad(f"stage '{name}', epoch {epoch + 1}", trial)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)  # once per epoch, for an honest train time
