@@ -6,8 +6,6 @@ are always fitted on the training split only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterator
-
 import torch
 from torch import Tensor
 
@@ -74,19 +72,6 @@ class TensorData:
             inputs[m] = x
         return ModalityBatch(inputs=inputs, present=self.present[index], modalities=self.modalities,
                              labels=self.labels[index], lengths=lengths)
-
-    def batches(self, batch_size: int, shuffle: bool = False,
-                generator: torch.Generator | None = None,
-                drop_last: bool = False) -> Iterator[ModalityBatch]:
-        n = len(self)
-        device = self.labels.device
-        if shuffle:
-            order = torch.randperm(n, generator=generator).to(device)
-        else:
-            order = torch.arange(n, device=device)
-        stop = n - (n % batch_size) if drop_last and n > batch_size else n
-        for start in range(0, stop, batch_size):
-            yield self.batch(order[start:start + batch_size])
 
 
 @dataclass

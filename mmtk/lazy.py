@@ -6,7 +6,7 @@ sorted, batched read) and returns a float32 tensor; normalisation is applied on 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -86,5 +86,3 @@ def open_npy(path: Any) -> np.ndarray:
     """A read-only memory map of a .npy file (nothing is read until rows are indexed)."""
     return np.load(path, mmap_mode="r")
 
-
-Reader = Callable[[np.ndarray], Tensor]

@@ -1,7 +1,6 @@
 """A run: a validated recipe, a fresh run directory, and one trial per (fold, seed)."""
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,13 +195,6 @@ def run_trials_in_parallel(run: "Run", trials: list[TrialSpec]) -> tuple[dict, d
     manager.shutdown()
     order = [t.key for t in trials]
     return {k: per_trial[k] for k in order if k in per_trial}, failed
-
-
-def describe_protocol(tree: dict) -> dict:
-    """The fields that must agree for two runs to be comparable."""
-    data = copy.deepcopy(tree.get("data", {}))
-    return {"data": data, "missing.eval": tree.get("missing", {}).get("eval"),
-            "seeds": seeds_of(tree)}
 
 
 def read_results(directory: str | Path) -> dict:
