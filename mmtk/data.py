@@ -6,6 +6,7 @@ are always fitted on the training split only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+
 import torch
 from torch import Tensor
 

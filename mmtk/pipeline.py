@@ -119,9 +119,10 @@ class Pipeline(nn.Module):
 
     def train(self, mode: bool = True) -> "Pipeline":
         super().train(mode)
-        names = dict(self.named_modules())
-        for p in self.frozen:
-            names[p].eval()
+        if self.frozen:  # frozen parts stay in eval mode (no dropout, fixed norm statistics)
+            names = dict(self.named_modules())
+            for p in self.frozen:
+                names[p].eval()
         return self
 
     # -- forward ----------------------------------------------------------------------------
