@@ -306,7 +306,8 @@ class Trainer:
         return results
 
     def _save_resume(self, trial: TrialSpec, state: dict) -> None:
-        self.writer.save_torch(trial.directory / "resume.pt", state)
+        # atomic but not fsynced: a killed run resumes from it; an OS crash may lose one epoch
+        self.writer.save_torch(trial.directory / "resume.pt", state, durable=False)
 
     def _build_stage_model(self, tree: dict, stage: dict, splits: DataSplits, seed: int,
                            earlier: dict[str, dict]) -> Pipeline:
@@ -367,6 +368,7 @@ class Trainer:
         if train_cfg.get("compile"):
             forward = torch.compile(forward)
         train, bs = splits.train, train_cfg["batch_size"]
+        last_snapshot = time.perf_counter()
         watch = NonFiniteWatch()
         present_cpu = train.present.cpu()  # masks are drawn on the host: no device sync
         # On CPU checking every step is free; on a GPU it would sync, so check every 50 steps
@@ -431,10 +433,15 @@ class Trainer:
             else:
                 st.bad_epochs += 1
             stop = patience is not None and st.bad_epochs >= patience and st.epoch >= train_cfg.get("min_epochs", 1)
-            # resume checkpoint every `checkpoint_every` epochs (and when stopping); a resumed
-            # run restarts from the last one and still ends exactly as an uninterrupted run
+            # Resume snapshot every `checkpoint_every` epochs once `checkpoint_seconds` have
+            # passed since the last one (and always when the stage ends): short epochs are not
+            # slowed by snapshots, and a killed run loses at most that much work. A resumed run
+            # restarts from the last snapshot and ends exactly as an uninterrupted one.
             every = max(1, train_cfg.get("checkpoint_every", 1))
-            if dist.is_main() and (st.epoch % every == 0 or stop or st.epoch == epochs):
+            due = (st.epoch % every == 0 and
+                   time.perf_counter() - last_snapshot >= train_cfg.get("checkpoint_seconds", 30.0))
+            if dist.is_main() and (due or stop or st.epoch == epochs):
+                last_snapshot = time.perf_counter()
                 self._save_resume(trial, {
                     "stage_index": index, "epoch": st.epoch, "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),

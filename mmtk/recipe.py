@@ -184,6 +184,7 @@ TRAIN_KEYS = {
     "device": (str, "auto"), "amp": (bool | Literal["auto", "bf16", "fp16"], "auto"),
     "compile": (bool, False), "deterministic": (bool, True), "min_epochs": (int, 1),
     "bucket_by_length": (bool, False), "checkpoint_every": (int, 1),
+    "checkpoint_seconds": (float, 30.0),
 }
 TRAIN_BLOCKS = {"optimizer": {"type": "adam"}, "scheduler": None}
 EVAL_KEYS = {"metrics": (list[str], ["war", "uar", "f1_macro", "f1_weighted"]),

@@ -1,6 +1,7 @@
 """Missing-modality protocols (train masks and evaluation conditions)."""
 from __future__ import annotations
 
+import functools
 import itertools
 
 import torch
@@ -34,11 +35,15 @@ class SixConditions(MissingProtocol):
 
     def train_mask(self, present: Tensor, generator: torch.Generator,
                    modalities: tuple[str, ...]) -> Tensor:
-        m = present.shape[1]
-        options = proper_subsets(m) + ([tuple([True] * m)] if self.include_full_in_training else [])
-        table = torch.tensor(options, dtype=torch.bool)
-        pick = torch.randint(len(options), (present.shape[0],), generator=generator)
+        table = self._table(present.shape[1])
+        pick = torch.randint(len(table), (present.shape[0],), generator=generator)
         return table[pick]
+
+    @functools.lru_cache(maxsize=8)
+    def _table(self, m: int) -> Tensor:
+        """The allowed patterns as a (K, m) bool table, built once per modality count."""
+        options = proper_subsets(m) + ([tuple([True] * m)] if self.include_full_in_training else [])
+        return torch.tensor(options, dtype=torch.bool)
 
     def eval_conditions(self, modalities: tuple[str, ...], n: int) -> EvalPlan:
         conds = [EvalCondition(condition_code(modalities, keep),

@@ -99,7 +99,7 @@ class Interrupt(Exception):
 
 
 def test_killed_then_resumed_run_matches_uninterrupted(system, tmp_path):
-    over = tiny_overrides(4) + ["train.patience=null"]
+    over = tiny_overrides(4) + ["train.patience=null", "train.checkpoint_seconds=0"]  # snapshot every epoch
     full = Run.create(prepare(system, RECIPES / "baseline.yaml", tmp_path / "a", over), system).execute()
 
     def kill_after_two_epochs(event, **info):
