@@ -47,6 +47,7 @@ class ModalityBatch:
     ids: list[str] | None = None
     lengths: dict[str, Tensor] = field(default_factory=dict)  # (B,) valid frames for (B,T,D)
     condition: str | None = None
+    scores: Tensor | None = None       # (B,) float regression targets, when the data has them
 
     @property
     def size(self) -> int:
@@ -71,5 +72,6 @@ class ModalityBatch:
             inputs={m: x.to(device, non_blocking=True) for m, x in self.inputs.items()},
             present=self.present.to(device, non_blocking=True),
             labels=None if self.labels is None else self.labels.to(device, non_blocking=True),
+            scores=None if self.scores is None else self.scores.to(device, non_blocking=True),
             lengths={m: v.to(device, non_blocking=True) for m, v in self.lengths.items()},
         )

@@ -27,7 +27,9 @@ class Builder:
     def dataset(self, data_block: dict, seed: int = 0) -> Any:
         return self.component("dataset", data_block, {"seed": seed}, reserved=DATA_KEYS)
 
-    def model(self, model: dict, in_dims: dict[str, int], num_classes: int, seed: int = 0) -> Pipeline:
+    def model(self, model: dict, in_dims: dict[str, int], num_classes: int, seed: int = 0,
+              out_dim: int | None = None) -> Pipeline:
+        """``out_dim``: the head's output size (default ``num_classes``; 1 for regression)."""
         modalities = tuple(sorted(in_dims))
         missing = [m for m in modalities if not (model.get("encoders") or {}).get(m)]
         if missing:
@@ -45,7 +47,8 @@ class Builder:
         slots = {s: self.component(s, model[s], shared) if model.get(s) else None
                  for s in ("aligner", "reconstructor", "refiner")}
         fuser = self.component("fuser", model["fuser"], shared)
-        head = self.component("head", model["head"], {**shared, "in_dim": fuser.out_dim})
+        head = self.component("head", model["head"], {**shared, "in_dim": fuser.out_dim,
+                                                      "out_dim": out_dim or num_classes})
         return Pipeline(encoders, fuser, head, **slots)
 
     def optimizer(self, block: Any, params: list[nn.Parameter]) -> Any:

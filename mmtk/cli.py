@@ -179,8 +179,9 @@ def print_summary(results: dict, as_json: bool) -> None:
         _print_json(results)
         return
     for split in ("test", "val"):
-        header, rows = summary_rows(results["summary"], split)
-        title = f"{results.get('name') or 'run'}: {split} (%, mean ± std over {len(results['trials'])} trial(s))"
+        header, rows = summary_rows(results["summary"], split, info=results.get("metrics_info"))
+        title = (f"{results.get('name') or 'run'}: {split} (rates in %, mean ± std over "
+                 f"{len(results['trials'])} trial(s))")
         print(render_table(header, rows, title, rich_output=is_terminal()))
     print(f"results: {results['directory']}")
 
@@ -227,13 +228,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _dry_run(tree: dict, system: Any, args: argparse.Namespace) -> int:
     from .builder import Builder
     from .recipe import stage_trees
+    from .task import output_width, recipe_target
 
     builder = Builder(system.registry, tree.get("_base_dir"))
+    target, _ = recipe_target(builder, tree)
     dataset = builder.dataset(tree["data"])
     report = {"recipe": tree.get("_source"), "modalities": list(dataset.modalities), "stages": []}
     splits = dataset.load(None if tree["data"].get("folds") in (None, "all") else tree["data"]["folds"][0])
     for name, stage_tree, _ in stage_trees(tree):
-        model = builder.model(stage_tree["model"], splits.in_dims, splits.num_classes)
+        model = builder.model(stage_tree["model"], splits.in_dims, splits.num_classes,
+                              out_dim=output_width(target, splits.num_classes))
         report["stages"].append({"name": name, "parameters": sum(p.numel() for p in model.parameters()),
                                  "aux_losses": sorted(model.declared_losses())})
     if args.json:

@@ -22,7 +22,7 @@ import yaml
 
 from .errors import MmtkError
 from .plugins import PluginSystem
-from .report import condition_order, fmt, markdown_table, render_table
+from .report import condition_order, fmt, is_percent, markdown_table, render_table
 from .rundir import atomic_write_text, new_run_dir
 from .run import load_tree
 
@@ -146,9 +146,25 @@ def run_entries(entries: list[Entry], overrides: list[str], jobs: int, plugins_d
         list(pool.map(work, entries))
 
 
+def shown_metrics(entries: list[Entry], split: str = "test") -> list[str]:
+    """The two metrics a comparison shows: WAR / UAR for classification, else the first two
+    evaluated metrics (e.g. MAE / Corr for regression)."""
+    done = [e for e in entries if e.results]
+    if not done:
+        return ["war", "uar"]
+    summary = done[0].results["summary"][split]
+    names = list(next(iter(summary.values()))) if summary else []
+    return ["war", "uar"] if {"war", "uar"} <= set(names) else names[:2]
+
+
+def _info(entries: list[Entry]) -> dict:
+    return next((e.results.get("metrics_info") or {} for e in entries if e.results), {})
+
+
 def comparison_rows(entries: list[Entry], split: str = "test") -> tuple[list[str], list[list[str]]]:
     done = [e for e in entries if e.results]
     conds = condition_order(list(done[0].results["summary"][split])) if done else []
+    metrics, info = shown_metrics(entries, split), _info(entries)
     header = ["method"] + conds
     rows = []
     for e in entries:
@@ -156,32 +172,37 @@ def comparison_rows(entries: list[Entry], split: str = "test") -> tuple[list[str
             rows.append([e.name] + ["failed"] * len(conds))
             continue
         s = e.results["summary"][split]
-        rows.append([e.name] + [f"{fmt(s[c]['war'])} / {fmt(s[c]['uar'])}" if c in s else "-" for c in conds])
+        rows.append([e.name] + [" / ".join(fmt(s[c][m], is_percent(info, m)) for m in metrics)
+                                if c in s else "-" for c in conds])
     return header, rows
 
 
 def write_outputs(entries: list[Entry], directory: Path, split: str = "test") -> dict[str, Path]:
     header, rows = comparison_rows(entries, split)
+    metrics, info = shown_metrics(entries, split), _info(entries)
     paths = {"markdown": directory / "comparison.md", "csv": directory / "comparison.csv"}
-    note = ("Cells: WAR / UAR in %, mean ± std over seeds (and folds); "
-            f"split: {split}; 'mean' = mean over the missing conditions.\n\n")
+    units = ", ".join(f"{m.upper()}{' in %' if is_percent(info, m) else ''}" for m in metrics)
+    note = (f"Cells: {' / '.join(m.upper() for m in metrics)} ({units}), mean ± std over seeds "
+            f"(and folds); split: {split}; 'mean' = mean over the missing conditions.\n\n")
     runs = "\n".join(f"- {e.name}: {e.run_dir or 'FAILED: ' + str(e.error)}" for e in entries)
     atomic_write_text(paths["markdown"], note + markdown_table(header, rows) + "\nRuns:\n" + runs + "\n")
-    lines = ["method,condition,war_mean,war_std,uar_mean,uar_std,n"]
+    lines = ["method,condition," + ",".join(f"{m}_mean,{m}_std" for m in metrics) + ",n"]
     for e in entries:
         if e.results:
-            for c, m in e.results["summary"][split].items():
-                lines.append(f"{e.name},{c},{m['war']['mean']:.6f},{m['war']['std']:.6f},"
-                             f"{m['uar']['mean']:.6f},{m['uar']['std']:.6f},{m['uar']['n']}")
+            for c, stats in e.results["summary"][split].items():
+                lines.append(f"{e.name},{c}," + ",".join(
+                    f"{stats[m]['mean']:.6f},{stats[m]['std']:.6f}" for m in metrics)
+                    + f",{stats[metrics[-1]]['n']}")
     atomic_write_text(paths["csv"], "\n".join(lines) + "\n")
-    png = plot_uar(entries, directory / "uar.png", split)
+    png = plot_metric(entries, directory / f"{metrics[-1]}.png", split, metrics[-1], info)
     if png:
         paths["plot"] = png
     return paths
 
 
-def plot_uar(entries: list[Entry], path: Path, split: str) -> Path | None:
-    """Per-condition UAR per method as grouped bars (needs the optional matplotlib)."""
+def plot_metric(entries: list[Entry], path: Path, split: str, metric: str, info: dict) -> Path | None:
+    """Per-condition values of one metric per method as grouped bars (needs the optional
+    matplotlib)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -191,16 +212,17 @@ def plot_uar(entries: list[Entry], path: Path, split: str) -> Path | None:
     done = [e for e in entries if e.results]
     if not done:
         return None
+    scale = 100 if is_percent(info, metric) else 1
     conds = condition_order(list(done[0].results["summary"][split]))
     width = 0.8 / len(done)
     fig, ax = plt.subplots(figsize=(1.2 * len(conds) + 2, 4))
     for i, e in enumerate(done):
         s = e.results["summary"][split]
-        means = [100 * s[c]["uar"]["mean"] for c in conds]
-        stds = [100 * s[c]["uar"]["std"] for c in conds]
+        means = [scale * s[c][metric]["mean"] for c in conds]
+        stds = [scale * s[c][metric]["std"] for c in conds]
         ax.bar([j + i * width for j in range(len(conds))], means, width, yerr=stds, label=e.name)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(conds))], conds)
-    ax.set_ylabel("UAR (%)")
+    ax.set_ylabel(metric.upper() + (" (%)" if scale == 100 else ""))
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -263,7 +285,8 @@ class CompareDisplay:
 
 def print_comparison(entries: list[Entry], paths: dict[str, Path], terminal: bool) -> None:
     header, rows = comparison_rows(entries)
-    print(render_table(header, rows, "test WAR / UAR (%), mean ± std", rich_output=terminal))
+    title = " / ".join(m.upper() for m in shown_metrics(entries)) + " on test, mean ± std"
+    print(render_table(header, rows, title, rich_output=terminal))
     for kind, p in paths.items():
         print(f"{kind}: {p}")
     failed = [e for e in entries if e.error]

@@ -24,9 +24,15 @@ class TensorData:
     ids: list[str]
     present: Tensor | None = None              # (N, M) bool; None = all present
     lengths: dict[str, Tensor] = field(default_factory=dict)
+    scores: Tensor | None = None               # (N,) float regression targets (e.g. sentiment)
 
     def __post_init__(self) -> None:
         n = len(self.labels)
+        if self.scores is not None:
+            if self.scores.dim() != 1 or len(self.scores) != n:
+                raise DataError(f"regression scores have shape {tuple(self.scores.shape)}; one "
+                                f"score per sample ({n},) is expected")
+            self.scores = self.scores.float()
         for m, x in self.inputs.items():
             if x.shape[0] != n:
                 raise DataError(f"modality '{m}' has {x.shape[0]} samples but there are {n} labels")
@@ -47,12 +53,14 @@ class TensorData:
         return TensorData({m: x.subset(index) if isinstance(x, LazyFeatures) else x[index]
                            for m, x in self.inputs.items()}, self.labels[index],
                           [self.ids[i] for i in idx], self.present[index],
-                          {m: v[index] for m, v in self.lengths.items()})
+                          {m: v[index] for m, v in self.lengths.items()},
+                          None if self.scores is None else self.scores[index])
 
     def to(self, device: torch.device | str) -> "TensorData":
         return replace(self, inputs={m: x.to(device) for m, x in self.inputs.items()},
                        labels=self.labels.to(device), present=self.present.to(device),
-                       lengths={m: v.to(device) for m, v in self.lengths.items()})
+                       lengths={m: v.to(device) for m, v in self.lengths.items()},
+                       scores=None if self.scores is None else self.scores.to(device))
 
     def nbytes(self) -> int:
         """Bytes held in memory (features left on disk count zero)."""
@@ -72,7 +80,8 @@ class TensorData:
                     x = x * (t[None, :, None] < lengths[m][:, None, None].cpu())  # padding stays 0
             inputs[m] = x
         return ModalityBatch(inputs=inputs, present=self.present[index], modalities=self.modalities,
-                             labels=self.labels[index], lengths=lengths)
+                             labels=self.labels[index], lengths=lengths,
+                             scores=None if self.scores is None else self.scores[index])
 
 
 @dataclass

@@ -60,12 +60,12 @@ def shard(index: torch.Tensor) -> torch.Tensor:
 
 
 def gather_by_index(local_index: torch.Tensor, local_values: torch.Tensor, n: int) -> torch.Tensor:
-    """Reassemble values computed on index shards into one (n,) tensor on every rank."""
+    """Reassemble values computed on index shards into one (n, ...) tensor on every rank."""
     if not active():
         return local_values
     parts: list[Any] = [None] * world_size()
     dist.all_gather_object(parts, (local_index.cpu(), local_values.cpu()))
-    out = torch.empty(n, dtype=local_values.dtype)
+    out = torch.empty((n, *local_values.shape[1:]), dtype=local_values.dtype)
     for idx, vals in parts:
         out[idx] = vals
     return out.to(local_values.device)

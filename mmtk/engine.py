@@ -24,12 +24,14 @@ from . import distributed as dist
 from .builder import Builder
 from .data import DataSplits, Standardizer, TensorData, check_finite, ensure_validation
 from .errors import MmtkError, NonFiniteLossError
-from .metrics import confusion_matrix
+from .metrics import Metric, as_metric, confusion_matrix
 from .pipeline import Pipeline
 from .protocols import EvalPlan, MissingProtocol
 from .recipe import stage_trees
 from .registry import Registry
 from .rundir import BackgroundWriter, load_torch, save_torch, write_json
+from .task import (LABELS, SCORES, check_metrics, check_output, check_scores, loss_name,
+                   loss_target, output_width, recipe_target, task_output)
 
 Progress = Callable[..., None]
 
@@ -142,14 +144,16 @@ class NonFiniteWatch:
 class Evaluator:
     """Metrics of a model on a split under every condition of an evaluation plan."""
 
-    def __init__(self, metrics: dict[str, Callable[[Tensor], float]], num_classes: int,
-                 batch_size: int, amp_dtype: torch.dtype | None):
-        self.metrics, self.num_classes = metrics, num_classes
+    def __init__(self, metrics: dict[str, Any], num_classes: int, batch_size: int,
+                 amp_dtype: torch.dtype | None, target: str = LABELS):
+        self.metrics = {n: as_metric(m) for n, m in metrics.items()}
+        self.num_classes, self.target = num_classes, target
         self.batch_size, self.amp_dtype = batch_size, amp_dtype
 
     @torch.no_grad()
     def predict(self, model: Pipeline, data: TensorData, mask: Tensor) -> Tensor:
-        """Predicted classes; under DDP each rank predicts a shard and all ranks gather."""
+        """Predicted class (or regression score) per sample; under DDP each rank predicts a
+        shard and all ranks gather."""
         model.eval()
         device = data.labels.device
         mask = mask.to(device)
@@ -160,16 +164,27 @@ class Evaluator:
             batch = data.batch(idx).to(device).masked(mask[idx])
             with _autocast(device, self.amp_dtype):
                 logits = model(batch).logits
-            preds.append(logits.argmax(-1))
-        local = torch.cat(preds) if preds else torch.empty(0, dtype=torch.long, device=device)
+            preds.append(task_output(logits, self.target))
+        dtype = torch.float32 if self.target == SCORES else torch.long
+        local = torch.cat(preds) if preds else torch.empty(0, dtype=dtype, device=device)
         return dist.gather_by_index(mine, local, len(data))
+
+    def score(self, pred: Tensor, data: TensorData) -> dict[str, float]:
+        """Every metric on one set of predictions (the confusion matrix is built once)."""
+        out, cm = {}, None
+        for name, metric in self.metrics.items():
+            if metric.reads == "regression":
+                out[name] = metric(pred.detach().cpu().float(), data.scores.cpu())
+            else:
+                if cm is None:
+                    cm = confusion_matrix(data.labels, pred, self.num_classes)
+                out[name] = metric(cm)
+        return out
 
     def evaluate(self, model: Pipeline, data: TensorData, plan: EvalPlan) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
         for cond in plan.conditions:
-            pred = self.predict(model, data, cond.mask)
-            cm = confusion_matrix(data.labels, pred, self.num_classes)
-            out[cond.name] = {name: fn(cm) for name, fn in self.metrics.items()}
+            out[cond.name] = self.score(self.predict(model, data, cond.mask), data)
         if plan.mean_over:
             out["mean"] = {name: float(np.mean([out[c][name] for c in plan.mean_over]))
                            for name in self.metrics}
@@ -226,16 +241,23 @@ class Trainer:
         dist.init(self.device.type)
         self.device = dist.local_device(self.device)
         self.progress = progress if dist.is_main() else _quiet
+        self.target, self.loss_name = recipe_target(self.builder, tree)
+        self.metrics = self._metrics()
+        check_metrics(self.target, self.metrics, self.loss_name)
 
     # -- pieces ---------------------------------------------------------------------------
-    def _metrics(self) -> dict[str, Callable]:
-        return {n: self.builder.component("metric", n) for n in self.tree["eval"]["metrics"]}
+    def _metrics(self) -> dict[str, Metric]:
+        return {n: as_metric(self.builder.component("metric", n)) for n in self.tree["eval"]["metrics"]}
 
     def _missing(self, tree: dict, which: str, seed: int) -> MissingProtocol:
         return self.builder.component("missing", tree["missing"][which], {"seed": seed})
 
     def _task_loss(self, tree: dict) -> Callable:
-        return self.builder.component("loss", tree["losses"]["task"])
+        loss = self.builder.component("loss", tree["losses"]["task"])
+        if loss_target(loss) != self.target:
+            raise MmtkError("every stage must train the same task: the first stage's losses.task "
+                            f"reads {self.target}, but '{loss_name(tree)}' reads {loss_target(loss)}")
+        return loss
 
     # -- the trial ------------------------------------------------------------------------
     def run(self, trial: TrialSpec) -> dict:
@@ -254,6 +276,8 @@ class Trainer:
         if self.tree["train"].get("deterministic", True) and self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)
         splits = load_data(self.builder, self.tree, trial.fold, trial.seed)
+        if self.target == SCORES:
+            check_scores(splits, self.tree["data"]["type"], self.loss_name)
         if dist.is_main():
             write_json(trial.directory / "data.json", {
                 **splits.info, "fold": trial.fold, "modalities": list(splits.modalities),
@@ -265,8 +289,8 @@ class Trainer:
             splits.train, splits.val, splits.test = (splits.train.to(self.device),
                                                      splits.val.to(self.device), splits.test.to(self.device))
         amp = autocast_dtype(self.tree["train"].get("amp", "auto"), self.device)
-        evaluator = Evaluator(self._metrics(), splits.num_classes,
-                              self.tree["eval"]["batch_size"], amp)
+        evaluator = Evaluator(self.metrics, splits.num_classes,
+                              self.tree["eval"]["batch_size"], amp, self.target)
         resume_path = trial.directory / "resume.pt"
         resume = load_torch(resume_path) if resume_path.is_file() else None
         stage_states: dict[str, dict] = {}
@@ -311,7 +335,8 @@ class Trainer:
 
     def _build_stage_model(self, tree: dict, stage: dict, splits: DataSplits, seed: int,
                            earlier: dict[str, dict]) -> Pipeline:
-        model = self.builder.model(tree["model"], splits.in_dims, splits.num_classes, seed)
+        model = self.builder.model(tree["model"], splits.in_dims, splits.num_classes, seed,
+                                   out_dim=output_width(self.target, splits.num_classes))
         init = stage.get("init_from")
         if init:
             src, mapping = (init["stage"], init.get("map")) if isinstance(init, dict) else (init, None)
@@ -335,6 +360,9 @@ class Trainer:
         if monitor not in evaluator.metrics:
             raise MmtkError(f"train.monitor '{monitor}' is not among eval.metrics "
                             f"{list(evaluator.metrics)}")
+        # selection keeps the best validation value; MAE-like metrics are better when lower
+        sign = 1.0 if evaluator.metrics[monitor].higher_is_better else -1.0
+        width = output_width(self.target, splits.num_classes)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = self.builder.optimizer(train_cfg["optimizer"], params)
         scheduler = self.builder.scheduler(train_cfg.get("scheduler"), optimizer, epochs)
@@ -393,7 +421,10 @@ class Trainer:
                 keep = dist.shard(global_keep).to(self.device)
                 with _autocast(self.device, amp):
                     out = forward(batch.masked(keep), truth=batch)
-                    losses = {"task": task_loss(out.logits, batch.labels)}
+                    if step == 0:
+                        check_output(out.logits, width, self.target)
+                    truth = batch.scores if self.target == SCORES else batch.labels
+                    losses = {"task": task_loss(out.logits, truth)}
                     losses.update(out.aux)
                     total = losses["task"] + sum(weights.get(k, 1.0) * v for k, v in out.aux.items())
                 watch.observe(step, total, losses)
@@ -427,8 +458,8 @@ class Trainer:
                       "train_samples": len(train)}
             st.history.append(record)
             st.epoch = epoch + 1
-            if score > st.best_score:
-                st.best_score, st.best_epoch, st.bad_epochs = score, epoch + 1, 0
+            if sign * score > st.best_score:  # best_score is kept signed (higher = better)
+                st.best_score, st.best_epoch, st.bad_epochs = sign * score, epoch + 1, 0
                 st.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 st.bad_epochs += 1

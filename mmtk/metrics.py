@@ -1,13 +1,58 @@
-"""Classification metrics from a confusion matrix, and aggregation over conditions and trials."""
+"""Metrics: classification (from a confusion matrix), regression (from predicted and true
+scores), and aggregation over conditions and trials.
+
+A ``metric`` component is a factory returning either a plain ``fn(confusion_matrix)``
+(a classification rate, higher is better, shown in %) or a :class:`Metric` that says what
+it reads, which direction is better, and how it is shown.
+"""
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Literal
 
 import torch
 from torch import Tensor
 
 
+@dataclass(frozen=True)
+class Metric:
+    """A metric function plus what the evaluator and the reports need to know about it."""
+
+    fn: Callable[..., float]
+    # "confusion": fn(confusion_matrix (C, C)); "regression": fn(pred (N,), target (N,))
+    reads: Literal["confusion", "regression"] = "confusion"
+    higher_is_better: bool = True
+    percent: bool = True          # a rate shown x100; False: shown as is (MAE, correlation)
+
+    def __call__(self, *args: Any) -> float:
+        return float(self.fn(*args))
+
+
+def as_metric(obj: Any) -> Metric:
+    """A registered metric's value as a :class:`Metric` (plain callables read a confusion matrix)."""
+    return obj if isinstance(obj, Metric) else Metric(obj)
+
+
+def describe(metrics: dict[str, Metric]) -> dict[str, dict]:
+    """Display facts per metric, saved with results so reports format them correctly."""
+    return {n: {"higher_is_better": m.higher_is_better, "percent": m.percent, "reads": m.reads}
+            for n, m in metrics.items()}
+
+
+# ---------------------------------------------------------------------- regression ---
+def mean_absolute_error(pred: Tensor, target: Tensor) -> float:
+    return float((pred.double() - target.double()).abs().mean()) if len(target) else float("nan")
+
+
+def pearson(pred: Tensor, target: Tensor) -> float:
+    """Pearson correlation; 0 when either side is constant (numpy would give NaN)."""
+    p, t = pred.double() - pred.double().mean(), target.double() - target.double().mean()
+    denom = math.sqrt(float((p * p).sum()) * float((t * t).sum()))
+    return float((p * t).sum()) / denom if denom > 0 else 0.0
+
+
+# ------------------------------------------------------------------ classification ---
 def confusion_matrix(y_true: Tensor, y_pred: Tensor, num_classes: int) -> Tensor:
     """(C, C) counts, rows = true class, columns = predicted class."""
     idx = y_true.long().cpu() * num_classes + y_pred.long().cpu()

@@ -9,7 +9,7 @@ import copy
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import yaml
 
@@ -402,9 +402,10 @@ def _validate_stage(c: _Checker, tree: dict, modalities: Any, where: str) -> Non
                 emitted |= {f"{slot}/{n}" for n in _slot_losses(obj)}
 
     losses = tree.get("losses")
+    task_loss = None
     if losses is not None and c.keys(losses, path("losses"), {"task", "weights"}):
         if "task" in losses:
-            c.component("loss", losses["task"], path("losses.task"))
+            task_loss = c.component("loss", losses["task"], path("losses.task"))
         weights = losses.get("weights") or {}
         if not isinstance(weights, dict):
             c.add(path("losses.weights"), "expected a mapping 'slot/loss' -> weight")
@@ -429,15 +430,49 @@ def _validate_stage(c: _Checker, tree: dict, modalities: Any, where: str) -> Non
     ev = tree.get("eval")
     if ev is not None and c.keys(ev, path("eval"), EVAL_KEYS):
         c.typed(ev, path("eval"), EVAL_KEYS)
-        for i, name in enumerate(ev.get("metrics") or []):
-            if isinstance(name, str):
-                try:
-                    c.registry.get("metric", name)
-                except MmtkError as exc:
-                    c.add(path(f"eval.metrics[{i}]"), str(exc))
+    _validate_metrics(c, tree, task_loss, path)
     out = tree.get("output")
     if out is not None and c.keys(out, path("output"), OUTPUT_KEYS):
         c.typed(out, path("output"), OUTPUT_KEYS)
+
+
+def _validate_metrics(c: _Checker, tree: dict, task_loss: Any, path: Callable[[str], str]) -> None:
+    """Metrics exist, read what the task loss trains (classes or scores), and include the
+    monitored one."""
+    from .metrics import as_metric
+
+    ev = tree.get("eval") if isinstance(tree.get("eval"), dict) else {}
+    names = ev.get("metrics", EVAL_KEYS["metrics"][1])
+    if not isinstance(names, list):
+        return
+    regression = getattr(task_loss, "target", "labels") == "scores"
+    loss = (tree.get("losses") or {}).get("task")
+    loss = loss.get("type") if isinstance(loss, dict) else loss or "cross_entropy"
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
+        try:
+            spec = c.registry.get("metric", name)
+        except MmtkError as exc:
+            c.add(path(f"eval.metrics[{i}]"), str(exc))
+            continue
+        try:
+            reads = as_metric(spec.obj()).reads
+        except Exception as exc:  # a broken metric factory is reported, not raised
+            c.add(path(f"eval.metrics[{i}]"), f"metric '{name}' failed to build: {exc}")
+            continue
+        if regression != (reads == "regression"):
+            fits = ("regression metrics (e.g. mae, corr, acc2, acc7)" if regression
+                    else "classification metrics (e.g. war, uar, f1_macro)")
+            c.add(path(f"eval.metrics[{i}]"),
+                  f"'{name}' reads {'a regression score' if reads == 'regression' else 'class predictions'} "
+                  f"but losses.task '{loss}' trains {'a regression score' if regression else 'classes'}; "
+                  f"use {fits}" + ("" if "metrics" in ev else " (set eval.metrics)"))
+    train = tree.get("train") if isinstance(tree.get("train"), dict) else {}
+    monitor = train.get("monitor", TRAIN_KEYS["monitor"][1])
+    if isinstance(monitor, str) and monitor not in names:
+        c.add(path("train.monitor"), f"'{monitor}' is not among eval.metrics "
+              f"({', '.join(map(str, names))}); model selection needs a metric that is evaluated")
 
 
 def component_params(block: dict | str | None, reserved: dict | None = None) -> tuple[str, dict]:

@@ -15,21 +15,36 @@ def condition_order(conds: list[str]) -> list[str]:
     return rest + special
 
 
-def fmt(stat: dict | float, scale: float = 100.0) -> str:
+def fmt(stat: dict | float, percent: bool = True) -> str:
+    """A rate in % with 2 decimals; other values (MAE, correlation) as they are, 3 decimals."""
+    scale, digits = (100.0, 2) if percent else (1.0, 3)
     if isinstance(stat, dict):
         if stat.get("n", 1) > 1:
-            return f"{stat['mean'] * scale:.2f} ± {stat['std'] * scale:.2f}"
-        return f"{stat['mean'] * scale:.2f}"
-    return f"{stat * scale:.2f}"
+            return f"{stat['mean'] * scale:.{digits}f} ± {stat['std'] * scale:.{digits}f}"
+        return f"{stat['mean'] * scale:.{digits}f}"
+    return f"{stat * scale:.{digits}f}"
 
 
-def summary_rows(summary: dict, split: str = "test", metrics: tuple[str, ...] = ("war", "uar")) -> tuple[list[str], list[list[str]]]:
+def is_percent(info: dict | None, metric: str) -> bool:
+    """Whether a metric is a rate shown in % (results without metric facts: classification)."""
+    return bool(((info or {}).get(metric) or {}).get("percent", True))
+
+
+def metric_label(info: dict | None, metric: str) -> str:
+    return metric.upper() + ("" if is_percent(info, metric) else " (raw)")
+
+
+def summary_rows(summary: dict, split: str = "test", metrics: list[str] | None = None,
+                 info: dict | None = None) -> tuple[list[str], list[list[str]]]:
+    """One row per metric (default: every metric in the summary), one column per condition.
+    ``info`` is a run's ``metrics_info`` (which metrics are rates shown in %)."""
     conds = condition_order(list(summary.get(split, {})))
     header = ["metric"] + conds
     rows = []
-    for m in metrics:
+    for m in metrics or (list(summary[split][conds[0]]) if conds else []):
         if conds and m in summary[split][conds[0]]:
-            rows.append([m.upper()] + [fmt(summary[split][c][m]) for c in conds])
+            rows.append([metric_label(info, m)] +
+                        [fmt(summary[split][c][m], is_percent(info, m)) for c in conds])
     return header, rows
 
 

@@ -12,7 +12,7 @@ from . import distributed as dist
 from .builder import Builder
 from .engine import Progress, Trainer, TrialSpec, _quiet
 from .errors import MmtkError, Problem, RecipeError
-from .metrics import summarize_trials
+from .metrics import as_metric, describe, summarize_trials
 from .plugins import PluginSystem
 from .recipe import apply_overrides, interpolate_env, read_recipe_tree, seeds_of, validate, with_defaults
 from .report import write_csv
@@ -125,7 +125,8 @@ class Run:
                 per_trial[spec.key] = trainer.run(spec)
         summary = summarize_trials(list(per_trial.values()))
         self.results = {"name": self.tree.get("name"), "directory": str(self.directory),
-                        "trials": per_trial, "summary": summary}
+                        "trials": per_trial, "summary": summary,
+                        "metrics_info": metrics_info(self.tree, self.system.registry)}
         if failed:
             self.results["failed"] = failed
         if dist.is_main():
@@ -137,6 +138,12 @@ class Run:
                             f"summarised in {self.directory / 'metrics.json'}): " +
                             "; ".join(f"{k}: {v}" for k, v in failed.items()))
         return self.results
+
+
+def metrics_info(tree: dict, registry: Any) -> dict:
+    """How each evaluated metric reads and is shown (saved so reports need no registry)."""
+    builder = Builder(registry, tree.get("_base_dir"))
+    return describe({n: as_metric(builder.component("metric", n)) for n in tree["eval"]["metrics"]})
 
 
 def _trial_worker(tree: dict, spec: TrialSpec, device: str | None, threads: int,

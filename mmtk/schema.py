@@ -20,7 +20,8 @@ CONTEXT_NAMES = frozenset({
     "in_dims",       # {modality: input feature size}
     "modality",      # the modality an encoder serves
     "modalities",    # sorted tuple of modality names
-    "num_classes",
+    "num_classes",   # number of classes of the data's labels
+    "out_dim",       # a head's output size: num_classes, or 1 for a regression task loss
     "latent_dim",    # the model's shared representation size
     "seed",
     "build_encoder",  # build_encoder(modality) -> a fresh encoder as in model.encoders (slots)

@@ -20,15 +20,16 @@ class ConcatFuser(Fuser):
 
 
 class MLPHead(nn.Module):
-    """Classifier: hidden layers with ReLU and dropout, then logits."""
+    """Hidden layers with ReLU and dropout, then out_dim outputs: class logits, or one
+    regression score when the task loss is a regression loss (l1, mse)."""
 
-    def __init__(self, in_dim: int, num_classes: int, hidden: list[int] = (128,), dropout: float = 0.3):
+    def __init__(self, in_dim: int, out_dim: int, hidden: list[int] = (128,), dropout: float = 0.3):
         super().__init__()
         layers, d = [], in_dim
         for h in hidden:
             layers += [nn.Linear(d, h), nn.ReLU(), nn.Dropout(dropout)]
             d = h
-        layers.append(nn.Linear(d, num_classes))
+        layers.append(nn.Linear(d, out_dim))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -16,11 +16,14 @@ def mmtk_register_components(register):
     register("fuser", "concat", fusion.ConcatFuser)
     register("head", "mlp", fusion.MLPHead)
     register("loss", "cross_entropy", training.CrossEntropy)
+    register("loss", "l1", training.L1)
+    register("loss", "mse", training.MSE)
     for fn in (training.adam, training.adamw, training.sgd):
         register("optimizer", fn.__name__, fn)
     for fn in (training.cosine, training.step, training.linear_decay):
         register("scheduler", fn.__name__, fn)
-    for fn in (training.war, training.uar, training.f1_macro, training.f1_weighted):
+    for fn in (training.war, training.uar, training.f1_macro, training.f1_weighted,
+               training.mae, training.corr):
         register("metric", fn.__name__, fn)
     register("missing", "none", missing.NoMissing)
     register("missing", "six_conditions", missing.SixConditions)

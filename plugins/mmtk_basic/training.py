@@ -18,6 +18,27 @@ class CrossEntropy(nn.Module):
         return nn.functional.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
 
 
+class _ScoreLoss(nn.Module):
+    """A regression task loss: reads batch.scores, so the head gives one value per sample."""
+
+    target = "scores"
+
+    def forward(self, pred: Tensor, scores: Tensor) -> Tensor:
+        return self.error(pred[..., 0].float(), scores.float())
+
+
+class L1(_ScoreLoss):
+    """Mean absolute error between the predicted and the true score (MMSA's training loss)."""
+
+    error = staticmethod(nn.functional.l1_loss)
+
+
+class MSE(_ScoreLoss):
+    """Mean squared error between the predicted and the true score."""
+
+    error = staticmethod(nn.functional.mse_loss)
+
+
 def adam(params: list, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
          weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """Adam."""
@@ -71,3 +92,14 @@ def f1_macro():
 def f1_weighted():
     """Support-weighted F1."""
     return metrics.weighted_f1
+
+
+def mae():
+    """Mean absolute error of a regression score (lower is better)."""
+    return metrics.Metric(metrics.mean_absolute_error, reads="regression",
+                          higher_is_better=False, percent=False)
+
+
+def corr():
+    """Pearson correlation between predicted and true scores (0 if either is constant)."""
+    return metrics.Metric(metrics.pearson, reads="regression", percent=False)

@@ -7,6 +7,7 @@ Layout of ``root/`` (the exact rules are in this plugin's README)::
     features.npz         one array per modality (key = modality), rows aligned with ids.txt
     ids.txt              one id per line (needed by .npy / .npz modalities)
     labels.csv           header ``id,label``
+    scores.csv           optional, header ``id,score``: a float regression target per sample
     splits.csv           optional, header ``id,split`` with train / val / test
     folds/<k>/{train,val,test}.txt   optional instead of splits.csv; val.txt may be left out
 """
@@ -29,7 +30,7 @@ from .common import (BadSamples, ModalitySource, assemble, check_disjoint, h5_fe
                      resolve_root, rows_fetch)
 
 NAME = "arrays"
-RESERVED = {"ids", "labels", "splits", "features"}
+RESERVED = {"ids", "labels", "splits", "features", "scores"}
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -162,6 +163,30 @@ class Arrays(Dataset):
             labels = {sid: index[v] for _, sid, v in rows}
         return labels, names, path
 
+    def _scores(self, wanted: list[str]) -> dict[str, float] | None:
+        """Regression targets from the optional scores.csv; every used id needs a finite one."""
+        path = self.root / "scores.csv"
+        if not path.is_file():
+            return None
+        scores: dict[str, float] = {}
+        for line, sid, value in self._csv(path, ("id", "score")):
+            if sid in scores:
+                raise DataError(f"dataset '{NAME}': {path}: id '{sid}' is listed twice.")
+            try:
+                scores[sid] = float(value)
+            except ValueError:
+                raise DataError(f"dataset '{NAME}': {path}: line {line}: score {value!r} of id "
+                                f"'{sid}' is not a number.") from None
+            if not np.isfinite(scores[sid]):
+                raise DataError(f"dataset '{NAME}': {path}: line {line}: score of id '{sid}' is "
+                                f"{value} (NaN or infinite).")
+        missing = [sid for sid in wanted if sid not in scores]
+        if missing:
+            raise DataError(f"dataset '{NAME}': {path}: id '{missing[0]}' has a label and a split "
+                            f"but no score ({len(missing)} such id(s)); give every sample a score "
+                            "or remove scores.csv.")
+        return scores
+
     def _split_ids(self, fold: int | None, labels: dict[str, int]) -> tuple[dict, str]:
         splits_csv, folds_dir = self.root / "splits.csv", self.root / "folds"
         if splits_csv.is_file() and folds_dir.is_dir():
@@ -262,7 +287,7 @@ class Arrays(Dataset):
         return index
 
     def _load_memory_mapped(self, split_ids: dict, labels: dict[str, int], names: list[str],
-                            how: str, fold: int | None) -> DataSplits:
+                            how: str, fold: int | None, scores: dict[str, float] | None) -> DataSplits:
         """Features stay on disk (np.load mmap_mode='r'); rows are read per batch. Values are
         checked for NaN/inf by the core in streamed chunks; dims come from the files."""
         index = self._ids_index()
@@ -271,7 +296,7 @@ class Arrays(Dataset):
             if a.ndim not in (2, 3) or a.shape[0] != len(index):
                 raise DataError(f"dataset '{NAME}': {self.files[m][1]} has shape {tuple(a.shape)}; "
                                 f"expected (N, D) or (N, T, D) with N = {len(index)} rows as in ids.txt.")
-        parts = {split: _memory_mapped_split(self, ids, labels, arrays, index)
+        parts = {split: _memory_mapped_split(self, ids, labels, arrays, index, scores)
                  for split, (ids, _) in split_ids.items()}
         info = {"dataset": NAME, "root": str(self.root), "memory_mapped": True, "split": how,
                 "fold": fold, "feature_files": {m: str(p) for m, (_, p) in self.files.items()}}
@@ -293,8 +318,9 @@ class Arrays(Dataset):
         if unassigned:
             log.warning("dataset '%s': %d labelled id(s) are in no split (%s) and are not used",
                         NAME, unassigned, how)
+        scores = self._scores(sorted(assigned))
         if self.mmap:
-            return self._load_memory_mapped(split_ids, labels, names, how, fold)
+            return self._load_memory_mapped(split_ids, labels, names, how, fold, scores)
         bad = BadSamples(NAME, self.on_bad_sample)
         check = integer_label_check(len(names))
         parts, facts = {}, {}
@@ -302,9 +328,10 @@ class Arrays(Dataset):
             sources = self._sources(stack)
             for split, (ids, _) in split_ids.items():
                 y = np.array([labels[i] for i in ids], dtype=np.int64)
+                score = None if scores is None else np.array([scores[i] for i in ids])
                 parts[split], facts[split] = assemble(split, ids, y, sources, bad,
                                                       self.allow_missing, check, str(label_path),
-                                                      self.max_frames)
+                                                      self.max_frames, scores=score)
         if self.pool == "mean":
             parts = {s: pool_mean(d) for s, d in parts.items()}
         info = {"dataset": NAME, "root": str(self.root),
@@ -320,7 +347,8 @@ class Arrays(Dataset):
 
 
 def _memory_mapped_split(self: Arrays, ids: list[str], labels: dict[str, int],
-                         arrays: dict[str, np.ndarray], index: dict[str, int]) -> TensorData:
+                         arrays: dict[str, np.ndarray], index: dict[str, int],
+                         scores: dict[str, float] | None) -> TensorData:
     from mmtk.lazy import LazyFeatures
 
     missing = [sid for sid in ids if sid not in index]
@@ -337,7 +365,8 @@ def _memory_mapped_split(self: Arrays, ids: list[str], labels: dict[str, int],
     y = torch.tensor([labels[sid] for sid in ids], dtype=torch.long)
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self._labels()[1])):
         raise DataError(f"dataset '{NAME}': a label is out of range in {self.root / 'labels.csv'}.")
-    return TensorData(inputs, y, list(ids), lengths=lengths)
+    return TensorData(inputs, y, list(ids), lengths=lengths,
+                      scores=None if scores is None else torch.tensor([scores[i] for i in ids]))
 
 
 def _is_int(text: str) -> bool:

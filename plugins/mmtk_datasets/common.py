@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -146,11 +146,11 @@ class ModalitySource:
 def assemble(split: str, ids: list[str], labels: np.ndarray, sources: list[ModalitySource],
              bad: BadSamples, allow_missing: bool = False, label_check: Callable | None = None,
              label_source: str = "labels", max_frames: int | None = None,
-             extra: dict[str, np.ndarray] | None = None) -> tuple[TensorData, dict]:
+             scores: np.ndarray | None = None) -> tuple[TensorData, dict]:
     """Read every sample of a split, check it, and build zero-padded tensors.
 
-    ``label_check(label) -> problem or None`` flags out-of-range labels. ``extra`` holds
-    per-sample arrays (e.g. regression targets) kept aligned with the surviving samples.
+    ``label_check(label) -> problem or None`` flags out-of-range labels. ``scores`` are
+    per-sample regression targets (e.g. sentiment), kept aligned with the surviving samples.
     Returns the split and per-split facts (counts of absent modalities, truncated samples).
     """
     sources = sorted(sources, key=lambda s: s.name)
@@ -207,14 +207,15 @@ def assemble(split: str, ids: list[str], labels: np.ndarray, sources: list[Modal
         if cut:
             truncated[s.name] = cut
     present = torch.stack(present_cols, 1) if present_cols else torch.ones(n, 0, dtype=torch.bool)
-    data = TensorData(inputs, torch.tensor(kept_labels, dtype=torch.long), kept_ids, present, lengths)
+    kept_scores = None if scores is None else \
+        torch.from_numpy(np.asarray(scores, dtype=np.float32).reshape(-1)[kept_rows])
+    data = TensorData(inputs, torch.tensor(kept_labels, dtype=torch.long), kept_ids, present,
+                      lengths, kept_scores)
     facts = {"n": n}
     if absent:
         facts["absent_modalities"] = dict(absent)
     if truncated:
         facts["truncated_to_max_frames"] = dict(truncated)
-    if extra:
-        facts["extra"] = {k: np.asarray(v)[kept_rows] for k, v in extra.items()}
     return data, facts
 
 
@@ -254,7 +255,7 @@ def pool_mean(data: TensorData) -> TensorData:
         valid = (torch.arange(x.shape[1])[None, :] < length[:, None]).unsqueeze(-1)
         inputs[m] = (x * valid).sum(1) / length.clamp_min(1)[:, None].to(x.dtype)
     lengths = {m: v for m, v in data.lengths.items() if not inputs[m].is_floating_point()}
-    return TensorData(inputs, data.labels, data.ids, data.present, lengths)
+    return replace(data, inputs=inputs, lengths=lengths)
 
 
 # ---------------------------------------------------------------------------- checks ---

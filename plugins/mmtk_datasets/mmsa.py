@@ -137,7 +137,7 @@ class MMSA(Dataset):
                         f"'{self.label_rule}'")
             return in_range(y)
         excluded: dict[str, int] = {}
-        facts, parts, regression = {}, {}, {}
+        facts, parts = {}, {}
         neg_inf = {}
         shared: dict[str, ModalitySource] = {}
         for split, key in SPLIT_KEYS.items():
@@ -163,9 +163,7 @@ class MMSA(Dataset):
             parts[split], facts[split] = assemble(
                 split, ids, labels, sources, bad, False, label_check,
                 f"{self.path}[{key}][{label_src}]", self.max_frames,
-                extra={"regression": reg} if reg is not None else None)
-            if "extra" in facts[split]:
-                regression[split] = facts[split].pop("extra")["regression"].astype(float).tolist()
+                scores=reg)
         if self.pool == "mean":
             parts = {s: pool_mean(d) for s, d in parts.items()}
         info = {"dataset": NAME, "file": str(self.path), "text_field": self.text_key,
@@ -176,8 +174,8 @@ class MMSA(Dataset):
                      NAME, self.label_rule, excluded)
         if neg_inf:
             info["neg_inf_set_to_zero"] = neg_inf
-        if regression:
-            info["regression_targets"] = regression
+        if all(p.scores is not None for p in parts.values()):
+            info["regression_targets"] = "regression_labels (kept as per-sample scores)"
         return DataSplits(train=parts["train"], val=parts["val"], test=parts["test"],
                           num_classes=num_classes, class_names=names, info=info)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import mmtk
 
-from . import arrays, handwritten, mmin, mmsa
+from . import arrays, handwritten, mmin, mmsa, sentiment
 
 
 @mmtk.hookimpl
@@ -12,3 +12,5 @@ def mmtk_register_components(register):
     register("dataset", mmsa.NAME, mmsa.MMSA)
     register("dataset", arrays.NAME, arrays.Arrays)
     register("dataset", handwritten.NAME, handwritten.Handwritten)
+    for fn in sentiment.ALL:  # scores of a regression model trained on mmsa's sentiment
+        register("metric", fn.__name__, fn)

@@ -16,9 +16,10 @@ import torch
 from mmtk.batch import ModalityBatch
 from mmtk.builder import Builder
 from mmtk.data import DataSplits, Dataset
-from mmtk.metrics import confusion_matrix
+from mmtk.metrics import as_metric, confusion_matrix
 from mmtk.plugins import load_plugins
 from mmtk.protocols import MissingProtocol
+from mmtk.task import loss_target
 
 SYSTEM = load_plugins()
 MODALITIES = ("audio", "text", "visual")
@@ -118,8 +119,12 @@ def test_encoder_ignores_padding(spec, tmp_path):
 @pytest.mark.parametrize("spec", specs("loss"))
 def test_task_loss(spec, tmp_path):
     loss_fn = Builder(SYSTEM.registry, tmp_path).component("loss", block_for(spec, tmp_path))
-    logits = torch.randn(6, 4, requires_grad=True)
-    value = loss_fn(logits, torch.tensor([0, 1, 2, 3, 0, 1]))
+    if loss_target(loss_fn) == "scores":   # regression: one output per sample, float targets
+        logits = torch.randn(6, 1, requires_grad=True)
+        value = loss_fn(logits, torch.linspace(-3, 3, 6))
+    else:
+        logits = torch.randn(6, 4, requires_grad=True)
+        value = loss_fn(logits, torch.tensor([0, 1, 2, 3, 0, 1]))
     assert value.dim() == 0 and torch.isfinite(value)
     value.backward()
     assert torch.isfinite(logits.grad).all()
@@ -127,11 +132,18 @@ def test_task_loss(spec, tmp_path):
 
 @pytest.mark.parametrize("spec", specs("metric"))
 def test_metric_bounds_and_perfect_score(spec, tmp_path):
-    fn = Builder(SYSTEM.registry, tmp_path).component("metric", spec.qualified_name)
-    y = torch.tensor([0, 0, 1, 2, 2, 2])
-    assert fn(confusion_matrix(y, y, 3)) == pytest.approx(1.0)
-    wrong = fn(confusion_matrix(y, (y + 1) % 3, 3))
-    assert wrong == pytest.approx(0.0)
+    metric = as_metric(Builder(SYSTEM.registry, tmp_path).component("metric", spec.qualified_name))
+    if metric.reads == "regression":
+        # no |score| < 0.5 and no zero, so every sign-flipped prediction changes every class
+        y = torch.tensor([-2.6, -1.2, -0.7, 0.6, 1.4, 2.8])
+        perfect, wrong = metric(y, y), metric(-y, y)
+    else:
+        y = torch.tensor([0, 0, 1, 2, 2, 2])
+        perfect, wrong = metric(confusion_matrix(y, y, 3)), metric(confusion_matrix(y, (y + 1) % 3, 3))
+    if metric.percent:  # a rate in [0, 1]
+        assert perfect == pytest.approx(1.0) and wrong == pytest.approx(0.0)
+    else:
+        assert (perfect > wrong) == metric.higher_is_better and perfect != wrong
 
 
 @pytest.mark.parametrize("spec", specs("optimizer"))

@@ -27,8 +27,10 @@ def test_round_trip(fx, seq_eq, tmp_path):
                           raw["vision"][row, :raw["vision_lengths"][row]])
             t = int(raw["text_bert"][row, 1].sum())
             assert seq_eq(part.inputs["text"][row], part.lengths["text"][row], raw["text"][row, :t])
-        # regression targets kept, aligned with the split's ids
-        assert np.allclose(splits.info["regression_targets"][split], raw["regression_labels"])
+        # regression targets kept as per-sample scores, aligned with the split's ids
+        assert np.allclose(part.scores.numpy(), raw["regression_labels"])
+        assert part.subset(torch.tensor([2, 0])).scores.tolist() == \
+            pytest.approx([float(raw["regression_labels"][2]), float(raw["regression_labels"][0])])
     assert splits.class_names == ["negative", "non-negative"]
 
 
@@ -61,7 +63,8 @@ def test_binary_nonzero_leaves_out_zeros_and_counts_them(fx, tmp_path):
     assert zeros >= 1
     assert len(splits.train) == len(truth["train"]["id"]) - zeros
     assert splits.info["excluded_by_label_rule"]["train"] == zeros
-    assert len(splits.info["regression_targets"]["train"]) == len(splits.train)
+    assert len(splits.train.scores) == len(splits.train)
+    assert (splits.train.scores != 0).all()
 
 
 def test_classification_labels_field(fx, tmp_path):

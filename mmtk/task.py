@@ -1,0 +1,96 @@
+"""What a model is trained to predict: class labels or continuous scores (regression).
+
+The task loss decides. A loss component reads ``batch.labels`` unless it declares
+``target = "scores"`` (a class attribute), in which case it reads the per-sample float
+``batch.scores`` (e.g. sentiment in [-3, 3]) and the head gets one output per sample
+(``out_dim`` = 1 instead of the class count). Metrics declare what they read (see
+:class:`mmtk.metrics.Metric`); this module checks that loss, metrics and data agree, so a
+mismatch is a clear error before training rather than a shape error inside it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .data import DataSplits
+from .errors import DataError, MmtkError
+from .metrics import Metric
+
+LABELS = "labels"
+SCORES = "scores"
+
+
+def loss_target(loss: Any) -> str:
+    """``"labels"`` (classification, the default) or ``"scores"`` (regression)."""
+    target = getattr(loss, "target", LABELS)
+    if target not in (LABELS, SCORES):
+        raise MmtkError(f"loss '{type(loss).__name__}' declares target {target!r}; "
+                        f"a task loss reads '{LABELS}' or '{SCORES}'")
+    return target
+
+
+def loss_name(tree: dict) -> str:
+    block = tree["losses"]["task"]
+    return block if isinstance(block, str) else block["type"]
+
+
+def recipe_target(builder: Any, tree: dict) -> tuple[str, str]:
+    """(target, task loss name) of a resolved recipe; its first stage decides."""
+    from .recipe import stage_trees
+
+    first = stage_trees(tree)[0][1]
+    return loss_target(builder.component("loss", first["losses"]["task"])), loss_name(first)
+
+
+def output_width(target: str, num_classes: int) -> int:
+    """The head's output size: one logit per class, or one value for regression."""
+    return 1 if target == SCORES else num_classes
+
+
+def metric_reads(target: str) -> str:
+    """Which metrics fit a model trained for ``target``."""
+    return "regression" if target == SCORES else "confusion"
+
+
+def check_metrics(target: str, metrics: dict[str, Metric], loss_name: str) -> None:
+    """Every metric must read what the model predicts (classes or scores)."""
+    want = metric_reads(target)
+    wrong = [n for n, m in metrics.items() if m.reads != want]
+    if wrong:
+        kind = "a regression score" if target == SCORES else "class logits"
+        fits = ("regression metrics (e.g. mae, corr)" if target == SCORES
+                else "classification metrics (e.g. war, uar, f1_macro)")
+        raise MmtkError(f"eval.metrics {wrong} cannot score this model: losses.task "
+                        f"'{loss_name}' trains {kind} per sample, so use {fits}.")
+
+
+def check_scores(splits: DataSplits, dataset: str, loss_name: str) -> None:
+    """Regression needs a finite score for every sample of every split."""
+    for split, part in splits.items():
+        if part.scores is None:
+            raise DataError(f"losses.task '{loss_name}' trains on regression scores, but dataset "
+                            f"'{dataset}' gives no scores for its {split} split; use a "
+                            "classification loss (cross_entropy) or a dataset with scores "
+                            "(mmsa, arrays with data.scores).")
+        bad = ~torch.isfinite(part.scores)
+        if bad.any():
+            sample = part.ids[int(bad.nonzero()[0])]
+            raise DataError(f"dataset '{dataset}': the regression score of {split} sample "
+                            f"'{sample}' is NaN or infinite ({int(bad.sum())} such sample(s) in "
+                            "that split).")
+
+
+def task_output(logits: Tensor, target: str) -> Tensor:
+    """The prediction a metric reads: class index per sample, or the (B,) score."""
+    return logits[..., 0].float() if target == SCORES else logits.argmax(-1)
+
+
+def check_output(logits: Tensor, width: int, target: str) -> None:
+    """The head must give ``width`` values per sample (checked on the first batch)."""
+    if logits.shape[-1] != width:
+        need = "1 (a regression score)" if target == SCORES else f"{width} (one logit per class)"
+        raise MmtkError(f"model.head gives {logits.shape[-1]} output(s) per sample but the task "
+                        f"needs {need}; a head should size its output with the out_dim context "
+                        "parameter.")
