@@ -12,5 +12,5 @@ def mmtk_register_components(register):
     register("dataset", mmsa.NAME, mmsa.MMSA)
     register("dataset", arrays.NAME, arrays.Arrays)
     register("dataset", handwritten.NAME, handwritten.Handwritten)
-    for fn in sentiment.ALL:  # scores of a regression model trained on mmsa's sentiment
-        register("metric", fn.__name__, fn)
+    for name, fn in sentiment.FACTORIES.items():  # scores of a sentiment regression model
+        register("metric", name, fn)

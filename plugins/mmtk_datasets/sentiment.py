@@ -36,54 +36,35 @@ def _metric(rule: str, score) -> metrics.Metric:
     return metrics.Metric(fn, reads="regression")
 
 
-def acc2():
-    """Binary accuracy, negative (< 0) vs non-negative (>= 0) score (MMSA Has0_acc_2)."""
-    return _metric("binary", metrics.accuracy)
+# name -> (class rule, score of the confusion matrix, summary shown by `mmtk list`)
+TABLE = {
+    "acc2": ("binary", metrics.accuracy,
+             "Binary accuracy, negative (< 0) vs non-negative (>= 0) score (MMSA Has0_acc_2)."),
+    "f1_2": ("binary", metrics.weighted_f1,
+             "Weighted F1, negative vs non-negative score (MMSA Has0_F1_score)."),
+    "acc2_nonzero": ("binary_nonzero", metrics.accuracy,
+                     "Binary accuracy, negative vs positive, true-zero samples left out (Non0_acc_2)."),
+    "f1_2_nonzero": ("binary_nonzero", metrics.weighted_f1,
+                     "Weighted F1, negative vs positive, true-zero samples left out (Non0_F1_score)."),
+    "acc5": ("5class", metrics.accuracy, "5-class accuracy: round(clip(score, -2, 2)) (MMSA Mult_acc_5)."),
+    "acc7": ("7class", metrics.accuracy, "7-class accuracy: round(clip(score, -3, 3)) (MMSA Mult_acc_7)."),
+    "sims_acc2": ("sims2", metrics.accuracy,
+                  "CH-SIMS 2-class accuracy on scores clipped to [-1, 1]: (-1, 0] vs (0, 1]."),
+    "sims_acc3": ("sims3", metrics.accuracy,
+                  "CH-SIMS 3-class accuracy: [-1, -0.1], (-0.1, 0.1], (0.1, 1]."),
+    "sims_acc5": ("sims5", metrics.accuracy, "CH-SIMS 5-class accuracy: edges -0.7, -0.1, 0.1, 0.7."),
+    "sims_f1_2": ("sims2", metrics.weighted_f1, "CH-SIMS weighted F1 of (-1, 0] vs (0, 1]."),
+}
 
 
-def f1_2():
-    """Weighted F1, negative vs non-negative score (MMSA Has0_F1_score)."""
-    return _metric("binary", metrics.weighted_f1)
+def factory(name: str):
+    """The registered metric component ``name``: a no-argument factory with its own summary."""
+    rule, score, summary = TABLE[name]
+
+    def make() -> metrics.Metric:
+        return _metric(rule, score)
+    make.__name__, make.__qualname__, make.__doc__ = name, name, summary
+    return make
 
 
-def acc2_nonzero():
-    """Binary accuracy, negative vs positive, samples with a true score of 0 left out (Non0_acc_2)."""
-    return _metric("binary_nonzero", metrics.accuracy)
-
-
-def f1_2_nonzero():
-    """Weighted F1, negative vs positive, true-zero samples left out (MMSA Non0_F1_score)."""
-    return _metric("binary_nonzero", metrics.weighted_f1)
-
-
-def acc5():
-    """5-class accuracy: round(clip(score, -2, 2)) (MMSA Mult_acc_5)."""
-    return _metric("5class", metrics.accuracy)
-
-
-def acc7():
-    """7-class accuracy: round(clip(score, -3, 3)) (MMSA Mult_acc_7)."""
-    return _metric("7class", metrics.accuracy)
-
-
-def sims_acc2():
-    """CH-SIMS 2-class accuracy on scores clipped to [-1, 1]: (-1, 0] vs (0, 1]."""
-    return _metric("sims2", metrics.accuracy)
-
-
-def sims_acc3():
-    """CH-SIMS 3-class accuracy: [-1, -0.1], (-0.1, 0.1], (0.1, 1]."""
-    return _metric("sims3", metrics.accuracy)
-
-
-def sims_acc5():
-    """CH-SIMS 5-class accuracy: edges -0.7, -0.1, 0.1, 0.7."""
-    return _metric("sims5", metrics.accuracy)
-
-
-def sims_f1_2():
-    """CH-SIMS weighted F1 of the 2-class split (-1, 0] vs (0, 1]."""
-    return _metric("sims2", metrics.weighted_f1)
-
-
-ALL = (acc2, f1_2, acc2_nonzero, f1_2_nonzero, acc5, acc7, sims_acc2, sims_acc3, sims_acc5, sims_f1_2)
+FACTORIES = {name: factory(name) for name in TABLE}

@@ -27,11 +27,11 @@ TRUE = torch.tensor([-1.0, 0.0, -0.3, 2.0, -2.6, 0.4])
     ("sims_acc2", 4 / 6),
 ])
 def test_against_hand_computation(name, expected):
-    assert getattr(sentiment, name)()(PRED, TRUE) == pytest.approx(expected)
+    assert sentiment.FACTORIES[name]()(PRED, TRUE) == pytest.approx(expected)
 
 
 def test_nonzero_f1_counts_a_zero_prediction_as_negative():
     # MMSA: preds > 0 is positive, so a prediction of exactly 0 is negative
-    metric = sentiment.f1_2_nonzero()
+    metric = sentiment.FACTORIES["f1_2_nonzero"]()
     assert metric(torch.tensor([0.0, 1.0]), torch.tensor([-1.0, 2.0])) == pytest.approx(1.0)
-    assert sentiment.acc2()(torch.tensor([0.0]), torch.tensor([-1.0])) == 0.0  # Has0: 0 is non-negative
+    assert sentiment.FACTORIES["acc2"]()(torch.tensor([0.0]), torch.tensor([-1.0])) == 0.0  # Has0: 0 is non-negative
