@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mmtk.plugins import load_plugins
@@ -57,3 +58,19 @@ def run_tiny(system, tmp_path):
 def prepare_tree(system, tmp_path):
     """``prepare_tree(recipe, overrides)`` -> validated tree with defaults (no tiny shrink)."""
     return lambda recipe, overrides=(): prepare(system, recipe, tmp_path, overrides)
+
+
+def write_scored_arrays(root, n: int = 400, seed: int = 0) -> np.ndarray:
+    """An `arrays` dataset (three .npy modalities, labels.csv, scores.csv) whose regression
+    score is a linear function of audio and text plus noise."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    x = {"audio": rng.normal(size=(n, 4)), "text": rng.normal(size=(n, 6)), "visual": rng.normal(size=(n, 3))}
+    for m, a in x.items():
+        np.save(root / f"{m}.npy", a.astype(np.float32))
+    score = 1.5 * x["text"][:, 0] - x["audio"][:, 1] + 0.1 * rng.normal(size=n)
+    ids = [f"s{i:03d}" for i in range(n)]
+    (root / "ids.txt").write_text("\n".join(ids) + "\n")
+    (root / "labels.csv").write_text("id,label\n" + "".join(f"{i},{int(s >= 0)}\n" for i, s in zip(ids, score)))
+    (root / "scores.csv").write_text("id,score\n" + "".join(f"{i},{s:.6f}\n" for i, s in zip(ids, score)))
+    return score

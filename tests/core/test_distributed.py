@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RECIPES, prepare
+from conftest import RECIPES, prepare, write_scored_arrays
 from mmtk.builder import Builder
 from mmtk.engine import Evaluator, load_data
 from mmtk.rundir import load_torch
@@ -49,3 +49,35 @@ def test_torchrun_two_processes_match_one(system, tmp_path):
     plan = builder.component("missing", tree["missing"]["eval"]).eval_conditions(splits.modalities, len(splits.test))
     mine = Evaluator(metrics, splits.num_classes, 256, None).evaluate(model, splits.test, plan)
     assert mine == d["trials"]["seed0"]["test"]
+
+
+@pytest.mark.slow
+def test_torchrun_gathers_regression_scores(system, tmp_path):
+    """Regression under DDP: float predictions are gathered so the metrics equal one process
+    evaluating the same model."""
+    write_scored_arrays(tmp_path / "data", n=240)
+    recipe = tmp_path / "reg.yaml"
+    recipe.write_text(
+        "mmtk: 1\nname: reg\ndata: {type: arrays, root: data}\n"
+        "missing: {train: {type: six_conditions}, eval: {type: six_conditions}}\n"
+        "model:\n  latent_dim: 16\n  encoders: {audio: {type: mlp}, text: {type: mlp}, visual: {type: mlp}}\n"
+        "  fuser: {type: concat}\n  head: {type: mlp, hidden: [16]}\n"
+        "losses: {task: {type: l1}}\neval: {metrics: [mae, corr, acc2]}\n"
+        "train: {epochs: 2, batch_size: 32, monitor: mae}\n")
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    ddp = subprocess.run([torchrun, "--nproc_per_node=2", "--master_port=29534", "-m", "mmtk", "run",
+                          str(recipe), "--quiet", "--json", "--set", f"output.dir={tmp_path / 'ddp'}"],
+                         capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                         timeout=600)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    run = next((tmp_path / "ddp" / "reg").iterdir())
+    saved = json.loads((run / "metrics.json").read_text())
+    tree = prepare(system, recipe, tmp_path)
+    builder = Builder(system.registry, tree["_base_dir"])
+    splits = load_data(builder, tree, None, 0)
+    model = builder.model(tree["model"], splits.in_dims, splits.num_classes, out_dim=1)
+    model.load_state_dict(load_torch(run / "trials/seed0/model.pt"))
+    metrics = {n: builder.component("metric", n) for n in tree["eval"]["metrics"]}
+    plan = builder.component("missing", tree["missing"]["eval"]).eval_conditions(splits.modalities, len(splits.test))
+    mine = Evaluator(metrics, splits.num_classes, 256, None, target="scores").evaluate(model, splits.test, plan)
+    assert mine == saved["trials"]["seed0"]["test"]

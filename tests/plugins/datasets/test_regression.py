@@ -8,28 +8,13 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import RECIPES
+from conftest import RECIPES, write_scored_arrays
 from mmtk.errors import DataError
 from mmtk.run import Run
 from mmtk_datasets.arrays import Arrays
 from mmtk_datasets.mmsa import MMSA
 
 MOSI_METRICS = ["mae", "corr", "acc2", "f1_2", "acc2_nonzero", "f1_2_nonzero", "acc5", "acc7"]
-
-
-def write_scored_arrays(root, n: int = 400, seed: int = 0) -> np.ndarray:
-    """Three .npy modalities; the score is a linear function of audio and text plus noise."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    x = {"audio": rng.normal(size=(n, 4)), "text": rng.normal(size=(n, 6)), "visual": rng.normal(size=(n, 3))}
-    for m, a in x.items():
-        np.save(root / f"{m}.npy", a.astype(np.float32))
-    score = 1.5 * x["text"][:, 0] - x["audio"][:, 1] + 0.1 * rng.normal(size=n)
-    ids = [f"s{i:03d}" for i in range(n)]
-    (root / "ids.txt").write_text("\n".join(ids) + "\n")
-    (root / "labels.csv").write_text("id,label\n" + "".join(f"{i},{int(s >= 0)}\n" for i, s in zip(ids, score)))
-    (root / "scores.csv").write_text("id,score\n" + "".join(f"{i},{s:.6f}\n" for i, s in zip(ids, score)))
-    return score
 
 
 def _recipe(root, epochs: int = 30) -> dict:
