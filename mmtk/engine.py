@@ -26,7 +26,7 @@ from .data import DataSplits, Standardizer, TensorData, check_finite, ensure_val
 from .errors import MmtkError, NonFiniteLossError
 from .metrics import Metric, as_metric, confusion_matrix
 from .pipeline import Pipeline
-from .protocols import EvalPlan, MissingProtocol
+from .protocols import EvalPlan, MissingProtocol, training_masks
 from .recipe import stage_trees
 from .registry import Registry
 from .rundir import BackgroundWriter, load_torch, save_torch, write_json
@@ -399,6 +399,7 @@ class Trainer:
         last_snapshot = time.perf_counter()
         watch = NonFiniteWatch()
         present_cpu = train.present.cpu()  # masks are drawn on the host: no device sync
+        masks_of = training_masks(train_missing, len(train), train.modalities)
         # On CPU checking every step is free; on a GPU it would sync, so check every 50 steps
         # (and at the end of every epoch) and still name the first bad step.
         check_now = (lambda step: True) if self.device.type == "cpu" else (lambda step: step % 50 == 49)
@@ -411,7 +412,7 @@ class Trainer:
             # DDP each rank takes its shard, so N ranks see exactly one process's batches.
             order = torch.randperm(len(train), generator=shuffle_gen)
             for step, global_idx in enumerate(batch_indices(order, bs, train, bucket, shuffle_gen)):
-                global_keep = train_missing.train_mask(present_cpu[global_idx], mask_gen, train.modalities)
+                global_keep = masks_of(global_idx, present_cpu[global_idx], mask_gen)
                 if len(global_idx) < dist.world_size():
                     continue  # too small to give every rank a sample
                 idx = dist.shard(global_idx).to(train.labels.device)

@@ -67,13 +67,24 @@ def random_rate_mask(n: int, m: int, rate: float, generator: torch.Generator) ->
 
 class RandomRate(MissingProtocol):
     """CPM-style cell missing rate η: every (sample, modality) cell is dropped with probability
-    η, keeping at least one modality per sample. Training masks are redrawn every batch;
-    the evaluation mask is fixed by ``eval_seed``."""
+    η, keeping at least one modality per sample. Training: by default one fixed mask per
+    training sample, drawn once from the trial seed, so the training data is incomplete in
+    the same way every epoch (CPM-Nets); ``resample: true`` redraws masks every batch instead
+    (an augmentation: over the epochs the model then sees every training cell). The
+    evaluation mask is fixed by ``eval_seed``."""
 
-    def __init__(self, rate: float = 0.3, eval_seed: int = 12345, train: bool = True):
+    def __init__(self, rate: float = 0.3, eval_seed: int = 12345, train: bool = True,
+                 resample: bool = False, seed: int = 0):
         if not 0.0 <= rate < 1.0:
             raise MmtkError(f"random_rate: rate must be in [0, 1), got {rate}")
-        self.rate, self.eval_seed, self.train = rate, eval_seed, train
+        self.rate, self.eval_seed, self.train, self.resample = rate, eval_seed, train, resample
+        self._seed = seed
+
+    def train_table(self, n: int, modalities: tuple[str, ...]) -> Tensor | None:
+        if not self.train or self.resample:
+            return None
+        g = torch.Generator().manual_seed(self._seed * 7907 + 17)
+        return random_rate_mask(n, len(modalities), self.rate, g)
 
     def train_mask(self, present: Tensor, generator: torch.Generator,
                    modalities: tuple[str, ...]) -> Tensor:
