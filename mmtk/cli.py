@@ -60,6 +60,8 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
     cmp_.add_argument("--jobs", type=int, default=1, help="runs in parallel (threads are split)")
     cmp_.add_argument("--no-reuse", action="store_true", help="rerun even if a finished run exists")
     cmp_.add_argument("--out", help="where the comparison table goes (default: the runs folder)")
+    cmp_.add_argument("--metrics", nargs="+", metavar="METRIC",
+                      help="metrics shown per cell (default: war uar, or the first two evaluated)")
     cmp_.add_argument("--json", action="store_true")
 
     ev = sub.add_parser("eval", help="print the results of a finished run")
@@ -273,7 +275,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                  is_terminal())
     try:
         entries, paths = compare(names, system, overrides, args.jobs, not args.no_reuse,
-                                 args.out, args.plugins_dir, display)
+                                 args.out, args.plugins_dir, display, args.metrics)
     finally:
         display.close()
     if args.json:
@@ -283,7 +285,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                        "summary": e.results["summary"] if e.results else None}
                               for e in entries}})
     else:
-        print_comparison(entries, paths, is_terminal())
+        print_comparison(entries, paths, is_terminal(), args.metrics)
     return 1 if any(e.error for e in entries) else 0
 
 

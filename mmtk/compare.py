@@ -146,9 +146,11 @@ def run_entries(entries: list[Entry], overrides: list[str], jobs: int, plugins_d
         list(pool.map(work, entries))
 
 
-def shown_metrics(entries: list[Entry], split: str = "test") -> list[str]:
-    """The two metrics a comparison shows: WAR / UAR for classification, else the first two
-    evaluated metrics (e.g. MAE / Corr for regression)."""
+def shown_metrics(entries: list[Entry], split: str = "test", chosen: list[str] | None = None) -> list[str]:
+    """The metrics a comparison shows: ``chosen``, else WAR / UAR for classification, else the
+    first two evaluated metrics (e.g. MAE / Corr for regression)."""
+    if chosen:
+        return list(chosen)
     done = [e for e in entries if e.results]
     if not done:
         return ["war", "uar"]
@@ -161,10 +163,11 @@ def _info(entries: list[Entry]) -> dict:
     return next((e.results.get("metrics_info") or {} for e in entries if e.results), {})
 
 
-def comparison_rows(entries: list[Entry], split: str = "test") -> tuple[list[str], list[list[str]]]:
+def comparison_rows(entries: list[Entry], split: str = "test",
+                    chosen: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
     done = [e for e in entries if e.results]
     conds = condition_order(list(done[0].results["summary"][split])) if done else []
-    metrics, info = shown_metrics(entries, split), _info(entries)
+    metrics, info = shown_metrics(entries, split, chosen), _info(entries)
     header = ["method"] + conds
     rows = []
     for e in entries:
@@ -177,9 +180,10 @@ def comparison_rows(entries: list[Entry], split: str = "test") -> tuple[list[str
     return header, rows
 
 
-def write_outputs(entries: list[Entry], directory: Path, split: str = "test") -> dict[str, Path]:
-    header, rows = comparison_rows(entries, split)
-    metrics, info = shown_metrics(entries, split), _info(entries)
+def write_outputs(entries: list[Entry], directory: Path, split: str = "test",
+                  chosen: list[str] | None = None) -> dict[str, Path]:
+    header, rows = comparison_rows(entries, split, chosen)
+    metrics, info = shown_metrics(entries, split, chosen), _info(entries)
     paths = {"markdown": directory / "comparison.md", "csv": directory / "comparison.csv"}
     units = ", ".join(f"{m.upper()}{' in %' if is_percent(info, m) else ''}" for m in metrics)
     note = (f"Cells: {' / '.join(m.upper() for m in metrics)} ({units}), mean ± std over seeds "
@@ -232,7 +236,8 @@ def plot_metric(entries: list[Entry], path: Path, split: str, metric: str, info:
 
 def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs: int = 1,
             reuse: bool = True, out_dir: str | None = None, plugins_dir: str | None = None,
-            show: Any = None) -> tuple[list[Entry], dict[str, Path]]:
+            show: Any = None, metrics: list[str] | None = None) -> tuple[list[Entry], dict[str, Path]]:
+    """``metrics``: which evaluated metrics the table shows (default: see shown_metrics)."""
     entries = []
     for r in recipes:
         tree = load_tree(r, system, overrides)
@@ -242,6 +247,11 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
     if len(set(names)) != len(names):
         raise MmtkError(f"two recipes share a name ({', '.join(names)}); give each its own 'name'")
     check_same_protocol(entries, system.registry)
+    evaluated = entries[0].tree["eval"]["metrics"]
+    unknown = [m for m in metrics or [] if m not in evaluated]
+    if unknown:
+        raise MmtkError(f"--metrics {', '.join(unknown)}: not among the recipes' eval.metrics "
+                        f"({', '.join(evaluated)})")
     show = show or (lambda e, msg: None)
     todo = []
     for e in entries:
@@ -256,7 +266,7 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
         run_entries(todo, overrides, jobs, plugins_dir, show)
     root = Path(out_dir) if out_dir else Path(entries[0].tree["output"]["dir"])
     directory = new_run_dir(root, "compare")
-    return entries, write_outputs(entries, directory)
+    return entries, write_outputs(entries, directory, chosen=metrics)
 
 
 class CompareDisplay:
@@ -283,9 +293,10 @@ class CompareDisplay:
             self.progress.stop()
 
 
-def print_comparison(entries: list[Entry], paths: dict[str, Path], terminal: bool) -> None:
-    header, rows = comparison_rows(entries)
-    title = " / ".join(m.upper() for m in shown_metrics(entries)) + " on test, mean ± std"
+def print_comparison(entries: list[Entry], paths: dict[str, Path], terminal: bool,
+                     chosen: list[str] | None = None) -> None:
+    header, rows = comparison_rows(entries, chosen=chosen)
+    title = " / ".join(m.upper() for m in shown_metrics(entries, chosen=chosen)) + " on test, mean ± std"
     print(render_table(header, rows, title, rich_output=terminal))
     for kind, p in paths.items():
         print(f"{kind}: {p}")

@@ -104,7 +104,7 @@ def test_mosi_recipes_train_a_regressor_on_an_mmsa_fixture(system, prepare_tree,
         assert np.isfinite(value) and (name in ("mae", "corr") or 0.0 <= value <= 1.0)
 
 
-def test_compare_shows_regression_metrics(system, fx, tmp_path):
+def test_compare_shows_regression_metrics(system, fx, tmp_path, capsys):
     fx.mmsa(tmp_path / "mosi.pkl", per_split={"train": 24, "valid": 8, "test": 8})
     from mmtk.cli import main
     out = tmp_path / "cmp"
@@ -120,3 +120,18 @@ def test_compare_shows_regression_metrics(system, fx, tmp_path):
     row = next(line for line in table.splitlines() if line.startswith("| baseline-mosi"))
     mae = float(row.split("|")[-2].split("/")[0])        # the 'mean' column, raw (not x100)
     assert 0.0 < mae < 10.0
+    # chosen metrics; the finished runs are reused, not trained again
+    common = ["--set", f"data.root={tmp_path / 'mosi.pkl'}", "--set", "train.epochs=1",
+              "--set", f"output.dir={tmp_path / 'runs'}", "--out", str(tmp_path / "cmp2")]
+    assert main(["compare", str(RECIPES / "baseline-mosi.yaml"), str(RECIPES / "cmarr-mosi.yaml"),
+                 *common, "--metrics", "acc2", "acc7", "mae"]) == 0
+    assert len(list((tmp_path / "runs" / "baseline-mosi").iterdir())) == 1
+    table = next((tmp_path / "cmp2").glob("compare/*/comparison.md")).read_text()
+    assert table.startswith("Cells: ACC2 / ACC7 / MAE (ACC2 in %, ACC7 in %, MAE)")
+    row = next(line for line in table.splitlines() if line.startswith("| baseline-mosi"))
+    acc2 = float(row.split("|")[-2].split("/")[0])
+    assert 0.0 <= acc2 <= 100.0
+    capsys.readouterr()
+    assert main(["compare", str(RECIPES / "baseline-mosi.yaml"), str(RECIPES / "cmarr-mosi.yaml"),
+                 *common, "--metrics", "war"]) == 2
+    assert "--metrics war: not among the recipes' eval.metrics" in capsys.readouterr().err
