@@ -136,15 +136,20 @@ class Arrays(Dataset):
                 rows.append((line, row[0].strip(), row[1].strip()))
         return rows
 
-    def _labels(self) -> tuple[dict[str, int], list[str], Path]:
-        path = require_file(self.root / "labels.csv", NAME, "labels file (header id,label)")
-        rows = self._csv(path, ("id", "label"))
+    def _csv_one_row_per_id(self, path: Path, header: tuple[str, str]) -> list[tuple[int, str, str]]:
+        """:meth:`_csv` rows of a per-sample file, where an id listed twice is an error."""
+        rows = self._csv(path, header)
         seen: dict[str, int] = {}
         for line, sid, _ in rows:
             if sid in seen:
                 raise DataError(f"dataset '{NAME}': {path}: id '{sid}' is listed twice (lines "
                                 f"{seen[sid]} and {line}).")
             seen[sid] = line
+        return rows
+
+    def _labels(self) -> tuple[dict[str, int], list[str], Path]:
+        path = require_file(self.root / "labels.csv", NAME, "labels file (header id,label)")
+        rows = self._csv_one_row_per_id(path, ("id", "label"))
         raw = [r[2] for r in rows]
         integer = all(_is_int(v) for v in raw)
         if self.class_names:
@@ -169,9 +174,7 @@ class Arrays(Dataset):
         if not path.is_file():
             return None
         scores: dict[str, float] = {}
-        for line, sid, value in self._csv(path, ("id", "score")):
-            if sid in scores:
-                raise DataError(f"dataset '{NAME}': {path}: id '{sid}' is listed twice.")
+        for line, sid, value in self._csv_one_row_per_id(path, ("id", "score")):
             try:
                 scores[sid] = float(value)
             except ValueError:

@@ -160,6 +160,9 @@ def test_format_errors(fx, tmp_path):
     (tmp_path / "labels.csv").write_text("name,class\n")
     with pytest.raises(DataError, match="must start with the header 'id,label'"):
         Arrays(root=tmp_path).load()
+    (tmp_path / "labels.csv").write_text("id,label\ns000,0\ns001,1\ns000,2\n")
+    with pytest.raises(DataError, match=r"id 's000' is listed twice \(lines 2 and 4\)"):
+        Arrays(root=tmp_path).load()
     (tmp_path / "labels.csv").unlink()
     with pytest.raises(DataError, match=r"looked for .*labels\.csv"):
         Arrays(root=tmp_path).load()

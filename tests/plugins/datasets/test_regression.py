@@ -40,6 +40,7 @@ def test_scores_csv_is_read_and_aligned(tmp_path):
 @pytest.mark.parametrize("line,message", [
     ("s001,abc\n", "'abc' of id 's001' is not a number"),
     ("s001,nan\n", "score of id 's001' is nan"),
+    ("s000,0.5\n", r"id 's000' is listed twice \(lines 2 and 3\)"),
 ])
 def test_bad_scores_are_named(tmp_path, line, message):
     write_scored_arrays(tmp_path / "d", n=20)
