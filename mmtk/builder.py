@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 
 from .errors import MmtkError
+from .metrics import Metric, as_metric
 from .pipeline import Pipeline
 from .recipe import DATA_KEYS, component_params
 from .registry import Registry
@@ -50,6 +51,10 @@ class Builder:
         head = self.component("head", model["head"], {**shared, "in_dim": fuser.out_dim,
                                                       "out_dim": out_dim or num_classes})
         return Pipeline(encoders, fuser, head, **slots)
+
+    def metrics(self, names: list[str]) -> dict[str, Metric]:
+        """The named metric components, each as a :class:`Metric`."""
+        return {n: as_metric(self.component("metric", n)) for n in names}
 
     def optimizer(self, block: Any, params: list[nn.Parameter]) -> Any:
         return self.component("optimizer", block, {"params": params})

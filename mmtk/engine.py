@@ -24,7 +24,7 @@ from . import distributed as dist
 from .builder import Builder
 from .data import DataSplits, Standardizer, TensorData, check_finite, ensure_validation
 from .errors import MmtkError, NonFiniteLossError
-from .metrics import Metric, as_metric, confusion_matrix
+from .metrics import as_metric, confusion_matrix
 from .pipeline import Pipeline
 from .protocols import EvalPlan, MissingProtocol, training_masks
 from .recipe import stage_trees
@@ -242,13 +242,10 @@ class Trainer:
         self.device = dist.local_device(self.device)
         self.progress = progress if dist.is_main() else _quiet
         self.target, self.loss_name = recipe_target(self.builder, tree)
-        self.metrics = self._metrics()
+        self.metrics = self.builder.metrics(tree["eval"]["metrics"])
         check_metrics(self.target, self.metrics, self.loss_name)
 
     # -- pieces ---------------------------------------------------------------------------
-    def _metrics(self) -> dict[str, Metric]:
-        return {n: as_metric(self.builder.component("metric", n)) for n in self.tree["eval"]["metrics"]}
-
     def _missing(self, tree: dict, which: str, seed: int) -> MissingProtocol:
         return self.builder.component("missing", tree["missing"][which], {"seed": seed})
 
@@ -424,8 +421,8 @@ class Trainer:
                     out = forward(batch.masked(keep), truth=batch)
                     if step == 0:
                         check_output(out.logits, width, self.target)
-                    truth = batch.scores if self.target == SCORES else batch.labels
-                    losses = {"task": task_loss(out.logits, truth)}
+                    wanted = batch.scores if self.target == SCORES else batch.labels
+                    losses = {"task": task_loss(out.logits, wanted)}
                     losses.update(out.aux)
                     total = losses["task"] + sum(weights.get(k, 1.0) * v for k, v in out.aux.items())
                 watch.observe(step, total, losses)

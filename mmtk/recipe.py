@@ -440,12 +440,13 @@ def _validate_metrics(c: _Checker, tree: dict, task_loss: Any, path: Callable[[s
     """Metrics exist, read what the task loss trains (classes or scores), and include the
     monitored one."""
     from .metrics import as_metric
+    from .task import LABELS, fitting_metrics, metric_reads, trains
 
     ev = tree.get("eval") if isinstance(tree.get("eval"), dict) else {}
     names = ev.get("metrics", EVAL_KEYS["metrics"][1])
     if not isinstance(names, list):
         return
-    regression = getattr(task_loss, "target", "labels") == "scores"
+    target = getattr(task_loss, "target", LABELS)
     loss = (tree.get("losses") or {}).get("task")
     loss = loss.get("type") if isinstance(loss, dict) else loss or "cross_entropy"
     for i, name in enumerate(names):
@@ -461,13 +462,11 @@ def _validate_metrics(c: _Checker, tree: dict, task_loss: Any, path: Callable[[s
         except Exception as exc:  # a broken metric factory is reported, not raised
             c.add(path(f"eval.metrics[{i}]"), f"metric '{name}' failed to build: {exc}")
             continue
-        if regression != (reads == "regression"):
-            fits = ("regression metrics (e.g. mae, corr, acc2, acc7)" if regression
-                    else "classification metrics (e.g. war, uar, f1_macro)")
+        if reads != metric_reads(target):
             c.add(path(f"eval.metrics[{i}]"),
                   f"'{name}' reads {'a regression score' if reads == 'regression' else 'class predictions'} "
-                  f"but losses.task '{loss}' trains {'a regression score' if regression else 'classes'}; "
-                  f"use {fits}" + ("" if "metrics" in ev else " (set eval.metrics)"))
+                  f"but losses.task '{loss}' trains {trains(target)}; use {fitting_metrics(target)}"
+                  + ("" if "metrics" in ev else " (set eval.metrics)"))
     train = tree.get("train") if isinstance(tree.get("train"), dict) else {}
     monitor = train.get("monitor", TRAIN_KEYS["monitor"][1])
     if isinstance(monitor, str) and monitor not in names:

@@ -12,7 +12,7 @@ from . import distributed as dist
 from .builder import Builder
 from .engine import Progress, Trainer, TrialSpec, _quiet
 from .errors import MmtkError, Problem, RecipeError
-from .metrics import as_metric, describe, summarize_trials
+from .metrics import describe, summarize_trials
 from .plugins import PluginSystem
 from .recipe import apply_overrides, interpolate_env, read_recipe_tree, seeds_of, validate, with_defaults
 from .report import write_csv
@@ -142,8 +142,7 @@ class Run:
 
 def metrics_info(tree: dict, registry: Any) -> dict:
     """How each evaluated metric reads and is shown (saved so reports need no registry)."""
-    builder = Builder(registry, tree.get("_base_dir"))
-    return describe({n: as_metric(builder.component("metric", n)) for n in tree["eval"]["metrics"]})
+    return describe(Builder(registry, tree.get("_base_dir")).metrics(tree["eval"]["metrics"]))
 
 
 def _trial_worker(tree: dict, spec: TrialSpec, device: str | None, threads: int,

@@ -54,16 +54,23 @@ def metric_reads(target: str) -> str:
     return "regression" if target == SCORES else "confusion"
 
 
+def trains(target: str) -> str:
+    return "a regression score" if target == SCORES else "classes"
+
+
+def fitting_metrics(target: str) -> str:
+    """The advice shared by the recipe check and the run-time check."""
+    return ("regression metrics (e.g. mae, corr)" if target == SCORES
+            else "classification metrics (e.g. war, uar, f1_macro)")
+
+
 def check_metrics(target: str, metrics: dict[str, Metric], loss_name: str) -> None:
     """Every metric must read what the model predicts (classes or scores)."""
-    want = metric_reads(target)
-    wrong = [n for n, m in metrics.items() if m.reads != want]
+    wrong = [n for n, m in metrics.items() if m.reads != metric_reads(target)]
     if wrong:
-        kind = "a regression score" if target == SCORES else "class logits"
-        fits = ("regression metrics (e.g. mae, corr)" if target == SCORES
-                else "classification metrics (e.g. war, uar, f1_macro)")
         raise MmtkError(f"eval.metrics {wrong} cannot score this model: losses.task "
-                        f"'{loss_name}' trains {kind} per sample, so use {fits}.")
+                        f"'{loss_name}' trains {trains(target)} per sample, so use "
+                        f"{fitting_metrics(target)}.")
 
 
 def check_scores(splits: DataSplits, dataset: str, loss_name: str) -> None:

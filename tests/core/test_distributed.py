@@ -45,7 +45,7 @@ def test_torchrun_two_processes_match_one(system, tmp_path):
     splits = load_data(builder, tree, None, 0)
     model = builder.model(tree["model"], splits.in_dims, splits.num_classes)
     model.load_state_dict(load_torch(runs[0] / "trials/seed0/model.pt"))
-    metrics = {n: builder.component("metric", n) for n in tree["eval"]["metrics"]}
+    metrics = builder.metrics(tree["eval"]["metrics"])
     plan = builder.component("missing", tree["missing"]["eval"]).eval_conditions(splits.modalities, len(splits.test))
     mine = Evaluator(metrics, splits.num_classes, 256, None).evaluate(model, splits.test, plan)
     assert mine == d["trials"]["seed0"]["test"]
@@ -77,7 +77,7 @@ def test_torchrun_gathers_regression_scores(system, tmp_path):
     splits = load_data(builder, tree, None, 0)
     model = builder.model(tree["model"], splits.in_dims, splits.num_classes, out_dim=1)
     model.load_state_dict(load_torch(run / "trials/seed0/model.pt"))
-    metrics = {n: builder.component("metric", n) for n in tree["eval"]["metrics"]}
+    metrics = builder.metrics(tree["eval"]["metrics"])
     plan = builder.component("missing", tree["missing"]["eval"]).eval_conditions(splits.modalities, len(splits.test))
     mine = Evaluator(metrics, splits.num_classes, 256, None, target="scores").evaluate(model, splits.test, plan)
     assert mine == saved["trials"]["seed0"]["test"]
