@@ -1,4 +1,9 @@
-"""Turns a validated recipe tree into objects, looking every name up in the registry."""
+"""Turns the typed recipe's components into objects, looking each up in the registry.
+
+A component is built from its recipe parameters plus the context values its kind is given
+(:data:`mmtk.schema.CONTEXT_BY_KIND`). An error raised by a plugin's constructor is reported
+naming the recipe path, the component and the plugin.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,57 +14,93 @@ from torch import nn
 from .errors import MmtkError
 from .metrics import Metric, as_metric
 from .pipeline import Pipeline
-from .recipe import DATA_KEYS, component_params
+from .recipe import Component, Model
 from .registry import Registry
 from .schema import build
 
 
+class ComponentBuildError(MmtkError):
+    """A component's constructor raised: names where in the recipe, which component, which plugin."""
+
+
 class Builder:
+    """Builds components of a resolved recipe. ``base_dir`` resolves relative paths of blocks
+    given directly as mappings (a resolved recipe's paths are already absolute)."""
+
     def __init__(self, registry: Registry, base_dir: str | Path | None = None):
         self.registry = registry
         self.base_dir = Path(base_dir) if base_dir else None
 
-    def component(self, kind: str, block: Any, context: dict | None = None,
-                  reserved: dict | None = None) -> Any:
-        name, params = component_params(block, reserved)
-        spec = self.registry.get(kind, name)
-        return build(spec.obj, params, context or {}, self.base_dir)
+    def component(self, kind: str, comp: Component | dict | str, context: dict | None = None,
+                  where: str | None = None) -> Any:
+        comp = as_component(comp)
+        spec = self.registry.get(kind, comp.qualified)
+        try:
+            return build(spec.obj, comp.params, context or {}, self.base_dir, kind=kind)
+        except MmtkError:
+            raise
+        except Exception as exc:  # a plugin's constructor rejected its input
+            raise ComponentBuildError(
+                f"{where or kind} ({kind} '{comp.type}', plugin '{spec.provider.plugin}') could not "
+                f"be built: {type(exc).__name__}: {exc}") from exc
 
-    def dataset(self, data_block: dict, seed: int = 0) -> Any:
-        return self.component("dataset", data_block, {"seed": seed}, reserved=DATA_KEYS)
+    def dataset(self, comp: Component | dict, seed: int = 0) -> Any:
+        return self.component("dataset", comp, {"seed": seed}, "data")
 
-    def model(self, model: dict, in_dims: dict[str, int], num_classes: int, seed: int = 0,
+    def model(self, model: Model | dict, in_dims: dict[str, int], num_classes: int, seed: int = 0,
               out_dim: int | None = None) -> Pipeline:
         """``out_dim``: the head's output size (default ``num_classes``; 1 for regression)."""
+        if isinstance(model, dict):
+            model = model_from_mapping(model)
         modalities = tuple(sorted(in_dims))
-        missing = [m for m in modalities if not (model.get("encoders") or {}).get(m)]
+        missing = [m for m in modalities if m not in model.encoders]
         if missing:
             raise MmtkError(f"model.encoders: the data has modalities {', '.join(missing)} "
                             "but no encoder is given for them")
-        latent = model.get("latent_dim", 128)
-        shared = {"modalities": modalities, "num_classes": num_classes, "latent_dim": latent,
-                  "in_dims": dict(in_dims), "seed": seed}
+        shared = {"modalities": modalities, "num_classes": num_classes,
+                  "latent_dim": model.latent_dim, "in_dims": dict(in_dims), "seed": seed}
+
         def build_encoder(m: str) -> nn.Module:
-            return self.component("encoder", model["encoders"][m],
-                                  {**shared, "in_dim": in_dims[m], "modality": m})
+            return self.component("encoder", model.encoders[m],
+                                  {**shared, "in_dim": in_dims[m], "modality": m}, f"model.encoders.{m}")
 
         encoders = {m: build_encoder(m) for m in modalities}
         shared["build_encoder"] = build_encoder  # slots that need encoder copies (teachers)
-        slots = {s: self.component(s, model[s], shared) if model.get(s) else None
+        slots = {s: self.component(s, getattr(model, s), shared, f"model.{s}")
+                 if getattr(model, s) is not None else None
                  for s in ("aligner", "reconstructor", "refiner")}
-        fuser = self.component("fuser", model["fuser"], shared)
-        head = self.component("head", model["head"], {**shared, "in_dim": fuser.out_dim,
-                                                      "out_dim": out_dim or num_classes})
+        fuser = self.component("fuser", model.fuser, shared, "model.fuser")
+        head = self.component("head", model.head, {**shared, "in_dim": fuser.out_dim,
+                                                   "out_dim": out_dim or num_classes}, "model.head")
         return Pipeline(encoders, fuser, head, **slots)
 
     def metrics(self, names: list[str]) -> dict[str, Metric]:
         """The named metric components, each as a :class:`Metric`."""
-        return {n: as_metric(self.component("metric", n)) for n in names}
+        return {n: as_metric(self.component("metric", n, where=f"eval.metrics ({n})")) for n in names}
 
-    def optimizer(self, block: Any, params: list[nn.Parameter]) -> Any:
-        return self.component("optimizer", block, {"params": params})
+    def optimizer(self, comp: Component, params: list[nn.Parameter]) -> Any:
+        return self.component("optimizer", comp, {"params": params}, "train.optimizer")
 
-    def scheduler(self, block: Any, optimizer: Any, epochs: int) -> Any:
-        if not block:
+    def scheduler(self, comp: Component | None, optimizer: Any, epochs: int) -> Any:
+        if comp is None:
             return None
-        return self.component("scheduler", block, {"optimizer": optimizer, "epochs": epochs})
+        return self.component("scheduler", comp, {"optimizer": optimizer, "epochs": epochs},
+                              "train.scheduler")
+
+
+def as_component(block: Component | dict | str) -> Component:
+    """A component from a recipe-style block (``{type: NAME, ...}`` or ``NAME``)."""
+    if isinstance(block, Component):
+        return block
+    if isinstance(block, str):
+        return Component(block)
+    return Component(block["type"], {k: v for k, v in block.items() if k != "type"})
+
+
+def model_from_mapping(node: dict) -> Model:
+    """A :class:`Model` from a ``model:`` mapping (for code that builds models directly)."""
+    slots = {s: as_component(node[s]) if node.get(s) else None
+             for s in ("aligner", "reconstructor", "refiner")}
+    return Model(latent_dim=node.get("latent_dim", 128),
+                 encoders={m: as_component(b) for m, b in node["encoders"].items() if b is not None},
+                 fuser=as_component(node["fuser"]), head=as_component(node["head"]), **slots)

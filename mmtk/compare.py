@@ -22,15 +22,15 @@ import yaml
 
 from .errors import MmtkError
 from .plugins import PluginSystem
+from .recipe import Component, Recipe, resolve
 from .report import condition_order, fmt, is_percent, markdown_table, render_table
 from .rundir import atomic_write_text, new_run_dir
-from .run import load_tree
 
 
 @dataclass
 class Entry:
     recipe: str
-    tree: dict
+    resolved: Recipe
     name: str
     run_dir: Path | None = None
     results: dict | None = None
@@ -38,25 +38,20 @@ class Entry:
     log: list[str] = field(default_factory=list)
 
 
-def with_param_defaults(kind: str, block: Any, registry: Any) -> Any:
+def with_param_defaults(kind: str, comp: Component, registry: Any) -> dict:
     """A component block with every constructor default written out (so omitted == default)."""
-    if not isinstance(block, dict) or "type" not in block:
-        return block
-    from .schema import CONTEXT_NAMES, signature_params
-    full = dict(block)
-    for p in signature_params(registry.get(kind, block["type"]).obj):
-        if p.name not in CONTEXT_NAMES and not p.required:
+    from .schema import signature_params, user_params
+    full = comp.tree()
+    declared = {p.name for p in user_params(registry.get(kind, comp.qualified).obj, kind)}
+    for p in signature_params(registry.get(kind, comp.qualified).obj):
+        if p.name in declared and not p.required:
             full.setdefault(p.name, list(p.default) if isinstance(p.default, tuple) else p.default)
     return full
 
 
-def protocol_fields(tree: dict, registry: Any = None) -> dict[str, Any]:
+def protocol_fields(recipe: Recipe, registry: Any) -> dict[str, Any]:
     """Flattened fields that must agree across compared runs."""
     out: dict[str, Any] = {}
-    data, missing_eval = tree.get("data", {}), tree.get("missing", {}).get("eval")
-    if registry is not None:
-        data = with_param_defaults("dataset", data, registry)
-        missing_eval = with_param_defaults("missing", missing_eval, registry)
 
     def flat(prefix: str, node: Any) -> None:
         if isinstance(node, dict):
@@ -65,18 +60,19 @@ def protocol_fields(tree: dict, registry: Any = None) -> dict[str, Any]:
         else:
             out[prefix] = node
 
-    flat("data", data)
-    flat("missing.eval", missing_eval)
-    seeds = tree.get("seed", 0)
-    out["seed"] = seeds if isinstance(seeds, list) else [seeds]
-    out["eval.metrics"] = tree.get("eval", {}).get("metrics")
+    data = recipe.data
+    flat("data", {**with_param_defaults("dataset", data.dataset, registry),
+                  "normalize": data.normalize, "val_fraction": data.val_fraction, "folds": data.folds})
+    flat("missing.eval", with_param_defaults("missing", recipe.last_stage.missing.eval, registry))
+    out["seed"] = recipe.seeds
+    out["eval.metrics"] = recipe.eval.metrics
     return out
 
 
-def check_same_protocol(entries: list[Entry], registry: Any = None) -> None:
-    ref = protocol_fields(entries[0].tree, registry)
+def check_same_protocol(entries: list[Entry], registry: Any) -> None:
+    ref = protocol_fields(entries[0].resolved, registry)
     for e in entries[1:]:
-        other = protocol_fields(e.tree, registry)
+        other = protocol_fields(e.resolved, registry)
         for key in sorted(set(ref) | set(other), key=lambda k: (not k.endswith(".type"), k)):
             if ref.get(key) != other.get(key):
                 raise MmtkError(
@@ -89,17 +85,17 @@ def _comparable(tree: dict) -> dict:
     return {k: v for k, v in tree.items() if not k.startswith("_") and k != "output"}
 
 
-def find_finished_run(tree: dict, name: str) -> Path | None:
+def find_finished_run(recipe: Recipe) -> Path | None:
     """A finished run of exactly this resolved recipe, if one exists."""
-    base = Path(tree["output"]["dir"]) / name
+    base = Path(recipe.output.dir) / recipe.name
     if not base.is_dir():
         return None
-    want = _comparable(tree)
+    want = _comparable(recipe.tree)
     for d in sorted(base.iterdir(), reverse=True):
         rec, met = d / "recipe.yaml", d / "metrics.json"
         if rec.is_file() and met.is_file():
             saved = yaml.safe_load(rec.read_text())
-            if _comparable(saved) == want:
+            if isinstance(saved, dict) and _comparable(saved) == want:
                 return d
     return None
 
@@ -240,14 +236,13 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
     """``metrics``: which evaluated metrics the table shows (default: see shown_metrics)."""
     entries = []
     for r in recipes:
-        tree = load_tree(r, system, overrides)
-        name = tree.get("name") or Path(r).stem
-        entries.append(Entry(r, tree, name))
+        recipe = resolve(r, system, overrides)
+        entries.append(Entry(r, recipe, recipe.name))
     names = [e.name for e in entries]
     if len(set(names)) != len(names):
         raise MmtkError(f"two recipes share a name ({', '.join(names)}); give each its own 'name'")
     check_same_protocol(entries, system.registry)
-    evaluated = entries[0].tree["eval"]["metrics"]
+    evaluated = entries[0].resolved.eval.metrics
     unknown = [m for m in metrics or [] if m not in evaluated]
     if unknown:
         raise MmtkError(f"--metrics {', '.join(unknown)}: not among the recipes' eval.metrics "
@@ -255,7 +250,7 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
     show = show or (lambda e, msg: None)
     todo = []
     for e in entries:
-        found = find_finished_run(e.tree, e.name) if reuse else None
+        found = find_finished_run(e.resolved) if reuse else None
         if found:
             e.run_dir = found
             e.results = json.loads((found / "metrics.json").read_text())
@@ -264,7 +259,7 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
             todo.append(e)
     if todo:
         run_entries(todo, overrides, jobs, plugins_dir, show)
-    root = Path(out_dir) if out_dir else Path(entries[0].tree["output"]["dir"])
+    root = Path(out_dir) if out_dir else Path(entries[0].resolved.output.dir)
     directory = new_run_dir(root, "compare")
     return entries, write_outputs(entries, directory, chosen=metrics)
 

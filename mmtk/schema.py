@@ -1,7 +1,10 @@
-"""A component's constructor signature is its schema: parameters, types, defaults.
+"""A component's constructor signature is its schema: parameters, types, defaults, limits.
 
-Context values (:data:`CONTEXT_NAMES`) are injected by the toolkit only where a constructor
-names them; recipes may not set them.
+Context values are injected by the toolkit only where a constructor names them, and only the
+ones that exist for the kind being built (:data:`CONTEXT_BY_KIND`); recipes may not set them.
+A parameter's limits are declared next to it: ``Annotated[int, Ge(1)]``, ``Annotated[float,
+Gt(0), Lt(1)]`` (see :mod:`mmtk.constraints`). The core's own recipe sections are checked by
+the same functions (:func:`check_params`).
 """
 from __future__ import annotations
 
@@ -12,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, Union
 
+from .constraints import Constraint
 from .errors import Problem, accepted, did_you_mean
 
-# Values the toolkit passes to constructors that ask for them by name.
+# Values the toolkit passes to constructors that ask for them by name (all kinds together).
 CONTEXT_NAMES = frozenset({
     "in_dim",        # input feature size of this encoder's modality / of the head's input
     "in_dims",       # {modality: input feature size}
@@ -29,6 +33,29 @@ CONTEXT_NAMES = frozenset({
     "optimizer",     # the optimizer (schedulers)
     "epochs",        # the stage's epoch budget (schedulers)
 })
+
+_MODEL_PART = frozenset({"modalities", "num_classes", "latent_dim", "in_dims", "seed"})
+# What each kind is given: an encoder may have a user parameter named `epochs`, and an
+# encoder asking for `optimizer` asks for something the toolkit never supplies to encoders.
+CONTEXT_BY_KIND: dict[str, frozenset[str]] = {
+    "encoder": _MODEL_PART | {"in_dim", "modality"},
+    "aligner": _MODEL_PART | {"build_encoder"},
+    "reconstructor": _MODEL_PART | {"build_encoder"},
+    "refiner": _MODEL_PART | {"build_encoder"},
+    "fuser": _MODEL_PART | {"build_encoder"},
+    "head": _MODEL_PART | {"in_dim", "out_dim"},
+    "optimizer": frozenset({"params"}),
+    "scheduler": frozenset({"optimizer", "epochs"}),
+    "dataset": frozenset({"seed"}),
+    "missing": frozenset({"seed"}),
+    "loss": frozenset(),
+    "metric": frozenset(),
+}
+
+
+def context_names(kind: str | None) -> frozenset[str]:
+    """The context values supplied to a component of ``kind`` (all of them if unknown)."""
+    return CONTEXT_BY_KIND.get(kind, CONTEXT_NAMES) if kind else CONTEXT_NAMES
 
 _MISSING = inspect.Parameter.empty
 
@@ -51,7 +78,7 @@ class Param:
 def _hints(obj: Callable) -> dict[str, Any]:
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:
-        return typing.get_type_hints(target)
+        return typing.get_type_hints(target, include_extras=True)
     except Exception:
         return getattr(target, "__annotations__", {})
 
@@ -68,13 +95,17 @@ def signature_params(obj: Callable) -> list[Param]:
     return out
 
 
-def user_params(obj: Callable) -> list[Param]:
-    return [p for p in signature_params(obj) if p.name not in CONTEXT_NAMES]
+def user_params(obj: Callable, kind: str | None = None) -> list[Param]:
+    names = context_names(kind)
+    return [p for p in signature_params(obj) if p.name not in names]
 
 
 def type_name(tp: Any) -> str:
     if tp is Any or tp is _MISSING:
         return "any"
+    base, limits = split_annotated(tp)
+    if limits:
+        return f"{type_name(base)} ({', '.join(map(str, limits))})"
     origin = typing.get_origin(tp)
     if origin is Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))
@@ -88,10 +119,65 @@ def type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def split_annotated(tp: Any) -> tuple[Any, tuple[Constraint, ...]]:
+    """``Annotated[int, Ge(1)]`` -> (int, (Ge(1),)); other hints -> (hint, ())."""
+    if typing.get_origin(tp) is typing.Annotated:
+        base, *extra = typing.get_args(tp)
+        return base, tuple(e for e in extra if isinstance(e, Constraint))
+    return tp, ()
+
+
 def check_type(value: Any, tp: Any) -> bool:
-    """Does a YAML value fit a type hint? (int fits float; bool never fits int.)"""
+    """Does a YAML value fit a type hint and its limits? (int fits float; bool never fits int.)"""
+    return value_problem(value, tp) is None
+
+
+def value_problem(value: Any, tp: Any) -> str | None:
+    """Why ``value`` does not fit ``tp`` (its type, or a declared limit), or None."""
+    base, limits = split_annotated(tp)
+    if limits:
+        if not _fits(value, base):
+            return f"expected {type_name(base)}, got {type(value).__name__} {value!r}"
+        for limit in limits:
+            why = limit.problem(value)
+            if why:
+                return f"{why}, got {value!r}"
+        return None
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if any(_fits(value, split_annotated(a)[0]) for a in options):
+            # the value has a fitting type: report the limit it breaks, if every option does
+            reasons = [value_problem(value, a) for a in options if _fits(value, split_annotated(a)[0])]
+            return None if None in reasons else reasons[0]
+        return f"expected {type_name(tp)}, got {type(value).__name__} {value!r}"
+    if not _fits(value, tp):
+        return f"expected {type_name(tp)}, got {type(value).__name__} {value!r}"
+    return _inner_problem(value, tp)
+
+
+def _inner_problem(value: Any, tp: Any) -> str | None:
+    """Limits of the items of a list or the values of a mapping."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (list, typing.Sequence, set) and args and isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            why = value_problem(v, args[0])
+            if why:
+                return f"item {i}: {why}"
+    if origin in (dict, typing.Mapping) and len(args) == 2 and isinstance(value, dict):
+        for k, v in value.items():
+            why = value_problem(v, args[1])
+            if why:
+                return f"'{k}': {why}"
+    return None
+
+
+def _fits(value: Any, tp: Any) -> bool:
+    """The type check alone (limits ignored)."""
     if tp is Any or tp is _MISSING:
         return True
+    if typing.get_origin(tp) is typing.Annotated:
+        return _fits(value, typing.get_args(tp)[0])
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is Literal:
@@ -127,43 +213,49 @@ def check_type(value: Any, tp: Any) -> bool:
     return True
 
 
-def validate_params(obj: Callable, params: dict[str, Any], path: str,
-                    provided_context: frozenset[str] = CONTEXT_NAMES) -> list[Problem]:
-    """All problems with ``params`` for component ``obj``, each with its dotted path."""
+def check_params(declared: list[Param], params: dict[str, Any], path: str,
+                 accepts_kwargs: bool = False, what: str = "parameter") -> list[Problem]:
+    """Unknown, missing, mistyped and out-of-limits values of ``params`` against ``declared``
+    (a component's settable parameters, or a core recipe section's fields)."""
     problems = []
-    declared = {p.name: p for p in signature_params(obj)}
-    settable = {n: p for n, p in declared.items() if n not in CONTEXT_NAMES}
-    accepts_kwargs = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(obj).parameters.values())
+    settable = {p.name: p for p in declared}
     for key, value in params.items():
-        if key in CONTEXT_NAMES and key in declared:
-            problems.append(Problem(f"{path}.{key}", f"'{key}' is supplied by the toolkit and "
-                                    "cannot be set in a recipe"))
-        elif key not in settable:
-            if accepts_kwargs:
-                continue
-            problems.append(Problem(f"{path}.{key}", f"unknown parameter '{key}'"
-                                    f"{did_you_mean(key, settable)}; {accepted(settable)}"))
-        elif not check_type(value, settable[key].annotation):
-            problems.append(Problem(f"{path}.{key}", f"expected {settable[key].type_name}, "
-                                    f"got {type(value).__name__} {value!r}"))
+        if key not in settable:
+            if not accepts_kwargs:
+                problems.append(Problem(f"{path}.{key}", f"unknown {what} '{key}'"
+                                        f"{did_you_mean(key, settable)}; {accepted(settable)}"))
+            continue
+        why = value_problem(value, settable[key].annotation)
+        if why:
+            problems.append(Problem(f"{path}.{key}", why))
     for name, p in settable.items():
         if p.required and name not in params:
-            problems.append(Problem(f"{path}.{name}", f"missing required parameter '{name}' "
+            problems.append(Problem(f"{path}.{name}", f"missing required {what} '{name}' "
                                     f"({p.type_name})"))
-    for name, p in declared.items():
-        if name in CONTEXT_NAMES and p.required and name not in provided_context:
-            problems.append(Problem(path, f"needs context value '{name}', which is not "
-                                    "available for this slot"))
     return problems
 
 
+def validate_params(obj: Callable, params: dict[str, Any], path: str,
+                    kind: str | None = None) -> list[Problem]:
+    """All problems with ``params`` for a component ``obj`` of ``kind``, each with its path."""
+    supplied = context_names(kind)
+    declared = signature_params(obj)
+    problems = [Problem(f"{path}.{p.name}", f"'{p.name}' is supplied by the toolkit and cannot "
+                        "be set in a recipe") for p in declared if p.name in supplied and p.name in params]
+    accepts_kwargs = any(p.kind is p.VAR_KEYWORD for p in inspect.signature(obj).parameters.values())
+    settable = [p for p in declared if p.name not in supplied]
+    given = {k: v for k, v in params.items() if k not in supplied}
+    return problems + check_params(settable, given, path, accepts_kwargs)
+
+
 def build(obj: Callable, params: dict[str, Any], context: dict[str, Any],
-          base_dir: Path | None = None) -> Any:
+          base_dir: Path | None = None, kind: str | None = None) -> Any:
     """Instantiate ``obj`` with recipe params plus the context values its signature names."""
     kwargs = dict(params)
     declared = {p.name: p for p in signature_params(obj)}
+    supplied = context_names(kind)
     for name in declared:
-        if name in CONTEXT_NAMES and name in context:
+        if name in supplied and name in context:
             kwargs[name] = context[name]
     for name, p in declared.items():
         if name in kwargs and _wants_path(p.annotation) and isinstance(kwargs[name], str):
@@ -173,6 +265,12 @@ def build(obj: Callable, params: dict[str, Any], context: dict[str, Any],
 
 
 def _wants_path(tp: Any) -> bool:
+    tp = split_annotated(tp)[0]
     if tp is Path:
         return True
     return Path in typing.get_args(tp)
+
+
+def path_params(obj: Callable) -> set[str]:
+    """Names of the parameters that take a file system path (resolved against the recipe)."""
+    return {p.name for p in signature_params(obj) if _wants_path(p.annotation)}

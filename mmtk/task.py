@@ -31,17 +31,11 @@ def loss_target(loss: Any) -> str:
     return target
 
 
-def loss_name(tree: dict) -> str:
-    block = tree["losses"]["task"]
-    return block if isinstance(block, str) else block["type"]
-
-
-def recipe_target(builder: Any, tree: dict) -> tuple[str, str]:
-    """(target, task loss name) of a resolved recipe; its first stage decides."""
-    from .recipe import stage_trees
-
-    first = stage_trees(tree)[0][1]
-    return loss_target(builder.component("loss", first["losses"]["task"])), loss_name(first)
+def recipe_target(builder: Any, recipe: Any) -> tuple[str, str]:
+    """(target, task loss name) of a resolved :class:`~mmtk.recipe.Recipe`; its first stage
+    decides."""
+    task = recipe.first_stage.losses.task
+    return loss_target(builder.component("loss", task, where="losses.task")), task.type
 
 
 def output_width(target: str, num_classes: int) -> int:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from mmtk.plugins import load_plugins
-from mmtk.recipe import apply_overrides, read_recipe_tree, with_defaults
-from mmtk.run import Run, check_tree
+from mmtk.recipe import Recipe, resolve
+from mmtk.run import Run
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
@@ -27,17 +27,11 @@ def tiny_overrides(epochs: int = 2) -> list[str]:
             "eval.batch_size=512"]
 
 
-def prepare(system, recipe, tmp_path: Path, overrides: list[str] = ()) -> dict:
-    """A validated recipe tree with defaults, writing runs under tmp_path."""
-    if isinstance(recipe, dict):
-        tree = copy.deepcopy(recipe)
-        tree.setdefault("_base_dir", str(tmp_path))
-    else:
-        tree = read_recipe_tree(recipe, {n: e.path for n, e in system.recipes.items()})
-    tree = apply_overrides(tree, list(overrides) + [f"output.dir={tmp_path / 'runs'}"])
-    problems = check_tree(tree, system)
-    assert not problems, "\n".join(map(str, problems))
-    return with_defaults(tree)
+def prepare(system, recipe, tmp_path: Path, overrides: list[str] = ()) -> Recipe:
+    """A resolved recipe (a mapping's relative paths are relative to tmp_path), writing runs
+    under tmp_path."""
+    return resolve(copy.deepcopy(recipe) if isinstance(recipe, dict) else recipe, system,
+                   list(overrides) + [f"output.dir={tmp_path / 'runs'}"], base_dir=tmp_path)
 
 
 def run_recipe(system, recipe, tmp_path: Path, overrides: list[str] = ()) -> dict:
@@ -56,7 +50,7 @@ def run_tiny(system, tmp_path):
 
 @pytest.fixture
 def prepare_tree(system, tmp_path):
-    """``prepare_tree(recipe, overrides)`` -> validated tree with defaults (no tiny shrink)."""
+    """``prepare_tree(recipe, overrides)`` -> resolved recipe (no tiny shrink)."""
     return lambda recipe, overrides=(): prepare(system, recipe, tmp_path, overrides)
 
 

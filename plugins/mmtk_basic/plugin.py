@@ -33,6 +33,15 @@ def mmtk_register_components(register):
 
 
 @mmtk.hookimpl
+def mmtk_recipe_defaults():
+    # What a recipe gets when it does not say: the core itself names no component.
+    return {"missing": {"train": {"type": "none"}, "eval": {"type": "none"}},
+            "losses": {"task": {"type": "cross_entropy"}},
+            "train": {"monitor": "uar", "optimizer": {"type": "adam"}},
+            "eval": {"metrics": ["war", "uar", "f1_macro", "f1_weighted"]}}
+
+
+@mmtk.hookimpl
 def mmtk_register_recipes(register):
     # Recipes live in the repository's recipes/ folder (present in a source checkout).
     folder = Path(__file__).resolve().parents[2] / "recipes"

@@ -1,0 +1,79 @@
+"""Metrics of a model on a split under every condition of an evaluation plan.
+
+The plans (which modalities each evaluation condition hides, per sample) are drawn once per
+trial from the stage's ``missing.eval`` protocol and its seed, so validation during training
+and the final evaluation see the very same masks.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import distributed as dist
+from .data import DataSplits, TensorData
+from .devices import autocast
+from .metrics import as_metric, confusion_matrix
+from .pipeline import Pipeline
+from .protocols import EvalPlan, MissingProtocol
+from .task import LABELS, SCORES, task_output
+
+
+def eval_plans(protocol: Callable[[], MissingProtocol], splits: DataSplits,
+               which: tuple[str, ...] = ("val", "test")) -> dict[str, EvalPlan]:
+    """The evaluation plan of each split, each drawn by a fresh protocol (so a split's masks
+    do not depend on which splits were drawn before it)."""
+    return {split: protocol().eval_conditions(splits.modalities, len(getattr(splits, split)))
+            for split in which}
+
+
+class Evaluator:
+    """Predicts and scores; one confusion matrix per condition feeds every class metric."""
+
+    def __init__(self, metrics: dict[str, Any], num_classes: int, batch_size: int,
+                 amp_dtype: torch.dtype | None, target: str = LABELS):
+        self.metrics = {n: as_metric(m) for n, m in metrics.items()}
+        self.num_classes, self.target = num_classes, target
+        self.batch_size, self.amp_dtype = batch_size, amp_dtype
+
+    @torch.no_grad()
+    def predict(self, model: Pipeline, data: TensorData, mask: Tensor) -> Tensor:
+        """Predicted class (or regression score) per sample; under DDP each rank predicts a
+        shard and all ranks gather."""
+        model.eval()
+        device = data.labels.device
+        mask = mask.to(device)
+        mine = dist.shard(torch.arange(len(data), device=device))
+        preds = []
+        for start in range(0, len(mine), self.batch_size):
+            idx = mine[start:start + self.batch_size]
+            batch = data.batch(idx).to(device).masked(mask[idx])
+            with autocast(device, self.amp_dtype):
+                logits = model(batch).logits
+            preds.append(task_output(logits, self.target))
+        dtype = torch.float32 if self.target == SCORES else torch.long
+        local = torch.cat(preds) if preds else torch.empty(0, dtype=dtype, device=device)
+        return dist.gather_by_index(mine, local, len(data))
+
+    def score(self, pred: Tensor, data: TensorData) -> dict[str, float]:
+        """Every metric on one set of predictions (the confusion matrix is built once)."""
+        out, cm = {}, None
+        for name, metric in self.metrics.items():
+            if metric.reads == "regression":
+                out[name] = metric(pred.detach().cpu().float(), data.scores.cpu())
+            else:
+                if cm is None:
+                    cm = confusion_matrix(data.labels, pred, self.num_classes)
+                out[name] = metric(cm)
+        return out
+
+    def evaluate(self, model: Pipeline, data: TensorData, plan: EvalPlan) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for cond in plan.conditions:
+            out[cond.name] = self.score(self.predict(model, data, cond.mask), data)
+        if plan.mean_over:
+            out["mean"] = {name: float(np.mean([out[c][name] for c in plan.mean_over]))
+                           for name in self.metrics}
+        return out

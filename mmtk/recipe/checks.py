@@ -1,0 +1,308 @@
+"""Every problem of a recipe tree at once, each with its dotted path.
+
+Core sections are checked against the fields of their dataclasses (:mod:`.sections`) and
+components against their constructors, by the same functions (:mod:`mmtk.schema`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import MmtkError, Problem, accepted, did_you_mean
+from ..metrics import as_metric
+from ..schema import Param, check_params, validate_params
+from ..task import LABELS, fitting_metrics, metric_reads, trains
+from .loading import deep_merge
+from .sections import (SCHEMA_VERSION, STAGE_KEYS, STAGE_SECTION_TYPES, STAGE_SECTIONS,
+                       Data, Eval, InitFrom, Output, Recipe)
+
+MODEL_SLOTS = ("aligner", "reconstructor", "refiner", "fuser", "head")
+
+
+def section_params(cls: type) -> tuple[list[Param], dict[str, dataclasses.Field]]:
+    """(plain fields as schema parameters, component/section fields) of a section class."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    plain, special = [], {}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("derived"):
+            continue
+        if "kind" in f.metadata or "section" in f.metadata:
+            special[f.name] = f
+            continue
+        if f.default is not dataclasses.MISSING:
+            plain.append(Param(f.name, hints[f.name], f.default))
+        elif f.default_factory is not dataclasses.MISSING:
+            plain.append(Param(f.name, hints[f.name], f.default_factory()))
+        else:
+            plain.append(Param(f.name, hints[f.name]))
+    return plain, special
+
+
+def stage_blocks(tree: dict) -> list[tuple[str, dict, dict]]:
+    """(name, the stage's sections merged over the top level, the stage block as written)."""
+    stages = tree.get("stages") or [{"name": "main"}]
+    out = []
+    for i, stage in enumerate(stages):
+        stage = stage if isinstance(stage, dict) else {}
+        merged = {k: deep_merge(tree.get(k) or {}, stage[k]) if k in stage else tree.get(k)
+                  for k in STAGE_SECTIONS}
+        out.append((str(stage.get("name", f"stage{i}")), merged, stage))
+    return out
+
+
+class Checker:
+    """Collects problems while walking a recipe tree against the registry. With
+    ``imports_skipped``, components the registry does not know are listed as unchecked
+    (they may come from the recipe's ``imports:``, which were not executed)."""
+
+    def __init__(self, registry: Any, imports_skipped: bool = False):
+        self.registry = registry
+        self.problems: list[Problem] = []
+        self.imports_skipped = imports_skipped
+        self.unchecked: list[str] = []
+
+    def add(self, path: str, msg: str) -> None:
+        p = Problem(path, msg)
+        if p not in self.problems:
+            self.problems.append(p)
+
+    def mapping(self, node: Any, path: str) -> bool:
+        if not isinstance(node, dict):
+            self.add(path, f"expected a mapping, got {type(node).__name__} {node!r}")
+            return False
+        return True
+
+    def section(self, cls: type, node: Any, path: str, extra_keys: tuple[str, ...] = ()) -> bool:
+        """Unknown keys, types and limits of a core section's plain fields."""
+        if not self.mapping(node, path):
+            return False
+        plain, special = section_params(cls)
+        known = {p.name for p in plain} | set(special) | set(extra_keys)
+        for k in node:
+            if k not in known:
+                self.add(f"{path}.{k}" if path else str(k),
+                         f"unknown key '{k}'{did_you_mean(str(k), known)}; {accepted(known)}")
+        values = {p.name: node[p.name] for p in plain if p.name in node}
+        for p in check_params(plain, values, path, what="key"):
+            self.add(p.path, p.message + (" (no installed plugin supplies a default for it)"
+                                          if "missing required" in p.message else ""))
+        return True
+
+    def component(self, kind: str, block: Any, path: str, optional: bool = False) -> Any:
+        """Check ``{type: NAME, ...params}``; return the component's object or None."""
+        if block is None:
+            if not optional:
+                self.add(path, f"a {kind} is required here: write {{type: NAME}}; "
+                         f"{accepted(self.registry.names(kind))}")
+            return None
+        if isinstance(block, str):
+            block = {"type": block}
+        if not isinstance(block, dict):
+            self.add(path, f"expected a {kind} block {{type: NAME, ...}}, got {block!r}")
+            return None
+        if "type" not in block:
+            self.add(f"{path}.type", f"missing 'type' naming a {kind}; "
+                                     f"{accepted(self.registry.names(kind))}")
+            return None
+        if not isinstance(block["type"], str):
+            self.add(f"{path}.type", f"expected a {kind} name, got {block['type']!r}")
+            return None
+        try:
+            spec = self.registry.get(kind, block["type"])
+        except MmtkError as exc:
+            if self.imports_skipped:
+                self.unchecked.append(f"{path} ({kind} '{block['type']}')")
+            else:
+                self.add(f"{path}.type", str(exc))
+            return None
+        params = {k: v for k, v in block.items() if k != "type"}
+        for p in validate_params(spec.obj, params, path, kind):
+            self.add(p.path, p.message)
+        return spec.obj
+
+
+def check_tree(tree: dict, registry: Any, dataset_modalities: Callable[[dict], Any] | None = None,
+               imports_skipped: bool = False, output_check: bool = True) -> Checker:
+    """Every problem in a complete recipe tree (after extends, overrides and defaults)."""
+    c = Checker(registry, imports_skipped)
+    if not c.section(Recipe, {k: v for k, v in tree.items() if k not in STAGE_SECTIONS},
+                     "", extra_keys=("stages", *STAGE_SECTIONS)):
+        return c
+    if tree.get("mmtk", SCHEMA_VERSION) != SCHEMA_VERSION:
+        c.add("mmtk", f"schema version {tree['mmtk']!r} is not supported; this mmtk reads "
+                      f"version {SCHEMA_VERSION}")
+    modalities = _check_data(c, tree.get("data"), dataset_modalities)
+    if tree.get("eval") is not None:
+        c.section(Eval, tree["eval"], "eval")
+    if tree.get("output") is not None and c.section(Output, tree["output"], "output") and output_check:
+        out = tree["output"].get("dir")
+        if isinstance(out, str) and Path(out).exists() and not Path(out).is_dir():
+            c.add("output.dir", f"'{out}' is a file; output.dir must be a folder (it holds the run folders)")
+    names = _check_stage_list(c, tree.get("stages"))
+    for name, merged, _ in stage_blocks(tree) if names is not None else []:
+        where = f" (stage '{name}')" if tree.get("stages") else ""
+        _check_stage(c, merged, tree.get("eval") or {}, modalities, where)
+    return c
+
+
+def _check_data(c: Checker, data: Any, dataset_modalities: Callable | None) -> Any:
+    if data is None:
+        c.add("data", "missing section 'data' (e.g. {type: synthetic})")
+        return None
+    reserved = {p.name for p in section_params(Data)[0]}
+    if not c.mapping(data, "data"):
+        return None
+    values = {k: v for k, v in data.items() if k in reserved}
+    for p in check_params(section_params(Data)[0], values, "data", what="key"):
+        c.add(p.path, p.message)
+    block = {k: v for k, v in data.items() if k not in reserved}
+    obj = c.component("dataset", block, "data")
+    if obj is not None and dataset_modalities is not None:
+        return dataset_modalities(block)
+    return None
+
+
+def _check_stage_list(c: Checker, stages: Any) -> list[str] | None:
+    """Shapes of ``stages``, unique names, ``init_from`` naming an earlier stage."""
+    if stages is None:
+        return []
+    if not isinstance(stages, list) or not stages:
+        c.add("stages", f"expected a non-empty list of stage blocks ({{name: ..., train: ...}}), "
+                        f"got {type(stages).__name__} {stages!r}")
+        return None
+    names: list[str] = []
+    for i, stage in enumerate(stages):
+        p = f"stages[{i}]"
+        if not isinstance(stage, dict):
+            c.add(p, f"expected a stage block {{name: ..., train: ...}}, got {type(stage).__name__} {stage!r}")
+            return None
+        for k in stage:
+            if k not in STAGE_KEYS:
+                c.add(f"{p}.{k}", f"unknown key '{k}'{did_you_mean(str(k), STAGE_KEYS)}; {accepted(STAGE_KEYS)}")
+        name = stage.get("name", f"stage{i}")
+        if not isinstance(name, str):
+            c.add(f"{p}.name", f"expected a string, got {name!r}")
+        elif name in names:
+            c.add(f"{p}.name", f"stage name '{name}' is used twice; each stage needs its own name "
+                               "(it names the stage's checkpoint)")
+        init = stage.get("init_from")
+        if init is not None:
+            src = init.get("stage") if isinstance(init, dict) else init
+            if isinstance(init, dict):
+                c.section(InitFrom, init, f"{p}.init_from")
+            elif not isinstance(init, str):
+                c.add(f"{p}.init_from", f"expected a stage name or {{stage: NAME, map: ...}}, got {init!r}")
+            if isinstance(src, str) and src not in names:
+                c.add(f"{p}.init_from", f"'{src}' is not an earlier stage"
+                      f"{did_you_mean(src, names)}; earlier stages: {', '.join(names) or 'none'}")
+        if "freeze" in stage and not (isinstance(stage["freeze"], list)
+                                      and all(isinstance(x, str) for x in stage["freeze"])):
+            c.add(f"{p}.freeze", "expected a list of model part names, e.g. [encoders]")
+        names.append(str(name))
+    return names
+
+
+def _check_stage(c: Checker, tree: dict, ev: dict, modalities: Any, where: str) -> None:
+    def path(p: str) -> str:
+        return p + where
+
+    missing = tree.get("missing")
+    if missing is None:
+        c.add(path("missing"), "missing section 'missing' (no installed plugin supplies a default)")
+    elif c.section(STAGE_SECTION_TYPES["missing"], missing, path("missing")):
+        for k in ("train", "eval"):
+            c.component("missing", missing.get(k), path(f"missing.{k}"))
+    emitted = _check_model(c, tree.get("model"), modalities, path)
+    task_loss = _check_losses(c, tree.get("losses"), emitted, tree.get("model") is not None, path)
+    train = tree.get("train")
+    if train is None:
+        c.add(path("train"), "missing section 'train'")
+    elif c.section(STAGE_SECTION_TYPES["train"], train, path("train")):
+        c.component("optimizer", train.get("optimizer"), path("train.optimizer"))
+        if train.get("scheduler") is not None:
+            c.component("scheduler", train["scheduler"], path("train.scheduler"))
+    _check_metrics(c, ev, train if isinstance(train, dict) else {}, task_loss, tree, path)
+
+
+def _check_model(c: Checker, model: Any, modalities: Any, path: Callable[[str], str]) -> set[str]:
+    """The model's parts; returns the ``slot/loss`` names its slots emit."""
+    emitted: set[str] = set()
+    if model is None:
+        c.add(path("model"), "missing section 'model'")
+        return emitted
+    if not c.section(STAGE_SECTION_TYPES["model"], model, path("model")):
+        return emitted
+    encoders = model.get("encoders")
+    if isinstance(encoders, dict):  # `modality: null` removes an inherited encoder
+        encoders = {m: b for m, b in encoders.items() if b is not None}
+    if not isinstance(encoders, dict) or not encoders:
+        c.add(path("model.encoders"), "expected a mapping modality -> {type: ENCODER}")
+    else:
+        for m, block in encoders.items():
+            c.component("encoder", block, path(f"model.encoders.{m}"))
+        if modalities is not None:
+            for m in sorted(set(modalities) - set(encoders)):
+                c.add(path("model.encoders"), f"the data has modality '{m}' but no encoder is "
+                      f"given for it; data modalities: {', '.join(sorted(modalities))}")
+            for m in sorted(set(encoders) - set(modalities)):
+                c.add(path(f"model.encoders.{m}"), f"the data has no modality '{m}'"
+                      f"{did_you_mean(m, modalities)}; data modalities: {', '.join(sorted(modalities))}")
+    for slot in MODEL_SLOTS:
+        obj = c.component(slot, model.get(slot), path(f"model.{slot}"),
+                          optional=slot in ("aligner", "reconstructor", "refiner"))
+        if obj is not None:
+            emitted |= {f"{slot}/{n}" for n in getattr(obj, "aux_losses", ()) or ()}
+    return emitted
+
+
+def _check_losses(c: Checker, losses: Any, emitted: set[str], has_model: bool,
+                  path: Callable[[str], str]) -> Any:
+    if losses is None:
+        c.add(path("losses"), "missing section 'losses'")
+        return None
+    if not c.section(STAGE_SECTION_TYPES["losses"], losses, path("losses")):
+        return None
+    task_loss = c.component("loss", losses.get("task"), path("losses.task"))
+    weights = losses.get("weights") or {}
+    if isinstance(weights, dict) and has_model:
+        for k, w in weights.items():
+            if w is not None and k not in emitted:  # null = no weight (an ablation drops a slot)
+                c.add(path(f"losses.weights.{k}"),
+                      f"no slot emits a loss named '{k}'{did_you_mean(k, emitted)}; "
+                      f"{accepted(emitted) if emitted else 'the model emits no auxiliary loss'}")
+    return task_loss
+
+
+def _check_metrics(c: Checker, ev: dict, train: dict, task_loss: Any, tree: dict,
+                   path: Callable[[str], str]) -> None:
+    """Metrics exist, read what the task loss trains (classes or scores), and include the
+    monitored one."""
+    names = ev.get("metrics") if isinstance(ev, dict) else None
+    if not isinstance(names, list):
+        return
+    target = getattr(task_loss, "target", LABELS)
+    loss = (tree.get("losses") or {}).get("task") if isinstance(tree.get("losses"), dict) else None
+    loss = loss.get("type") if isinstance(loss, dict) else loss
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
+        try:
+            spec = c.registry.get("metric", name)
+        except MmtkError as exc:
+            c.add(path(f"eval.metrics[{i}]"), str(exc))
+            continue
+        try:
+            reads = as_metric(spec.obj()).reads
+        except Exception as exc:  # a broken metric factory is reported, not raised
+            c.add(path(f"eval.metrics[{i}]"), f"metric '{name}' failed to build: {exc}")
+            continue
+        if reads != metric_reads(target):
+            c.add(path(f"eval.metrics[{i}]"),
+                  f"'{name}' reads {'a regression score' if reads == 'regression' else 'class predictions'} "
+                  f"but losses.task '{loss}' trains {trains(target)}; use {fitting_metrics(target)}")
+    monitor = train.get("monitor")
+    if isinstance(monitor, str) and monitor not in names:
+        c.add(path("train.monitor"), f"'{monitor}' is not among eval.metrics "
+              f"({', '.join(map(str, names))}); model selection needs a metric that is evaluated")

@@ -1,0 +1,222 @@
+"""One stage of training: epoch -> step (AMP, clipping) -> selection -> snapshot.
+
+Selection and early stopping read the validation split only. A snapshot of everything the
+loop needs is taken every ``checkpoint_every`` epochs once ``checkpoint_seconds`` have passed
+(and when the stage ends), so a killed run loses at most that much work and resumes exactly.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from . import distributed as dist
+from .checkpoint import Snapshot, StageState, write_snapshot
+from .data import DataSplits
+from .data_loading import batch_indices
+from .devices import autocast
+from .errors import MmtkError, NonFiniteLossError
+from .evaluate import Evaluator
+from .pipeline import Pipeline
+from .protocols import EvalPlan, MissingProtocol, training_masks
+from .recipe import Stage
+from .rundir import BackgroundWriter
+from .task import SCORES, check_output, output_width
+
+
+class NonFiniteWatch:
+    """Remembers, on the device and without syncing, the first step with a non-finite loss."""
+
+    def __init__(self, where: str, trial_key: str, directory: Any, weights: dict[str, float]):
+        self.where, self.trial_key, self.directory, self.weights = where, trial_key, directory, weights
+        self.flags: list[tuple[int, Tensor, dict[str, Tensor]]] = []
+        self.has_checkpoint = False
+
+    def observe(self, step: int, total: Tensor, losses: dict[str, Tensor]) -> None:
+        self.flags.append((step, ~torch.isfinite(total.detach()),
+                           {k: v.detach() for k, v in losses.items()}))
+
+    def raise_if_bad(self, epoch: int) -> None:
+        flags, self.flags = self.flags, []
+        if not flags:
+            return
+        if len(flags) == 1:  # the CPU case: one flag, no stacking
+            if not bool(flags[0][1]):
+                return
+            step, _, losses = flags[0]
+        else:
+            bad = torch.stack([f[1] for f in flags])
+            if not bool(bad.any()):
+                return
+            step, _, losses = flags[int(bad.nonzero()[0])]
+        detail = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+        cause = next((f" The loss weight of {k} is {w}." for k, w in self.weights.items()
+                      if not math.isfinite(w)), "")
+        kept = (f"The last good checkpoint is kept in {self.directory}" if self.has_checkpoint
+                else "No checkpoint of this stage exists yet (it failed before its first snapshot)")
+        raise NonFiniteLossError(
+            f"non-finite loss in {self.where}, epoch {epoch}, step {step + 1} of trial "
+            f"{self.trial_key}: {detail}.{cause} {kept}; lower the learning rate or check the data.")
+
+
+@dataclass
+class StageParts:
+    """What a stage trains with, built once per stage."""
+
+    model: Pipeline
+    forward: Callable
+    optimizer: Any
+    scheduler: Any
+    task_loss: Callable
+    weights: dict[str, float]
+    train_missing: MissingProtocol
+    val_plan: EvalPlan
+    scaler: Any
+
+
+class StageLoop:
+    """Runs one stage of one trial to its end (or early stop) and returns its state."""
+
+    def __init__(self, stage: Stage, index: int, parts: StageParts, splits: DataSplits,
+                 evaluator: Evaluator, trial: Any, device: torch.device, target: str,
+                 writer: BackgroundWriter, progress: Callable[..., None]):
+        self.stage, self.index, self.p, self.splits = stage, index, parts, splits
+        self.evaluator, self.trial, self.device, self.target = evaluator, trial, device, target
+        self.writer, self.progress = writer, progress
+        self.cfg = stage.train
+        self.sign = 1.0 if evaluator.metrics[self.cfg.monitor].higher_is_better else -1.0
+        self.shuffle_gen = torch.Generator().manual_seed(trial.seed * 7919 + index)
+        self.mask_gen = torch.Generator().manual_seed(trial.seed * 104729 + index)
+        self.watch = NonFiniteWatch(f"stage '{stage.name}'", trial.key, trial.directory, parts.weights)
+        self.params = [q for q in parts.model.parameters() if q.requires_grad]
+        self.last_snapshot = time.perf_counter()
+        self.width = output_width(target, splits.num_classes)
+
+    # -- resume ---------------------------------------------------------------------------
+    def restore(self, snap: Snapshot) -> StageState:
+        self.p.model.load_state_dict(snap.model)
+        self.p.optimizer.load_state_dict(snap.optimizer)
+        if self.p.scheduler is not None and snap.scheduler:
+            self.p.scheduler.load_state_dict(snap.scheduler)
+        self.shuffle_gen.set_state(snap.shuffle_gen)
+        self.mask_gen.set_state(snap.mask_gen)
+        torch.set_rng_state(snap.torch_rng)
+        self.watch.has_checkpoint = True
+        return snap.state
+
+    # -- the stage ------------------------------------------------------------------------
+    def run(self, snap: Snapshot | None) -> StageState:
+        st = self.restore(snap) if snap is not None else StageState()
+        epochs = self.cfg.epochs
+        first_epoch = epochs if snap is not None and snap.stopped else st.epoch
+        self.progress("stage_start", stage=self.stage.name, epochs=epochs, trial=self.trial.key,
+                      start=st.epoch)
+        for epoch in range(first_epoch, epochs):
+            record = self.epoch(epoch)
+            stop = self.select(st, epoch, record)
+            self.maybe_snapshot(st, stop)
+            dist.barrier()
+            self.progress("epoch_end", stage=self.stage.name, trial=self.trial.key, **record)
+            if stop:
+                break
+        if st.best_state is None:
+            raise MmtkError(f"stage '{self.stage.name}' ran no epoch (train.epochs = {epochs})")
+        return st
+
+    def epoch(self, epoch: int) -> dict:
+        """One pass over the training split; returns the epoch's record (losses, val metric)."""
+        model, train, bs = self.p.model, self.splits.train, self.cfg.batch_size
+        model.train()
+        started = time.perf_counter()
+        sums: dict[str, Tensor] = {}
+        present_cpu = train.present.cpu()  # masks are drawn on the host: no device sync
+        masks_of = training_masks(self.p.train_missing, len(train), train.modalities)
+        # On CPU checking every step is free; on a GPU it would sync, so check every 50 steps
+        # (and at the end of every epoch) and still name the first bad step.
+        every = 1 if self.device.type == "cpu" else 50
+        bucket = self.cfg.bucket_by_length and bool(train.lengths)
+        # One global order and one global mask per batch, identical on every rank; under
+        # DDP each rank takes its shard, so N ranks see exactly one process's batches.
+        order = torch.randperm(len(train), generator=self.shuffle_gen)
+        for step, global_idx in enumerate(batch_indices(order, bs, train, bucket, self.shuffle_gen)):
+            global_keep = masks_of(global_idx, present_cpu[global_idx], self.mask_gen)
+            if len(global_idx) < dist.world_size():
+                continue  # too small to give every rank a sample
+            losses = self.step(step, global_idx, global_keep, bucket)
+            if step % every == every - 1:
+                self.watch.raise_if_bad(epoch + 1)
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0) + v.detach()
+        self.watch.raise_if_bad(epoch + 1)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)  # once per epoch, for an honest train time
+        train_seconds = time.perf_counter() - started
+        if self.p.scheduler is not None:
+            self.p.scheduler.step()
+        val = self.evaluator.evaluate(model, self.splits.val, self.p.val_plan)
+        score = val["mean" if "mean" in val else next(iter(val))][self.cfg.monitor]
+        steps = math.ceil(len(train) / bs)
+        return {"epoch": epoch + 1, **{f"loss/{k}": float(v) / steps for k, v in sums.items()},
+                f"val/{self.cfg.monitor}": score, "train_seconds": round(train_seconds, 4),
+                "train_samples": len(train)}
+
+    def step(self, step: int, global_idx: Tensor, global_keep: Tensor, trim: bool) -> dict[str, Tensor]:
+        """Forward, losses, backward (scaled under fp16), clipping, optimizer step."""
+        p, train = self.p, self.splits.train
+        idx = dist.shard(global_idx).to(train.labels.device)
+        batch = train.batch(idx, trim=trim)
+        if batch.labels.device != self.device:  # features left on the host (lazy / too big)
+            batch = batch.to(self.device)
+        keep = dist.shard(global_keep).to(self.device)
+        with autocast(self.device, self.evaluator.amp_dtype):
+            out = p.forward(batch.masked(keep), truth=batch)
+            if step == 0:
+                check_output(out.logits, self.width, self.target)
+            wanted = batch.scores if self.target == SCORES else batch.labels
+            losses = {"task": p.task_loss(out.logits, wanted), **out.aux}
+            total = losses["task"] + sum(p.weights.get(k, 1.0) * v for k, v in out.aux.items())
+        self.watch.observe(step, total, losses)
+        p.optimizer.zero_grad(set_to_none=True)
+        if p.scaler is not None:
+            p.scaler.scale(total).backward()
+            p.scaler.unscale_(p.optimizer)
+        else:
+            total.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
+        if p.scaler is not None:
+            p.scaler.step(p.optimizer)
+            p.scaler.update()
+        else:
+            p.optimizer.step()
+        return losses
+
+    def select(self, st: StageState, epoch: int, record: dict) -> bool:
+        """Keep the best validation state; True when patience says the stage is over."""
+        score = record[f"val/{self.cfg.monitor}"]
+        st.history.append(record)
+        st.epoch = epoch + 1
+        if self.sign * score > st.best_score:
+            st.best_score, st.best_epoch, st.bad_epochs = self.sign * score, epoch + 1, 0
+            st.best_state = {k: v.detach().clone() for k, v in self.p.model.state_dict().items()}
+        else:
+            st.bad_epochs += 1
+        patience = self.cfg.patience
+        return patience is not None and st.bad_epochs >= patience and st.epoch >= self.cfg.min_epochs
+
+    def maybe_snapshot(self, st: StageState, stop: bool) -> None:
+        due = (st.epoch % self.cfg.checkpoint_every == 0 and
+               time.perf_counter() - self.last_snapshot >= self.cfg.checkpoint_seconds)
+        if not dist.is_main() or not (due or stop or st.epoch == self.cfg.epochs):
+            return
+        self.last_snapshot = time.perf_counter()
+        p = self.p
+        write_snapshot(self.writer, self.trial.directory, Snapshot(
+            self.index, st, p.model.state_dict(), p.optimizer.state_dict(),
+            p.scheduler.state_dict() if p.scheduler is not None else None,
+            self.shuffle_gen.get_state(), self.mask_gen.get_state(), torch.get_rng_state(), stop))
+        self.watch.has_checkpoint = True
