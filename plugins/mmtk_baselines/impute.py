@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from mmtk.errors import MmtkError
+from mmtk.ops import masked_mean, sequence_mask, zero_loss
 from mmtk.pipeline import Slot, State
 
 from .autoencoders import AutoEncoder, CascadeResidualAE, check_layers
@@ -27,11 +28,7 @@ def utterance_features(x: Tensor, lengths: Tensor | None) -> Tensor:
     """(B, D) features as they are; (B, T, D) frames averaged over each sample's real frames."""
     if x.dim() == 2:
         return x
-    t = torch.arange(x.shape[1], device=x.device)
-    valid = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device) if lengths is None \
-        else t[None, :] < lengths.to(x.device)[:, None]
-    valid = valid.unsqueeze(-1).to(x.dtype)
-    return (x * valid).sum(1) / valid.sum(1).clamp_min(1.0)
+    return masked_mean(x, sequence_mask(x, lengths))
 
 
 class _FeatureImputer(Slot):
@@ -68,7 +65,7 @@ class _FeatureImputer(Slot):
     def _recon_loss(self, rebuilt: Tensor, state: State) -> Tensor:
         """Mean over dropped (sample, modality) cells of the per-dimension MSE of the features."""
         targets = state.targets
-        total = rebuilt.sum() * 0.0   # keeps the graph when no cell is dropped
+        total = zero_loss(rebuilt)
         cells = 0
         for i, m in enumerate(self.modalities):
             dropped = ~state.present[:, i] & targets.available[:, i]

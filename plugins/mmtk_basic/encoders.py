@@ -4,25 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-
-def valid_frames(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """(B, T, 1) bool: which frames are real, not padding."""
-    t = torch.arange(x.shape[1], device=x.device)
-    if lengths is None:
-        return torch.ones(x.shape[0], x.shape[1], 1, dtype=torch.bool, device=x.device)
-    return (t[None, :] < lengths.to(x.device)[:, None]).unsqueeze(-1)
-
-
-def masked_mean(x: Tensor, lengths: Tensor | None) -> Tensor:
-    valid = valid_frames(x, lengths)
-    return (x * valid).sum(1) / valid.sum(1).clamp_min(1)
-
-
-def masked_max(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """Max over real frames only; a sequence with no real frame pools to zeros."""
-    valid = valid_frames(x, lengths)
-    pooled = x.masked_fill(~valid, float("-inf")).amax(1)
-    return torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled))
+from mmtk.ops import masked_max, masked_mean, sequence_mask
 
 
 class MLPEncoder(nn.Module):
@@ -35,7 +17,7 @@ class MLPEncoder(nn.Module):
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         if x.dim() == 3:
-            x = masked_mean(x, lengths)
+            x = masked_mean(x, sequence_mask(x, lengths))
         return self.net(x)
 
 
@@ -65,7 +47,7 @@ class LSTMEncoder(nn.Module):
             out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
         else:
             out, _ = self.lstm(x)
-        return masked_max(out, None if self.pool_padding else lengths)
+        return masked_max(out, sequence_mask(out, None if self.pool_padding else lengths))
 
 
 class TextCNNEncoder(nn.Module):
@@ -82,9 +64,10 @@ class TextCNNEncoder(nn.Module):
         if x.dim() == 2:
             x = x.unsqueeze(1)
         # padded frames become zeros, exactly like the convolution's own padding
-        h = (x * valid_frames(x, lengths)).transpose(1, 2)  # (B, D, T)
+        valid = sequence_mask(x, lengths)
+        h = (x * valid[..., None]).transpose(1, 2)  # (B, D, T)
         pooled = []
         for conv in self.convs:
             c = torch.relu(conv(h))[..., : x.shape[1]].transpose(1, 2)
-            pooled.append(masked_max(c, lengths))
+            pooled.append(masked_max(c, valid))
         return self.proj(self.dropout(torch.cat(pooled, -1)))

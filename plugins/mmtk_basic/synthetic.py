@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from mmtk.data import DataSplits, Dataset, TensorData, stratified_split
+from mmtk.ops import frame_mask
 
 CLASS_NAMES = ["neutral", "happy", "angry", "sad"]
 # class shares roughly as in IEMOCAP's 4-class set, so WAR and UAR differ
@@ -59,7 +60,7 @@ class Synthetic(Dataset):
             if t:
                 frames = clean[:, None, :] + self.noise * 0.5 * torch.randn(n, t, self.dims[m], generator=g)
                 length = torch.randint(max(1, t // 2), t + 1, (n,), generator=g)
-                valid = torch.arange(t)[None, :, None] < length[:, None, None]
+                valid = frame_mask(length, t)[..., None]
                 inputs[m] = torch.where(valid, frames, torch.zeros(()))
                 lengths[m] = length
             else:

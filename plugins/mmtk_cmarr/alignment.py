@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from mmtk.errors import MmtkError
+from mmtk.ops import zero_loss
 from mmtk.pipeline import Slot, State
 
 from .maths import entropy_margin_loss, w2_infonce
@@ -120,9 +121,9 @@ class GaussianW2Aligner(Slot):
             (mu_m, lv_m), (mu_n, lv_n) = gaussians[m], gaussians[n]
             pair_losses.append(w2_infonce(mu_m[both], lv_m[both], mu_n[both], lv_n[both],
                                           self.temperature, self.scale, self.squared))
-        losses = {"w2_nce": torch.stack(pair_losses).mean() if pair_losses else anchor.sum() * 0.0}
+        losses = {"w2_nce": torch.stack(pair_losses).mean() if pair_losses else zero_loss(anchor)}
         if self.entropy_margin is not None:
             terms = [entropy_margin_loss(gaussians[m][1][state.present[:, i]], self.entropy_margin)
                      for i, m in enumerate(state.modalities) if bool(state.present[:, i].any())]
-            losses["entropy"] = torch.stack(terms).mean() if terms else anchor.sum() * 0.0
+            losses["entropy"] = torch.stack(terms).mean() if terms else zero_loss(anchor)
         return state, losses

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmtk.errors import MmtkError
+from mmtk.ops import zero_loss
 
 
 def _std(logvar: Tensor) -> Tensor:
@@ -100,6 +101,6 @@ def supcon_loss(features: Tensor, labels: Tensor, temperature: float = 0.07,
     n_pos = positives.sum(1)
     anchors = n_pos > 0
     if not bool(anchors.any()):
-        return features.sum() * 0.0
+        return zero_loss(features)
     mean_log_prob = log_prob.masked_fill(~positives, 0.0).sum(1)[anchors] / n_pos[anchors]
     return -(temperature / base) * mean_log_prob.mean()

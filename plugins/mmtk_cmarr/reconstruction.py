@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmtk.errors import MmtkError
+from mmtk.ops import zero_loss
 from mmtk.pipeline import Slot, State
 
 
@@ -168,7 +169,7 @@ class FlowReconstructor(Slot):
             xin = x[m][rows].detach() if self.detach_nll_input else x[m][rows]
             labels = state.labels[rows] if state.labels is not None else None
             nll_terms.append(-self.log_prob(m, xin, labels).mean() / self.dim)
-        losses = {"nll": torch.stack(nll_terms).mean() if nll_terms else anchor.sum() * 0.0}
+        losses = {"nll": torch.stack(nll_terms).mean() if nll_terms else zero_loss(anchor)}
         if truth is not None:
-            losses["rec"] = torch.stack(rec_terms).mean() if rec_terms else anchor.sum() * 0.0
+            losses["rec"] = torch.stack(rec_terms).mean() if rec_terms else zero_loss(anchor)
         return state, losses

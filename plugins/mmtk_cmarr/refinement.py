@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from mmtk.errors import MmtkError
+from mmtk.ops import zero_loss
 from mmtk.pipeline import Slot, State
 
 from .maths import supcon_loss
@@ -56,5 +57,5 @@ class SupConRefiner(Slot):
             features = self.projection(features)
         loss = supcon_loss(features, torch.cat(labels), self.temperature, self.base_temperature)
         if features.shape[0] == 0:
-            loss = next(iter(state.reps.values())).sum() * 0.0
+            loss = zero_loss(next(iter(state.reps.values())))
         return state, {"supcon": loss}

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from mmtk.errors import MmtkError
+from mmtk.ops import frame_mask, masked_max, masked_mean
 
 # What each modality's backbone is fed (``model.main_input_name`` in transformers).
 MAIN_INPUT = {"text": "input_ids", "audio": "input_values", "visual": "pixel_values"}
@@ -104,12 +105,10 @@ def masked_pool(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
     """(B, T, H) with (B, T) bool -> (B, H): mean/max over valid steps, or the first (CLS) step."""
     if pooling == "cls":
         return hidden[:, 0]
-    m = mask.unsqueeze(-1).to(hidden.dtype)
     if pooling == "mean":
-        return (hidden * m).sum(1) / m.sum(1).clamp_min(1)
+        return masked_mean(hidden, mask)
     if pooling == "max":
-        pooled = hidden.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
-        return torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled))
+        return masked_max(hidden, mask)
     raise MmtkError(f"unknown pooling '{pooling}'")
 
 
@@ -158,8 +157,7 @@ class TextBackbone(Backbone):
     modality = "text"
 
     def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        t = torch.arange(ids.shape[1], device=ids.device)
-        mask = t[None, :] < lengths.to(ids.device).clamp_min(1)[:, None]
+        mask = frame_mask(lengths.to(ids.device).clamp_min(1), ids.shape[1])
         out = self.model(input_ids=ids, attention_mask=mask.long(), output_hidden_states=True)
         return self._layer(out), mask
 
@@ -210,22 +208,20 @@ class AudioBackbone(Backbone):
     def forward(self, wave: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         wave = wave.float()
         lengths = lengths.to(wave.device).long().clamp(min=1, max=wave.shape[1])
-        t = torch.arange(wave.shape[1], device=wave.device)
-        valid = t[None, :] < lengths[:, None]
+        valid = frame_mask(lengths, wave.shape[1])
         if self.normalize:
-            n = lengths[:, None].to(wave.dtype)
-            mean = (wave * valid).sum(1, keepdim=True) / n
-            var = (((wave - mean) * valid) ** 2).sum(1, keepdim=True) / n
+            mean = masked_mean(wave, valid)[:, None]
+            var = masked_mean((wave - mean) ** 2, valid)[:, None]
             wave = torch.where(valid, (wave - mean) / torch.sqrt(var + 1e-7), torch.zeros(()))
         if wave.shape[1] < self.min_samples:  # too short for the conv front end: pad with silence
             wave = nn.functional.pad(wave, (0, self.min_samples - wave.shape[1]))
             lengths = lengths.clamp_min(self.min_samples)
-            valid = torch.arange(wave.shape[1], device=wave.device)[None, :] < lengths[:, None]
+            valid = frame_mask(lengths, wave.shape[1])
         kwargs = {"attention_mask": valid.long()} if self.pads_safely else {}
         out = self.model(input_values=wave, output_hidden_states=True, **kwargs)
         hidden = self._layer(out)
         frames = self.frame_lengths(lengths).clamp(min=1, max=hidden.shape[1])
-        mask = torch.arange(hidden.shape[1], device=wave.device)[None, :] < frames[:, None]
+        mask = frame_mask(frames.to(hidden.device), hidden.shape[1])
         return hidden, mask
 
 

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from mmtk.errors import DataError
+from mmtk.ops import frame_mask, masked_mean
 
 from .backbones import AudioBackbone, Backbone, TextBackbone, VisualBackbone, masked_pool
 
@@ -83,7 +84,7 @@ class HFTextEncoder(_HFEncoder):
     def example_input(n: int, in_dim: int) -> tuple[Tensor, Tensor]:
         lengths = torch.randint(1, 8, (n,))
         ids = torch.randint(5, 26, (n, 8))
-        ids[torch.arange(8)[None, :] >= lengths[:, None]] = 0
+        ids[~frame_mask(lengths, 8)] = 0
         return ids.unsqueeze(-1), lengths
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
@@ -132,7 +133,7 @@ class HFAudioEncoder(_HFEncoder):
     @staticmethod
     def example_input(n: int, in_dim: int) -> tuple[Tensor, Tensor]:
         lengths = torch.randint(50, 1600, (n,))
-        wave = torch.randn(n, 1600, 1) * (torch.arange(1600)[None, :, None] < lengths[:, None, None])
+        wave = torch.randn(n, 1600, 1) * frame_mask(lengths, 1600)[..., None]
         return wave, lengths
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
@@ -198,7 +199,7 @@ class HFVisualEncoder(_HFEncoder):
         frames = self._frames(x)
         bsz, t = frames.shape[:2]
         lengths = _full_lengths(frames, lengths if x.dim() in (3, 5) else None).clamp(1, t)
-        valid = torch.arange(t, device=x.device)[None, :] < lengths[:, None]      # (B, T)
+        valid = frame_mask(lengths, t)                                              # (B, T)
         flat = frames[valid]                                                        # (N, C, S, S)
         with self._context():
             pooled = []
@@ -208,6 +209,6 @@ class HFVisualEncoder(_HFEncoder):
             per_frame = torch.cat(pooled)                                           # (N, H)
             out = per_frame.new_zeros(bsz, t, per_frame.shape[-1])
             out[valid] = per_frame
-            video = out.sum(1) / lengths[:, None].to(out.dtype)
+            video = masked_mean(out, valid)
         return self.proj(video)
 
