@@ -2,7 +2,8 @@
 
 A :class:`LazyFeatures` stands in for an (N, D) or (N, T, D) tensor inside
 :class:`mmtk.data.TensorData`. Indexing it with a batch's indices reads just those rows (one
-sorted, batched read) and returns a float32 tensor; normalisation is applied on the fly.
+sorted, batched read) and returns a float32 tensor (int64 for token ids, ``integer=True``);
+normalisation is applied on the fly.
 """
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from torch import Tensor
 
 class LazyFeatures:
     def __init__(self, source: Any, rows: np.ndarray | None = None,
-                 mean: Tensor | None = None, std: Tensor | None = None, name: str = ""):
+                 mean: Tensor | None = None, std: Tensor | None = None, name: str = "",
+                 integer: bool = False):
         self.source = source                      # np.memmap / h5py.Dataset / any row-indexable array
         self.rows = np.arange(source.shape[0]) if rows is None else np.asarray(rows)
         self.mean, self.std, self.name = mean, std, name
+        self.integer = integer                    # token ids: int64, never normalised
 
     # tensor-like surface used by TensorData ---------------------------------------------
     @property
@@ -29,16 +32,17 @@ class LazyFeatures:
         return len(self.shape)
 
     def is_floating_point(self) -> bool:
-        return True
+        return not self.integer
 
     def to(self, device: Any) -> "LazyFeatures":
         return self  # stays on disk; batches are moved by the loop
 
     def subset(self, index: Tensor) -> "LazyFeatures":
-        return LazyFeatures(self.source, self.rows[index.cpu().numpy()], self.mean, self.std, self.name)
+        return LazyFeatures(self.source, self.rows[index.cpu().numpy()], self.mean, self.std,
+                            self.name, self.integer)
 
     def normalized(self, mean: Tensor, std: Tensor) -> "LazyFeatures":
-        return LazyFeatures(self.source, self.rows, mean, std, self.name)
+        return LazyFeatures(self.source, self.rows, mean, std, self.name, self.integer)
 
     def read(self, positions: np.ndarray) -> Tensor:
         """Raw rows at ``positions`` (positions into this view), one sorted batched read."""
@@ -47,7 +51,7 @@ class LazyFeatures:
         sorted_rows = wanted[order]
         unique, inverse = np.unique(sorted_rows, return_inverse=True)
         block = np.asarray(self.source[unique.tolist() if not isinstance(self.source, np.ndarray) else unique])
-        out = np.empty((len(wanted), *block.shape[1:]), dtype=np.float32)
+        out = np.empty((len(wanted), *block.shape[1:]), dtype=np.int64 if self.integer else np.float32)
         out[order] = block[inverse]
         return torch.from_numpy(out)
 
@@ -83,6 +87,9 @@ def streaming_mean_std(chunks: Iterator[Tensor]) -> tuple[Tensor, Tensor, int]:
 
 
 def open_npy(path: Any) -> np.ndarray:
-    """A read-only memory map of a .npy file (nothing is read until rows are indexed)."""
-    return np.load(path, mmap_mode="r")
+    """A read-only memory map of a .npy file (nothing is read until rows are indexed).
+
+    Never unpickled: a .npy of Python objects is refused with a ``DataError`` naming it."""
+    from .safeload import load_npy
+    return load_npy(path, "memory-mapped features", mmap=True)
 

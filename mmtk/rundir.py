@@ -4,7 +4,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -13,6 +15,9 @@ from typing import Any
 
 import torch
 import yaml
+
+from .errors import MmtkError
+from .safeload import UnsafeFileError, shown
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -90,7 +95,28 @@ class BackgroundWriter:
 
 
 def load_torch(path: Path) -> Any:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """A checkpoint mmtk wrote: tensors and plain containers only (``weights_only=True``).
+
+    Anything else is refused with an mmtk error naming the file; torch's own message is not
+    passed on, as it suggests ``weights_only=False``, which would run the file's code."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        wanted = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        asks = f" (it asks for '{wanted.group(1)}')" if wanted else ""
+        raise UnsafeFileError(
+            f"{shown(path)} is not a checkpoint mmtk wrote: loading it would need more than "
+            f"tensors and plain containers{asks}. It may be corrupt, or unsafe (a crafted file can "
+            "run code), so mmtk does not load it. Delete it and run again (for a resume "
+            "snapshot, start the run afresh instead of --resume); do not load a checkpoint you "
+            "did not make.") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:
+        first = str(exc).split(". ")[0].strip()
+        if "weights_only" in first:      # never pass on torch's advice to disable the check
+            first = "unreadable"
+        raise MmtkError(f"cannot read the checkpoint {shown(path)}: it is corrupt or truncated "
+                        f"({type(exc).__name__}: {first}). Delete it and run again (for a resume "
+                        "snapshot, start the run afresh instead of --resume).") from None
 
 
 def environment(plugin_statuses: dict) -> dict:

@@ -17,8 +17,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from mmtk import arrays_format as fmt
 from mmtk.data import TensorData
 from mmtk.errors import DataError
+from mmtk.safeload import shown
 
 log = logging.getLogger("mmtk.datasets")
 
@@ -40,20 +42,34 @@ def resolve_root(root: Path | str | None, dataset: str, must_be: str = "dir") ->
         raise DataError(f"dataset '{dataset}': data.root is {Path(root).name!r}, an environment "
                         "variable that is not set; set it, or pass --set data.root=PATH.")
     path = Path(root).expanduser()
-    shown = path.resolve()
+    check_link(path, dataset, f"the data location (from {origin})")
     if not path.exists():
-        raise DataError(f"dataset '{dataset}': the data location {shown} (from {origin}) does not "
-                        "exist. Relative paths in a recipe are relative to the recipe file; fix "
+        raise DataError(f"dataset '{dataset}': the data location {shown(path)} (from {origin}) does "
+                        "not exist. Relative paths in a recipe are relative to the recipe file; fix "
                         f"data.root (or --set data.root=PATH, or {ENV_ROOT}).")
     if must_be == "dir" and not path.is_dir():
-        raise DataError(f"dataset '{dataset}': the data location {shown} (from {origin}) is a file, "
-                        "but a directory is expected here.")
+        raise DataError(f"dataset '{dataset}': the data location {shown(path)} (from {origin}) is a "
+                        "file, but a directory is expected here.")
+    return path
+
+
+def check_link(path: Path, dataset: str, what: str) -> Path:
+    """A symbolic link that loops or points nowhere is an error, never "not there"."""
+    if path.is_symlink() and not path.exists():
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise DataError(f"dataset '{dataset}': {what} {path.absolute()} is a symbolic link that "
+                        f"cannot be followed (it points to {target!r}, which loops back or does "
+                        "not exist); fix or remove the link.")
     return path
 
 
 def require_file(path: Path, dataset: str, what: str) -> Path:
+    check_link(path, dataset, what)
     if not path.is_file():
-        raise DataError(f"dataset '{dataset}': {what} not found: looked for {path.resolve()}.")
+        raise DataError(f"dataset '{dataset}': {what} not found: looked for {shown(path)}.")
     return path
 
 
@@ -117,6 +133,12 @@ class ModalitySource:
         """(problem, reason) if the array is unusable, else None; fixes the reference shape."""
         if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
             return f"has non-numeric dtype {x.dtype}", "bad_dtype"
+        if np.issubdtype(x.dtype, np.complexfloating):
+            return f"has complex dtype {x.dtype}", "bad_dtype"
+        if self.integer and not (np.issubdtype(x.dtype, np.integer) or x.dtype == bool):
+            # never truncate floats into token ids silently
+            return (f"has {x.dtype} values but modality '{self.name}' holds integer token ids",
+                    "bad_dtype")
         if x.ndim not in (1, 2):
             return (f"has shape {tuple(x.shape)}; expected (D,) or (T, D)", "bad_shape")
         if self.expect_ndim is None:
@@ -149,7 +171,7 @@ def assemble(split: str, ids: list[str], labels: np.ndarray, sources: list[Modal
              scores: np.ndarray | None = None) -> tuple[TensorData, dict]:
     """Read every sample of a split, check it, and build zero-padded tensors.
 
-    ``label_check(label) -> problem or None`` flags out-of-range labels. ``scores`` are
+    ``label_check(label, sample_id) -> problem or None`` flags unusable labels. ``scores`` are
     per-sample regression targets (e.g. sentiment), kept aligned with the surviving samples.
     Returns the split and per-split facts (counts of absent modalities, truncated samples).
     """
@@ -159,7 +181,7 @@ def assemble(split: str, ids: list[str], labels: np.ndarray, sources: list[Modal
     absent = Counter()
     for row, (sid, label) in enumerate(zip(ids, labels)):
         if label_check is not None:
-            problem = label_check(label)
+            problem = label_check(label, sid)
             if problem:
                 bad.report(split, sid, label_source, problem, "label_out_of_range")
                 continue
@@ -276,7 +298,7 @@ def check_disjoint(split_ids: dict[str, list[str]], dataset: str, where: str) ->
 
 
 def integer_label_check(num_classes: int | None) -> Callable:
-    def check(label) -> str | None:
+    def check(label, sample_id: str | None = None) -> str | None:
         if label < 0 or (num_classes is not None and label >= num_classes):
             upper = f"{num_classes - 1}" if num_classes is not None else "∞"
             return f"label {int(label)} is out of range (classes are 0..{upper})"
@@ -289,7 +311,7 @@ def h5_open(path: Path, dataset: str):
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        raise DataError(f"dataset '{dataset}': cannot read {path.resolve()} as an HDF5 file (corrupt, "
+        raise DataError(f"dataset '{dataset}': cannot read {shown(path)} as an HDF5 file (corrupt, "
                         f"truncated or not HDF5): {exc}") from None
 
 
@@ -328,7 +350,9 @@ def rows_fetch(array: np.ndarray, index: dict[str, int]) -> Fetch:
 
 
 def as_str(value) -> str:
-    """An id stored as bytes, str, numpy scalar or a length-1 array row, as text."""
+    """An id stored as bytes, str, numpy scalar or a length-1 array row, as text.
+
+    Raises ``UnicodeDecodeError`` for bytes that are not UTF-8 (see :func:`ids_of`)."""
     if isinstance(value, np.ndarray):
         if value.size == 0:
             return ""
@@ -338,5 +362,20 @@ def as_str(value) -> str:
     return str(value)
 
 
-def read_lines(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+def ids_of(values, dataset: str, source: str | Path, split: str) -> list[str]:
+    """The sample ids of a split, as text; an id that is not UTF-8 names its row."""
+    ids = []
+    for row, value in enumerate(values):
+        try:
+            ids.append(as_str(value))
+        except UnicodeDecodeError as exc:
+            raw = value.reshape(-1)[0] if isinstance(value, np.ndarray) else value
+            raise DataError(f"dataset '{dataset}': {source}: the id in row {row} ({split} split) is "
+                            f"not UTF-8 text ({bytes(raw)!r}: {exc.reason}); write the ids as "
+                            "UTF-8.") from None
+    return ids
+
+
+def read_lines(path: Path, dataset: str) -> list[str]:
+    """Ids one per line (UTF-8, a BOM accepted), blank lines ignored."""
+    return fmt.read_id_list(path, f"dataset '{dataset}'")

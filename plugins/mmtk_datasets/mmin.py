@@ -19,9 +19,10 @@ import numpy as np
 
 from mmtk.data import DataSplits, Dataset
 from mmtk.errors import DataError
+from mmtk.safeload import load_npy, shown
 
-from .common import (BadSamples, ModalitySource, assemble, as_str, check_disjoint, h5_fetch,
-                     h5_open, integer_label_check, log, pool_mean, resolve_root)
+from .common import (BadSamples, ModalitySource, assemble, check_disjoint, check_link, h5_fetch,
+                     h5_open, ids_of, integer_label_check, log, pool_mean, resolve_root)
 
 NAME = "mmin_layout"
 # MMIN's folder letters, under the modality names mmtk uses (conditions print as a/t/v)
@@ -59,19 +60,21 @@ class MMINLayout(Dataset):
         return tuple(sorted(self.features))
 
     def folds(self) -> list[int]:
+        check_link(self.target_root, NAME, "the target folder")
         if not self.target_root.is_dir():
-            raise DataError(f"dataset '{NAME}': the target folder {self.target_root.resolve()} does "
+            raise DataError(f"dataset '{NAME}': the target folder {shown(self.target_root)} does "
                             "not exist (set data.target_root; by default it is <root>/target).")
         folds = sorted(int(p.name) for p in self.target_root.iterdir()
                        if p.is_dir() and p.name.isdigit())
         if not folds:
             raise DataError(f"dataset '{NAME}': no fold folders (1, 2, ...) in "
-                            f"{self.target_root.resolve()}.")
+                            f"{shown(self.target_root)}.")
         return folds
 
     def feature_file(self, modality: str) -> Path:
         """``features[m]`` is an h5 file, or a folder holding exactly one feature h5."""
-        spec = self.root / self.features[modality]
+        spec = check_link(self.root / self.features[modality], NAME,
+                          f"the feature file of '{modality}'")
         if spec.is_file():
             return spec
         if spec.is_dir():
@@ -79,22 +82,30 @@ class MMINLayout(Dataset):
             if len(found) == 1:
                 return found[0]
             if found:
-                raise DataError(f"dataset '{NAME}': {spec.resolve()} holds several feature files "
+                raise DataError(f"dataset '{NAME}': {shown(spec)} holds several feature files "
                                 f"({', '.join(p.name for p in found)}); name one in "
                                 f"data.features.{modality}, e.g. {self.features[modality]}/"
                                 f"{found[0].name}.")
         raise DataError(f"dataset '{NAME}': feature file for '{modality}' not found: looked for "
-                        f"{spec.resolve()} (an .h5 file, or a folder holding one feature .h5 file; "
+                        f"{shown(spec)} (an .h5 file, or a folder holding one feature .h5 file; "
                         f"set data.features.{modality} to the file).")
 
     def _split(self, fold_dir: Path, split: str) -> tuple[list[str], np.ndarray, Path]:
         stem = SPLIT_FILES[split]
         label_path, name_path = fold_dir / f"{stem}_label.npy", fold_dir / f"{stem}_int2name.npy"
         for p in (label_path, name_path):
+            check_link(p, NAME, f"the {split} file")
             if not p.is_file():
-                raise DataError(f"dataset '{NAME}': {split} file not found: looked for {p.resolve()}.")
-        labels, names = _load_npy(label_path), _load_npy(name_path)
-        ids = [as_str(v) for v in names]
+                raise DataError(f"dataset '{NAME}': {split} file not found: looked for {shown(p)}.")
+        who = f"dataset '{NAME}'"
+        labels, names = load_npy(label_path, who), load_npy(name_path, who)
+        if names.ndim not in (1, 2) or names.dtype.kind not in "SUiu":   # bytes, str, integers
+            raise DataError(f"dataset '{NAME}': {name_path} holds {names.dtype} values of shape "
+                            f"{names.shape}; expected (N,) or (N, 1) utterance ids as bytes or str.")
+        ids = ids_of(names, NAME, name_path, split)
+        if labels.dtype == bool or not np.issubdtype(labels.dtype, np.number):
+            raise DataError(f"dataset '{NAME}': {label_path} ({split} split) holds {labels.dtype} "
+                            "values; one-hot rows or integer class labels are expected.")
         if len(ids) != len(labels):
             raise DataError(f"dataset '{NAME}': {label_path} has {len(labels)} rows but "
                             f"{name_path} has {len(ids)} ids; they must be aligned.")
@@ -107,7 +118,7 @@ class MMINLayout(Dataset):
                      NAME, fold)
         fold_dir = self.target_root / str(fold)
         if not fold_dir.is_dir():
-            raise DataError(f"dataset '{NAME}': fold {fold} not found: looked for {fold_dir.resolve()} "
+            raise DataError(f"dataset '{NAME}': fold {fold} not found: looked for {shown(fold_dir)} "
                             f"(folds present: {', '.join(map(str, self.folds()))}).")
         raw = {s: self._split(fold_dir, s) for s in SPLIT_FILES}
         check_disjoint({s: r[0] for s, r in raw.items()}, NAME, str(fold_dir))
@@ -120,7 +131,8 @@ class MMINLayout(Dataset):
                                       expect_dim=self.dims.get(m)) for m in self.modalities]
             parts, facts = {}, {}
             for split, (ids, labels, label_path) in raw.items():
-                int_labels, check = self._labels(labels, label_kind, num_classes)
+                int_labels, check = self._labels(labels, label_kind, num_classes, ids, split,
+                                                 label_path)
                 parts[split], facts[split] = assemble(
                     split, ids, int_labels, sources, bad, self.allow_missing, check,
                     str(label_path), self.max_frames)
@@ -151,39 +163,32 @@ class MMINLayout(Dataset):
         if ndims == {1}:
             if self.class_names:
                 return len(self.class_names), "integer"
-            top = max((int(r[1].max()) for r in raw.values() if len(r[1])), default=0)
+            finite = [r[1][np.isfinite(r[1])] for r in raw.values()]   # others: _labels says
+            top = max((int(v.max()) for v in finite if len(v)), default=0)
             return top + 1, "integer"
         raise DataError(f"dataset '{NAME}': label files must be one-hot (N, C) or integer (N,) "
                         f"arrays; got shapes {shapes}.")
 
-    def _labels(self, labels: np.ndarray, kind: str, num_classes: int):
+    def _labels(self, labels: np.ndarray, kind: str, num_classes: int, ids: list[str],
+                split: str, path: Path):
         if kind == "one-hot":
             rows = np.asarray(labels, dtype=np.float64)
             ok = np.isclose(rows.sum(1), 1.0) & np.isclose(rows.max(1), 1.0) & (rows.min(1) >= 0)
             # an encoded -1 marks a row that is not one-hot; the check reports it per sample
             out = np.where(ok, rows.argmax(1), -1)
 
-            def check(label):
+            def check(label, sample_id=None):
                 return ("label row is not one-hot (expected exactly one 1 and zeros)"
                         if label < 0 else None)
             return out, check
         values = np.asarray(labels)
         if not np.issubdtype(values.dtype, np.integer):
-            if not np.all(np.isfinite(values)) or not np.all(np.equal(np.mod(values, 1), 0)):
-                raise DataError(f"dataset '{NAME}': integer label file holds non-integer values.")
+            whole = np.isfinite(values) & np.equal(np.mod(values, 1), 0)
+            if not whole.all():
+                row = int(np.flatnonzero(~whole)[0])
+                raise DataError(f"dataset '{NAME}': {path}: sample '{ids[row]}' ({split} split, "
+                                f"row {row}) has label {values[row]}, which is not an integer; "
+                                f"{int((~whole).sum())} such label(s) in this file. Integer "
+                                "labels must be whole numbers (class indices 0, 1, ...).")
             values = values.astype(np.int64)
         return values, integer_label_check(num_classes)
-
-
-def _load_npy(path: Path) -> np.ndarray:
-    try:
-        try:
-            return np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            if "allow_pickle" not in str(exc):
-                raise
-            # int2name files written as object arrays need pickle; they are the user's own files
-            return np.load(path, allow_pickle=True)
-    except Exception as exc:  # numpy raises ValueError/OSError/EOFError/UnpicklingError
-        raise DataError(f"dataset '{NAME}': cannot read {path.resolve()} as a .npy file "
-                        f"(corrupt or not .npy): {type(exc).__name__}: {exc}") from None

@@ -8,7 +8,6 @@ mask, segment ids), ``audio`` (N, Ta, Da), ``vision`` (N, Tv, Dv), optionally
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 from typing import Literal
 
@@ -16,8 +15,9 @@ import numpy as np
 
 from mmtk.data import DataSplits, Dataset
 from mmtk.errors import DataError
+from mmtk.safeload import load_pickle, shown
 
-from .common import (BadSamples, ModalitySource, assemble, as_str, check_disjoint,
+from .common import (BadSamples, ModalitySource, assemble, check_disjoint, check_link, ids_of,
                      integer_label_check, log, pool_mean, resolve_root, rows_fetch)
 
 NAME = "mmsa"
@@ -100,12 +100,9 @@ class MMSA(Dataset):
         return self._modalities
 
     def _read(self) -> dict:
-        try:
-            with open(self.path, "rb") as f:
-                data = pickle.load(f)
-        except Exception as exc:  # truncated/corrupt pickles raise many types
-            raise DataError(f"dataset '{NAME}': cannot read {self.path.resolve()} as an MMSA "
-                            f"pickle (corrupt or not a pickle): {type(exc).__name__}: {exc}") from None
+        # MMSA files are pickles by nature; the restricted unpickler admits only builtins and
+        # numpy arrays, so a crafted file cannot run code
+        data = load_pickle(self.path, f"dataset '{NAME}'", "MMSA feature pickle")
         if not isinstance(data, dict):
             raise DataError(f"dataset '{NAME}': {self.path} holds a {type(data).__name__}, not a "
                             "dict with train/valid/test.")
@@ -124,14 +121,15 @@ class MMSA(Dataset):
     def load(self, fold: int | None = None) -> DataSplits:
         data = self._read()
         bad = BadSamples(NAME, self.on_bad_sample)
-        split_ids = {s: [as_str(v) for v in self._field(data[k], "id", s)] for s, k in SPLIT_KEYS.items()}
+        split_ids = {s: ids_of(self._field(data[k], "id", s), NAME, f"{self.path}[{k}][id]", s)
+                     for s, k in SPLIT_KEYS.items()}
         check_disjoint(split_ids, NAME, str(self.path))
         num_classes, names = self._classes(data)
         label_src = "classification_labels" if self.label_rule == "classification_labels" \
             else "regression_labels"
         in_range = integer_label_check(num_classes)
 
-        def label_check(y) -> str | None:
+        def label_check(y, sample_id=None) -> str | None:
             if y == -1 and label_src == "regression_labels":
                 return (f"sentiment score is NaN/infinite or outside the range of label_rule "
                         f"'{self.label_rule}'")
@@ -151,7 +149,7 @@ class MMSA(Dataset):
                 src = shared.setdefault(m, ModalitySource(m, where, fetch, integer=integer))
                 src.source, src.fetch = where, fetch
                 sources.append(src)
-            labels, reg = self._labels(part, split)
+            labels, reg = self._labels(part, split, ids)
             if len(labels) != len(ids):
                 raise DataError(f"dataset '{NAME}': {self.path}: the {split} split has "
                                 f"{len(labels)} labels for {len(ids)} ids.")
@@ -181,8 +179,9 @@ class MMSA(Dataset):
 
     def _classes(self, data: dict) -> tuple[int, list[str]]:
         if self.label_rule == "classification_labels":
-            tops = [int(np.max(self._field(data[k], "classification_labels", s)))
-                    for s, k in SPLIT_KEYS.items() if len(data[k].get("classification_labels", []))]
+            tops = [int(np.max(v)) for v in map(_finite_numbers, (
+                self._field(data[k], "classification_labels", s) for s, k in SPLIT_KEYS.items()))
+                if len(v)]                # other values are reported per sample by _labels
             k = len(self.class_names) if self.class_names else max(tops, default=0) + 1
             return k, self.class_names or [str(i) for i in range(k)]
         names = RULE_CLASSES.get(self.label_rule)
@@ -193,18 +192,31 @@ class MMSA(Dataset):
                             f"classes but data.class_names lists {len(self.class_names)}.")
         return len(names), self.class_names or list(names)
 
-    def _labels(self, part: dict, split: str):
+    def _labels(self, part: dict, split: str, ids: list[str]):
         """(class per sample, -1 = unmappable, -2 = left out by the rule; regression targets)."""
         if self.label_rule == "classification_labels":
             raw = self._field(part, "classification_labels", split).reshape(-1)
+            if raw.dtype == bool or not np.issubdtype(raw.dtype, np.number):
+                raise DataError(f"dataset '{NAME}': {self.path}: {split} classification_labels "
+                                f"holds {raw.dtype} values; integer class labels are expected.")
             if not np.issubdtype(raw.dtype, np.integer):
-                if not (np.isfinite(raw).all() and np.equal(np.mod(raw, 1), 0).all()):
-                    raise DataError(f"dataset '{NAME}': {self.path}: {split} classification_labels "
-                                    "holds non-integer values.")
+                whole = np.isfinite(raw) & np.equal(np.mod(raw, 1), 0)
+                if not whole.all():
+                    row = int(np.flatnonzero(~whole)[0])
+                    sid = ids[row] if row < len(ids) else f"row {row}"
+                    raise DataError(f"dataset '{NAME}': {self.path}[{SPLIT_KEYS[split]}]"
+                                    f"[classification_labels]: sample '{sid}' ({split} split) has "
+                                    f"label {raw[row]}, which is not an integer; "
+                                    f"{int((~whole).sum())} such label(s) in this split. Use "
+                                    "label_rule on regression_labels, or integer classes.")
             reg = np.asarray(part["regression_labels"], dtype=np.float64).reshape(-1) \
                 if "regression_labels" in part else None
             return raw.astype(np.int64), reg
-        reg = self._field(part, "regression_labels", split).astype(np.float64).reshape(-1)
+        reg = self._field(part, "regression_labels", split)
+        if reg.dtype == bool or not np.issubdtype(reg.dtype, np.number):
+            raise DataError(f"dataset '{NAME}': {self.path}: {split} regression_labels holds "
+                            f"{reg.dtype} values; sentiment scores (numbers) are expected.")
+        reg = reg.astype(np.float64).reshape(-1)
         cls = sentiment_to_class(reg, self.label_rule)
         bad_value = ~np.isfinite(reg)
         cls = np.where(bad_value, -1, cls)
@@ -241,6 +253,13 @@ class MMSA(Dataset):
         return array, lengths, False
 
 
+def _finite_numbers(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values).reshape(-1)
+    if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
+        return values[:0].astype(np.float64)
+    return values[np.isfinite(values)]
+
+
 def _trimmed(fetch, index: dict[str, int], lengths: np.ndarray | None):
     """Cut each padded sequence to its stated length (length 0 -> an empty, reported sample)."""
     if lengths is None:
@@ -257,13 +276,14 @@ def _trimmed(fetch, index: dict[str, int], lengths: np.ndarray | None):
 
 
 def _pickle_path(path: Path) -> Path:
+    check_link(path, NAME, "data.root")
     if path.is_file():
         return path
     found = sorted(path.glob("*.pkl"))
     if len(found) == 1:
         return found[0]
     if not found:
-        raise DataError(f"dataset '{NAME}': no .pkl file in {path.resolve()}; point data.root at "
+        raise DataError(f"dataset '{NAME}': no .pkl file in {shown(path)}; point data.root at "
                         "the MMSA pickle (e.g. MOSI/Processed/unaligned_50.pkl).")
-    raise DataError(f"dataset '{NAME}': {path.resolve()} holds several pickles "
+    raise DataError(f"dataset '{NAME}': {shown(path)} holds several pickles "
                     f"({', '.join(p.name for p in found)}); point data.root at one of them.")

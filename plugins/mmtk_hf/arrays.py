@@ -1,9 +1,10 @@
-"""Writing the generic per-modality arrays format, resumably.
+"""Writing the generic arrays format (:mod:`mmtk.arrays_format`), resumably.
 
 A directory holds ``<modality>.h5`` (one h5 dataset per sample id: an array ``(T, D)`` or
 ``(D,)``), ``labels.csv`` (``id,label``), optionally ``splits.csv`` (``id,split``), and
-``manifest.json`` recording, per modality, how the arrays were made. The ``arrays`` dataset
-of the mmtk_datasets plugin reads it.
+``manifest.json`` recording, per modality, how the arrays were made. The file names, table
+layout and manifest are defined once in the core, where the ``arrays`` dataset of the
+mmtk_datasets plugin reads them too.
 
 Resuming: ids already in the h5 file are skipped; every id is written and flushed before the
 next, and the file is closed on errors and Ctrl-C, so an interrupted extraction leaves a
@@ -12,18 +13,18 @@ valid file that the same command continues.
 from __future__ import annotations
 
 import datetime as _dt
-import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mmtk import arrays_format as fmt
+from mmtk.arrays_format import read_manifest, write_manifest
 from mmtk.errors import DataError
 
 from .media import read_table
 
-FORMAT = "mmtk-arrays"
+FORMAT = fmt.FORMAT
 # settings that must match for an extraction to continue into an existing file
 RESUME_KEYS = ("kind", "model", "layer", "pooling", "patch_pooling", "max_length", "sample_rate",
                "max_frames", "normalize")
@@ -31,27 +32,6 @@ RESUME_KEYS = ("kind", "model", "layer", "pooling", "patch_pooling", "max_length
 
 def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def read_manifest(out: Path) -> dict:
-    path = out / "manifest.json"
-    if not path.is_file():
-        return {"format": FORMAT, "version": 1, "modalities": {}}
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read '{path}': {exc}; fix or delete it") from exc
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("modalities"), dict):
-        raise DataError(f"'{path}' is not an mmtk arrays manifest (no 'modalities' mapping); "
-                        "use another --out folder")
-    return manifest
-
-
-def write_manifest(out: Path, manifest: dict) -> None:
-    path = out / "manifest.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    os.replace(tmp, path)   # never leaves a half-written manifest
 
 
 class ArraysWriter:
@@ -63,8 +43,8 @@ class ArraysWriter:
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.modality = modality
-        self.path = self.out / f"{modality}.h5"
-        self.manifest = read_manifest(self.out)
+        self.path = fmt.feature_path(self.out, modality, ".h5")
+        self.manifest = read_manifest(self.out, "mmtk extract")
         previous = self.manifest["modalities"].get(modality)
         if overwrite:
             self.path.unlink(missing_ok=True)
@@ -108,21 +88,15 @@ class ArraysWriter:
         write_manifest(self.out, self.manifest)
 
 
-def copy_table(source: str | Path, out: Path, name: str, columns: tuple[str, str], what: str) -> int:
-    """Write ``out/name`` from a CSV (checked); an existing, different one is an error."""
-    rows = read_table(source, columns, what)
-    text = ",".join(columns) + "\n" + "".join(f"{_csv(a)},{_csv(b.strip())}\n" for a, b in rows)
-    target = out / name
-    if target.exists() and target.read_text() != text:
+def copy_table(source: str | Path, out: Path, table: fmt.Table, what: str) -> int:
+    """Write ``out/<table.name>`` from a CSV (checked); an existing, different one is an error."""
+    rows = read_table(source, table.header, what)
+    text = fmt.format_table(table.header, rows)
+    target = out / table.name
+    if target.exists() and target.read_text(encoding="utf-8-sig") != text:
         raise DataError(f"'{target}' already exists with different content than '{source}'; all "
-                        f"modalities of one output folder share one {name}. Use another --out "
+                        f"modalities of one output folder share one {table.name}. Use another --out "
                         "folder or remove the old file.")
     out.mkdir(parents=True, exist_ok=True)
-    target.write_text(text)
+    target.write_text(text, encoding="utf-8")
     return len(rows)
-
-
-def _csv(value: str) -> str:
-    if any(c in value for c in ',"\n\r'):
-        return '"' + value.replace('"', '""') + '"'
-    return value

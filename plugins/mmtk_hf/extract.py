@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from mmtk import arrays_format as fmt
 from mmtk.errors import MmtkError
 
 MODALITIES = ("text", "audio", "visual")
@@ -335,9 +336,9 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(args, pooling)
     job = JOBS[args.modality](args, pooling, settings, device)   # reads inputs, loads the model
     settings["versions"] = versions()
-    labelled = copy_table(args.labels, out, "labels.csv", ("id", "label"), "labels") if args.labels else None
+    labelled = copy_table(args.labels, out, fmt.LABELS, "labels") if args.labels else None
     if args.splits:
-        copy_table(args.splits, out, "splits.csv", ("id", "split"), "splits")
+        copy_table(args.splits, out, fmt.SPLITS, "splits")
 
     writer = ArraysWriter(out, args.modality, settings, overwrite=args.overwrite)
     todo = [i for i in job.ids if i not in writer.done]
@@ -373,13 +374,13 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"{args.modality}: wrote {written} id(s) to {writer.path}"
           + (f" ({skipped} already there)" if skipped else "")
-          + (f"; labels for {labelled} id(s) in {out / 'labels.csv'}" if labelled is not None else ""))
+          + (f"; labels for {labelled} id(s) in {out / fmt.LABELS.name}" if labelled is not None else ""))
     for key, ids in job.notes.items():
         if ids:
             print(f"  {key}: {len(ids)} id(s) (listed in the manifest)")
     if problems:
         print(f"{len(problems)} id(s) could not be extracted and are NOT in {writer.path.name} "
-              f"(recorded in {out / 'manifest.json'}):", file=sys.stderr)
+              f"(recorded in {out / fmt.MANIFEST}):", file=sys.stderr)
         for sample_id, message in sorted(problems.items())[:SHOWN_PROBLEMS]:
             print(f"  {sample_id}: {message}", file=sys.stderr)
         if len(problems) > SHOWN_PROBLEMS:
