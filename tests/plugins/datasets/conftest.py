@@ -152,6 +152,46 @@ def fx():
     return SimpleNamespace(mmin=write_mmin, mmsa=write_mmsa, arrays=write_arrays, mfeat=write_mfeat)
 
 
+class Payload:
+    """Pickles to "call open(marker, 'w')": a file that runs code when unpickled makes the
+    marker appear. Built in the test, never loaded from anywhere."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def payload(tmp_path):
+    """``payload.obj`` pickles to code that creates ``payload.marker`` (which must never exist);
+    ``payload.npy(path)`` saves it as a pickled object .npy, ``payload.bytes()`` as a pickle."""
+    marker = tmp_path / "MARKER"
+    obj = Payload(marker)
+
+    def npy(path: Path) -> Path:
+        np.save(path, np.array([obj, obj], dtype=object), allow_pickle=True)
+        return path
+    return SimpleNamespace(obj=obj, marker=marker, npy=npy, bytes=lambda: pickle.dumps(obj))
+
+
+def write_recipe(path: Path, data: dict, modalities: tuple[str, ...]) -> Path:
+    """A small recipe (MLP per modality, concat, MLP head, runs under path's folder)."""
+    import yaml
+    encoders = {m: {"type": "mlp"} for m in modalities}
+    path.write_text(yaml.safe_dump({
+        "mmtk": 1, "name": "bad-data", "data": data,
+        "model": {"encoders": encoders, "fuser": {"type": "concat"}, "head": {"type": "mlp"}},
+        "train": {"epochs": 1, "batch_size": 8}, "output": {"dir": str(path.parent / "runs")}}))
+    return path
+
+
+@pytest.fixture
+def recipe():
+    return write_recipe
+
+
 def seq_equal(padded, length, truth) -> bool:
     """A zero-padded row with its length equals the unpadded array, and padding is zero."""
     t = int(length)
