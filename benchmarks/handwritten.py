@@ -48,19 +48,14 @@ def adapt(tree: dict) -> list[str]:
 def run_one(system, recipe: str, rate: float, seeds: list[int], out_dir: Path, extra: list[str],
             jobs: int = 1) -> list[float]:
     """Test accuracy of every seed (one run, its seeds as trials, ``jobs`` in parallel)."""
-    from mmtk.errors import RecipeError
-    from mmtk.recipe import apply_overrides, interpolate_env, read_recipe_tree, with_defaults
-    from mmtk.run import Run, check_tree
+    from mmtk.recipe import read_recipe_tree, resolve
+    from mmtk.run import Run
     named = {n: e.path for n, e in system.recipes.items()}
-    tree = read_recipe_tree(recipe, named)
-    tree = apply_overrides(tree, adapt(tree) + [f"data.missing_rate={rate}",
-                                                f"seed=[{', '.join(map(str, seeds))}]",
-                                                f"output.dir={out_dir}"] + list(extra))
-    tree, problems = interpolate_env(tree)
-    problems += check_tree(tree, system)
-    if problems:
-        raise RecipeError(problems, tree.get("_source"))
-    results = Run.create(with_defaults(tree), system, jobs=jobs).execute()
+    raw = read_recipe_tree(recipe, named)
+    tree = resolve(recipe, system, adapt(raw) + [f"data.missing_rate={rate}",
+                                                 f"seed=[{', '.join(map(str, seeds))}]",
+                                                 f"output.dir={out_dir}"] + list(extra))
+    results = Run.create(tree, system, jobs=jobs).execute()
     accs = []
     for trial in results["trials"].values():
         test = trial["test"]

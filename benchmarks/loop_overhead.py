@@ -18,9 +18,11 @@ from pathlib import Path
 import torch
 
 from mmtk.builder import Builder
-from mmtk.engine import Trainer, TrialSpec, load_data, seed_everything
+from mmtk.trainer import Trainer, TrialSpec
+from mmtk.data_loading import load_data
+from mmtk.devices import seed_everything
 from mmtk.plugins import load_plugins
-from mmtk.run import load_tree
+from mmtk.recipe import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,12 +31,12 @@ def hand_written(tree, registry, splits, epochs: int) -> float:
     """The loop a researcher would write by hand; returns seconds."""
     seed_everything(0)
     builder = Builder(registry)
-    model = builder.model(tree["model"], splits.in_dims, splits.num_classes)
-    opt = torch.optim.Adam(model.parameters(), lr=tree["train"]["optimizer"].get("lr", 1e-3))
+    model = builder.model(tree.last_stage.model, splits.in_dims, splits.num_classes)
+    opt = torch.optim.Adam(model.parameters(), lr=tree.last_stage.train.optimizer.params.get("lr", 1e-3))
     train, val = splits.train, splits.val
     options = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]], dtype=torch.bool)
     conditions = torch.cat([options, torch.ones(1, 3, dtype=torch.bool)])
-    bs, n = tree["train"]["batch_size"], len(train)
+    bs, n = tree.last_stage.train.batch_size, len(train)
     start = time.perf_counter()
     for _ in range(epochs):
         model.train()
@@ -84,8 +86,8 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="recipe override, e.g. train.checkpoint_every=5")
     args = ap.parse_args()
     system = load_plugins()
-    tree = load_tree(args.recipe, system, [f"train.epochs={args.epochs}", "train.patience=null"] + args.set)
-    splits = load_data(Builder(system.registry, tree["_base_dir"]), tree, None, 0)
+    tree = resolve(args.recipe, system, [f"train.epochs={args.epochs}", "train.patience=null"] + args.set)
+    splits = load_data(Builder(system.registry), tree.data, None, 0)
     samples = len(splits.train) * args.epochs
     # Same global state for both loops: mmtk's deterministic CPU mode (the recipe default) is
     # switched on first, and both loops run once untimed to warm caches and allocators.

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from mmtk.plugins import load_plugins
-from mmtk.run import Run, load_tree
+from mmtk.recipe import resolve
+from mmtk.run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 CONDITIONS = ["a", "t", "v", "at", "av", "tv"]
@@ -35,7 +36,7 @@ def main() -> None:
     uar = {}
     for cond in CONDITIONS:
         proto = f"{{type: fixed, condition: {cond}}}"
-        tree = load_tree(args.recipe, system, [f"missing.train={proto}", f"missing.eval={proto}",
+        tree = resolve(args.recipe, system, [f"missing.train={proto}", f"missing.eval={proto}",
                                                f"seed=[{', '.join(map(str, args.seeds))}]",
                                                f"output.dir={out}", f"name=specialist-{cond}"])
         res = Run.create(tree, system, jobs=args.jobs).execute()

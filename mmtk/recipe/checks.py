@@ -62,6 +62,7 @@ class Checker:
         self.problems: list[Problem] = []
         self.imports_skipped = imports_skipped
         self.unchecked: list[str] = []
+        self.defaulted: set[str] = set()
 
     def add(self, path: str, msg: str) -> None:
         p = Problem(path, msg)
@@ -124,9 +125,11 @@ class Checker:
 
 
 def check_tree(tree: dict, registry: Any, dataset_modalities: Callable[[dict], Any] | None = None,
-               imports_skipped: bool = False, output_check: bool = True) -> Checker:
-    """Every problem in a complete recipe tree (after extends, overrides and defaults)."""
+               imports_skipped: bool = False, defaulted: set[str] = frozenset()) -> Checker:
+    """Every problem in a complete recipe tree (after extends, overrides and defaults).
+    ``defaulted``: the dotted keys a plugin's defaults filled in (a problem there says so)."""
     c = Checker(registry, imports_skipped)
+    c.defaulted = set(defaulted)
     if not c.section(Recipe, {k: v for k, v in tree.items() if k not in STAGE_SECTIONS},
                      "", extra_keys=("stages", *STAGE_SECTIONS)):
         return c
@@ -136,7 +139,7 @@ def check_tree(tree: dict, registry: Any, dataset_modalities: Callable[[dict], A
     modalities = _check_data(c, tree.get("data"), dataset_modalities)
     if tree.get("eval") is not None:
         c.section(Eval, tree["eval"], "eval")
-    if tree.get("output") is not None and c.section(Output, tree["output"], "output") and output_check:
+    if tree.get("output") is not None and c.section(Output, tree["output"], "output"):
         out = tree["output"].get("dir")
         if isinstance(out, str) and Path(out).exists() and not Path(out).is_dir():
             c.add("output.dir", f"'{out}' is a file; output.dir must be a folder (it holds the run folders)")
@@ -301,7 +304,8 @@ def _check_metrics(c: Checker, ev: dict, train: dict, task_loss: Any, tree: dict
         if reads != metric_reads(target):
             c.add(path(f"eval.metrics[{i}]"),
                   f"'{name}' reads {'a regression score' if reads == 'regression' else 'class predictions'} "
-                  f"but losses.task '{loss}' trains {trains(target)}; use {fitting_metrics(target)}")
+                  f"but losses.task '{loss}' trains {trains(target)}; use {fitting_metrics(target)}"
+                  + (" (set eval.metrics)" if "eval.metrics" in c.defaulted else ""))
     monitor = train.get("monitor")
     if isinstance(monitor, str) and monitor not in names:
         c.add(path("train.monitor"), f"'{monitor}' is not among eval.metrics "

@@ -186,12 +186,12 @@ def find_recipe(name: str | Path, named: dict[str, Path], relative_to: Path | No
 
 
 def read_recipe_tree(path: str | Path, named: dict[str, Path] | None = None,
-                     _chain: tuple[Path, ...] = ()) -> tuple[dict, Path]:
-    """A recipe file with its ``extends`` chain merged in; returns (tree, resolved path).
+                     _chain: tuple[Path, ...] = ()) -> dict:
+    """A recipe file (a path, or a registered name) with its ``extends`` chain merged in.
     A parent is found relative to the file that names it (or by registered name), never
     relative to the working directory."""
     named = named or {}
-    path = path if _chain else find_recipe(path, named)
+    path = Path(path) if _chain else find_recipe(path, named)
     if path in _chain:
         raise RecipeError([Problem("extends", "circular extends: " +
                                    " -> ".join(str(p) for p in _chain + (path,)))], str(path))
@@ -203,17 +203,17 @@ def read_recipe_tree(path: str | Path, named: dict[str, Path] | None = None,
                           str(path))
     parent = tree.pop("extends", None)
     if parent is None:
-        return tree, path
+        return tree
     if not isinstance(parent, str):
         raise RecipeError([Problem("extends", f"expected one recipe file or name, got "
                                    f"{type(parent).__name__} {parent!r}")], str(path))
     parent_path = find_recipe(parent, named, relative_to=path.parent, what="extends")
-    base, _ = read_recipe_tree(parent_path, named, _chain + (path,))
+    base = read_recipe_tree(parent_path, named, _chain + (path,))
     imports = _relative_imports(base, parent_path.parent) + _as_list(tree.get("imports"))
     merged = deep_merge(base, tree)
     if imports:
         merged["imports"] = imports
-    return merged, path
+    return merged
 
 
 def _as_list(value: Any) -> list:

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import MmtkError, Problem, RecipeError
 from ..schema import path_params
 from .checks import check_tree, section_params, stage_blocks
-from .loading import apply_overrides, deep_merge, interpolate_env, read_recipe_tree
+from .loading import apply_overrides, deep_merge, find_recipe, interpolate_env, read_recipe_tree
 from .sections import (STAGE_SECTION_TYPES, STAGE_SECTIONS, Component, Data, Eval, InitFrom,
                        Output, Recipe, Stage)
 
@@ -51,11 +51,15 @@ def check(source: str | Path | dict, system: Any, overrides: list[str] = (), *,
         tree, path = copy.deepcopy(source), None
         base = Path(base_dir or ".").resolve()
     else:
-        tree, path = read_recipe_tree(source, named)
+        path = find_recipe(source, named)
+        tree = read_recipe_tree(path, named)
         base = path.parent
     tree = apply_overrides(tree, list(overrides))
     tree, problems = interpolate_env(tree)
-    tree = deep_merge(plugin_defaults(system), tree)
+    defaults = plugin_defaults(system)
+    defaulted = {f"{section}.{key}" for section, node in defaults.items() if isinstance(node, dict)
+                 for key in node if key not in (tree.get(section) or {})}
+    tree = deep_merge(defaults, tree)
     tree.setdefault("name", path.stem if path else "run")
     imports = tree.get("imports") or []
     report = Report(problems, tree, path)
@@ -73,7 +77,7 @@ def check(source: str | Path | dict, system: Any, overrides: list[str] = (), *,
                 problems.append(Problem(f"imports[{i}]", f"plugin file '{item}' failed: {status.error}"))
     absolutize_paths(tree, system.registry, base)
     checker = check_tree(tree, system.registry, _modalities_of(system, problems),
-                         imports_skipped=bool(report.skipped_imports))
+                         imports_skipped=bool(report.skipped_imports), defaulted=defaulted)
     report.problems = problems + checker.problems
     report.unchecked = checker.unchecked
     return report

@@ -12,12 +12,12 @@ from mmtk.errors import MmtkError
 
 
 def test_refuses_different_protocols(system, tmp_path):
-    from mmtk.run import load_tree
-    a = load_tree(RECIPES / "baseline.yaml", system)
-    b = load_tree(RECIPES / "baseline.yaml", system, ["data.n_samples=500"])
+    from mmtk.recipe import resolve
+    a = resolve(RECIPES / "baseline.yaml", system)
+    b = resolve(RECIPES / "baseline.yaml", system, ["data.n_samples=500"])
     with pytest.raises(MmtkError, match=r"differ in data.n_samples \(3000 vs 500\)"):
         check_same_protocol([Entry("a.yaml", a, "a"), Entry("b.yaml", b, "b")], system.registry)
-    c = load_tree(RECIPES / "baseline.yaml", system, ["missing.eval={type: fixed, condition: at}"])
+    c = resolve(RECIPES / "baseline.yaml", system, ["missing.eval={type: fixed, condition: at}"])
     with pytest.raises(MmtkError, match="missing.eval.type"):
         check_same_protocol([Entry("a.yaml", a, "a"), Entry("c.yaml", c, "c")], system.registry)
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from conftest import RECIPES, prepare, tiny_overrides
-from mmtk import engine
+from mmtk.errors import MmtkError
 from mmtk.builder import Builder
-from mmtk.engine import Evaluator, load_data
+from mmtk.evaluate import Evaluator
+from mmtk.data_loading import load_data
 from mmtk.errors import NonFiniteLossError
 from mmtk.rundir import load_torch
 from mmtk.run import Run
@@ -22,13 +23,13 @@ def test_eval_predictions_ignore_hidden_values_of_absent_modalities(system, tmp_
     tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(2))
     res = Run.create(tree, system).execute()
     trial_dir = next((tmp_path / "runs").glob("*/*/trials/seed0"))
-    builder = Builder(system.registry, tree["_base_dir"])
-    splits = load_data(builder, tree, None, 0)
-    model = builder.model(tree["model"], splits.in_dims, splits.num_classes)
+    builder = Builder(system.registry)
+    splits = load_data(builder, tree.data, None, 0)
+    model = builder.model(tree.last_stage.model, splits.in_dims, splits.num_classes)
     model.load_state_dict(load_torch(trial_dir / "model.pt"))
     evaluator = Evaluator({}, splits.num_classes, 64, None)
     test = splits.test
-    plan = builder.component("missing", tree["missing"]["eval"]).eval_conditions(splits.modalities, len(test))
+    plan = builder.component("missing", tree.last_stage.missing.eval).eval_conditions(splits.modalities, len(test))
     for cond in plan.conditions:
         before = evaluator.predict(model, test, cond.mask)
         tampered = {m: x.clone() for m, x in test.inputs.items()}
@@ -53,8 +54,8 @@ def test_selection_never_looks_at_test(system, tmp_path, monkeypatch):
     monkeypatch.setattr(Evaluator, "evaluate", spy)
     tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(3) + ["train.patience=null"])
     Run.create(tree, system).execute()
-    builder = Builder(system.registry, tree["_base_dir"])
-    splits = load_data(builder, tree, None, 0)
+    builder = Builder(system.registry)
+    splits = load_data(builder, tree.data, None, 0)
     n_val, n_test = len(splits.val), len(splits.test)
     assert n_val != n_test
     assert seen[:3] == [n_val] * 3            # one validation pass per epoch
@@ -63,8 +64,8 @@ def test_selection_never_looks_at_test(system, tmp_path, monkeypatch):
 
 def test_normalisation_fitted_on_train_only(system, tmp_path):
     tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(1))
-    builder = Builder(system.registry, tree["_base_dir"])
-    splits = load_data(builder, tree, None, 0)
+    builder = Builder(system.registry)
+    splits = load_data(builder, tree.data, None, 0)
     for m in splits.modalities:
         mean = splits.train.inputs[m].mean(0)
         assert mean.abs().max() < 1e-4                       # train is centred exactly
@@ -186,7 +187,7 @@ def test_parallel_trials_match_sequential_and_report_failures(system, tmp_path):
                         "fuser": {"type": "concat"}, "head": {"type": "mlp"}},
               "train": {"epochs": 1}, "seed": [0, 1]}
     run = Run.create(prepare(system, recipe, tmp_path / "f"), system, jobs=2)
-    with pytest.raises(engine.MmtkError, match="1 of 2 trial.*seed1: RuntimeError: seed one is cursed"):
+    with pytest.raises(MmtkError, match="1 of 2 trial.*seed1: RuntimeError: seed one is cursed"):
         run.execute()
     saved = json.loads((run.directory / "metrics.json").read_text())
     assert list(saved["trials"]) == ["seed0"] and "seed1" in saved["failed"]

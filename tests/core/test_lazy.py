@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mmtk.data import Standardizer, TensorData, check_finite
-from mmtk.engine import batch_indices
+from mmtk.data_loading import batch_indices
 from mmtk.errors import DataError
 from mmtk.lazy import LazyFeatures, open_npy
 

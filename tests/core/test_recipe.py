@@ -9,7 +9,7 @@ from conftest import RECIPES
 from mmtk.cli import main
 from mmtk.errors import RecipeError
 from mmtk.recipe import apply_overrides, deep_merge, parse_yaml, read_recipe_tree
-from mmtk.run import load_tree
+from mmtk.recipe import resolve
 
 BAD = Path(__file__).parent / "recipes"
 
@@ -47,9 +47,9 @@ def test_yaml_key_order_changes_nothing(system, tmp_path):
     b.write_text(text.replace("    audio: {type: mlp}\n    text: {type: mlp}\n    visual: {type: mlp}\n",
                               "    visual: {type: mlp}\n    text: {type: mlp}\n    audio: {type: mlp}\n"))
     from mmtk.builder import Builder
-    ta, tb = load_tree(a, system), load_tree(b, system)
-    ma = Builder(system.registry).model(ta["model"], {"audio": 3, "text": 4, "visual": 5}, 4)
-    mb = Builder(system.registry).model(tb["model"], {"visual": 5, "text": 4, "audio": 3}, 4)
+    ta, tb = resolve(a, system), resolve(b, system)
+    ma = Builder(system.registry).model(ta.last_stage.model, {"audio": 3, "text": 4, "visual": 5}, 4)
+    mb = Builder(system.registry).model(tb.last_stage.model, {"visual": 5, "text": 4, "audio": 3}, 4)
     assert list(ma.state_dict()) == list(mb.state_dict())
 
 
@@ -63,7 +63,7 @@ def test_yaml_key_order_changes_nothing(system, tmp_path):
 ])
 def test_each_error_kind_names_its_path(system, name, path, words):
     with pytest.raises(RecipeError) as info:
-        load_tree(BAD / f"{name}.yaml", system)
+        resolve(BAD / f"{name}.yaml", system)
     text = str(info.value)
     assert any(p.path.startswith(path) for p in info.value.problems), text
     for w in words:
@@ -105,9 +105,9 @@ def test_env_interpolation(system, tmp_path, monkeypatch):
     p = tmp_path / "r.yaml"
     p.write_text(f"extends: {RECIPES / 'baseline.yaml'}\nname: ${{env:MMTK_TEST_NAME}}\n")
     with pytest.raises(RecipeError, match="MMTK_TEST_NAME is not set"):
-        load_tree(p, system)
+        resolve(p, system)
     monkeypatch.setenv("MMTK_TEST_NAME", "from-env")
-    assert load_tree(p, system)["name"] == "from-env"
+    assert resolve(p, system).name == "from-env"
 
 
 def test_type_change_replaces_the_block_and_set_indexes_lists():

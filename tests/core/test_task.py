@@ -10,12 +10,13 @@ import torch
 from conftest import RECIPES, prepare, tiny_overrides
 from mmtk.builder import Builder
 from mmtk.data import DataSplits, TensorData
-from mmtk.engine import Evaluator, Trainer
+from mmtk.evaluate import Evaluator
+from mmtk.trainer import Trainer
 from mmtk.errors import DataError, MmtkError
 from mmtk.metrics import Metric, as_metric, mean_absolute_error, pearson
 from mmtk.protocols import EvalCondition, EvalPlan
-from mmtk.recipe import read_recipe_tree, apply_overrides
-from mmtk.run import Run, check_tree
+from mmtk.recipe import Component, check
+from mmtk.run import Run
 from mmtk.task import check_metrics, check_output, check_scores, loss_target
 
 MODS = ("audio", "text", "visual")
@@ -105,17 +106,19 @@ def test_regression_metrics_by_hand():
 
 
 def test_recipe_validation_names_task_mismatches(system):
-    tree = read_recipe_tree(RECIPES / "baseline.yaml")
-    problems = check_tree(apply_overrides(tree, ["losses.task={type: l1}"]), system)
+    def problems_with(overrides):
+        return check(RECIPES / "baseline.yaml", system, overrides).problems
+
+    problems = problems_with(["losses.task={type: l1}"])
     paths = {p.path for p in problems}
     assert "eval.metrics[0]" in paths and "train.monitor" not in paths
     assert any("set eval.metrics" in p.message and "'war' reads class predictions" in p.message
                for p in problems)
-    problems = check_tree(apply_overrides(tree, ["eval.metrics=[mae]", "losses.task={type: l1}"]), system)
+    problems = problems_with(["eval.metrics=[mae]", "losses.task={type: l1}"])
     assert [p.path for p in problems] == ["train.monitor"]
-    problems = check_tree(apply_overrides(tree, ["eval.metrics=[war, mae]"]), system)
+    problems = problems_with(["eval.metrics=[war, mae]"])
     assert [p.path for p in problems] == ["eval.metrics[1]", "train.monitor"]
-    assert check_tree(apply_overrides(tree, REGRESSION), system) == []
+    assert problems_with(REGRESSION) == []
 
 
 def test_regression_on_data_without_scores_is_a_clear_error(system, tmp_path):
@@ -126,6 +129,6 @@ def test_regression_on_data_without_scores_is_a_clear_error(system, tmp_path):
 
 def test_trainer_refuses_mismatched_metrics_before_loading_data(system, tmp_path):
     tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(1))
-    tree["losses"]["task"] = {"type": "l1"}          # bypasses validation on purpose
+    tree.stages[0].losses.task = Component("l1")   # bypasses validation on purpose
     with pytest.raises(MmtkError, match="cannot score this model"):
         Trainer(tree, system.registry)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from conftest import RECIPES
-from mmtk.recipe import stage_trees
 
 BASELINES = ["mmin", "ae-impute", "cra-impute", "zero-impute", "mean-impute", "modality-dropout"]
 
@@ -12,9 +11,8 @@ BASELINES = ["mmin", "ae-impute", "cra-impute", "zero-impute", "mean-impute", "m
 @pytest.mark.parametrize("name", BASELINES)
 def test_recipe_validates_on_synthetic(prepare_tree, name):
     tree = prepare_tree(RECIPES / f"{name}.yaml")
-    assert tree["name"] == name and tree["data"]["type"] == "synthetic"
-    final = stage_trees(tree)[-1][1]
-    assert final["missing"]["eval"]["type"] == "six_conditions"
+    assert tree.name == name and tree.data.dataset.type == "synthetic"
+    assert tree.last_stage.missing.eval.type == "six_conditions"
 
 
 @pytest.mark.parametrize("name, train_protocol, reconstructor", [
@@ -23,21 +21,21 @@ def test_recipe_validates_on_synthetic(prepare_tree, name):
     ("cra-impute", "six_conditions", "cra_impute")])
 def test_single_stage_recipes(prepare_tree, name, train_protocol, reconstructor):
     tree = prepare_tree(RECIPES / f"{name}.yaml")
-    assert tree["missing"]["train"]["type"] == train_protocol
-    assert (tree["model"]["reconstructor"] or {}).get("type") == reconstructor
+    assert tree.last_stage.missing.train.type == train_protocol
+    rec = tree.last_stage.model.reconstructor
+    assert (rec.type if rec else None) == reconstructor
 
 
 def test_mmin_recipe_stages(prepare_tree):
     tree = prepare_tree(RECIPES / "mmin.yaml")
-    (n1, pre, s1), (n2, mmin, s2) = stage_trees(tree)
-    assert pre["missing"]["train"]["type"] == "none" and pre["model"]["reconstructor"] is None
-    assert mmin["missing"]["train"]["type"] == "six_conditions"
-    assert s2["init_from"]["stage"] == n1 and s2["freeze"] == ["reconstructor.teacher"]
-    rec = mmin["model"]["reconstructor"]
-    assert rec["type"] == "mmin_imagination"
-    assert mmin["model"]["fuser"]["type"] == "mmin_latents"
-    assert mmin["train"]["optimizer"]["betas"] == [0.5, 0.999]
-    assert mmin["losses"]["weights"] == {"reconstructor/mse": 4.0, "reconstructor/cycle": 2.0}
+    pre, mmin = tree.stages
+    assert pre.missing.train.type == "none" and pre.model.reconstructor is None
+    assert mmin.missing.train.type == "six_conditions"
+    assert mmin.init_from.stage == pre.name and mmin.freeze == ["reconstructor.teacher"]
+    assert mmin.model.reconstructor.type == "mmin_imagination"
+    assert mmin.model.fuser.type == "mmin_latents"
+    assert mmin.train.optimizer.params["betas"] == [0.5, 0.999]
+    assert mmin.losses.weights == {"reconstructor/mse": 4.0, "reconstructor/cycle": 2.0}
 
 
 @pytest.mark.parametrize("name", ["ae-impute", "cra-impute", "mean-impute"])

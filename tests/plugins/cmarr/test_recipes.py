@@ -9,7 +9,8 @@ import torch
 from conftest import RECIPES, tiny_overrides
 
 from mmtk.builder import Builder
-from mmtk.engine import Trainer, TrialSpec, load_data
+from mmtk.trainer import Trainer, TrialSpec
+from mmtk.data_loading import load_data
 from mmtk.pipeline import Pipeline
 
 ABLATIONS = ["cmarr_no_align.yaml", "cmarr_no_flow.yaml", "cmarr_no_refine.yaml"]
@@ -30,22 +31,23 @@ def test_ablations_change_only_what_they_ablate(prepare_tree):
     no_align = prepare_tree(RECIPES / "cmarr_no_align.yaml")
     no_flow = prepare_tree(RECIPES / "cmarr_no_flow.yaml")
     no_refine = prepare_tree(RECIPES / "cmarr_no_refine.yaml")
-    assert no_align["model"] == base["model"]
-    assert {k: v for k, v in no_align["losses"]["weights"].items() if v} == \
-        {k: v for k, v in base["losses"]["weights"].items() if not k.startswith("aligner/")}
-    assert no_flow["model"]["reconstructor"]["mode"] == "none"
-    assert no_flow["losses"] == base["losses"] and no_flow["train"] == base["train"]
-    assert no_refine["losses"]["weights"]["refiner/supcon"] == 0
-    assert no_refine["model"] == base["model"]
+    base, no_align, no_flow, no_refine = (r.last_stage for r in (base, no_align, no_flow, no_refine))
+    assert no_align.model == base.model
+    assert {k: v for k, v in no_align.losses.weights.items() if v} == \
+        {k: v for k, v in base.losses.weights.items() if not k.startswith("aligner/")}
+    assert no_flow.model.reconstructor.params["mode"] == "none"
+    assert no_flow.losses == base.losses and no_flow.train == base.train
+    assert no_refine.losses.weights["refiner/supcon"] == 0
+    assert no_refine.model == base.model
 
 
 def _trained_model(system, prepare_tree, tmp_path, recipe):
     tree = prepare_tree(RECIPES / recipe, tiny_overrides(2))
     trainer = Trainer(tree, system.registry, device="cpu")
     trainer.run(TrialSpec(None, 0, tmp_path / "trial"))
-    splits = load_data(trainer.builder, tree, None, 0)
-    model: Pipeline = Builder(trainer.registry, tree.get("_base_dir")).model(
-        tree["model"], splits.in_dims, splits.num_classes, 0)
+    splits = load_data(trainer.builder, tree.data, None, 0)
+    model: Pipeline = Builder(system.registry).model(
+        tree.last_stage.model, splits.in_dims, splits.num_classes, 0)
     model.load_state_dict(torch.load(tmp_path / "trial" / "model.pt", weights_only=True))
     return model.eval(), splits
 

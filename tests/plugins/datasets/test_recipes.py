@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from mmtk.errors import MmtkError
-from mmtk.run import Run, check_tree
-from mmtk.recipe import apply_overrides, read_recipe_tree
+from mmtk.recipe import check, resolve
+from mmtk.run import Run
 
 from conftest import RECIPES
 
@@ -35,14 +35,11 @@ def test_relative_root_is_relative_to_the_recipe_file(system, fx, tmp_path, monk
         "  fuser: {type: concat}\n  head: {type: mlp}\n"
         "train: {epochs: 1, batch_size: 16}\n")
     monkeypatch.chdir(tmp_path)            # the working directory must not matter
-    tree = read_recipe_tree(recipe)
-    tree = apply_overrides(tree, [f"output.dir={tmp_path / 'runs'}"])
-    assert check_tree(tree, system) == []
-    from mmtk.recipe import with_defaults
-    results = Run.create(with_defaults(tree), system).execute()
+    out = [f"output.dir={tmp_path / 'runs'}"]
+    assert check(recipe, system, out).problems == []
+    results = Run.create(resolve(recipe, system, out), system).execute()
     assert "test" in results["summary"]
-    bad = apply_overrides(tree, ["data.root=../elsewhere"])
-    problems = check_tree(bad, system)
+    problems = check(recipe, system, out + ["data.root=../elsewhere"]).problems
     assert any(str(tmp_path / "project" / "elsewhere") in p.message for p in problems)
 
 
@@ -52,9 +49,9 @@ def test_iemocap_recipes_validate_on_the_mmin_layout(system, prepare_tree, fx, t
         pytest.skip(f"recipes/{method}.yaml is not there yet")
     fx.mmin(tmp_path / "iemocap", folds=2)
     tree = prepare_tree(RECIPES / f"{recipe}.yaml", [f"data.root={tmp_path / 'iemocap'}"])
-    assert tree["data"]["type"] == "mmin_layout"
+    assert tree.data.dataset.type == "mmin_layout"
     from mmtk.builder import Builder
-    ds = Builder(system.registry, tree["_base_dir"]).dataset(tree["data"])
+    ds = Builder(system.registry).dataset(tree.data.dataset)
     assert ds.folds() == [1, 2]
     assert ds.load(2).modalities == ("audio", "text", "visual")
 
@@ -64,18 +61,18 @@ def test_cmarr_handwritten_validates(system, prepare_tree, fx, tmp_path):
         pytest.skip("the cmarr plugin is not registered")
     fx.mfeat(tmp_path / "mfeat")
     tree = prepare_tree(RECIPES / "cmarr-handwritten.yaml", [f"data.data_dir={tmp_path / 'mfeat'}"])
-    assert tree["data"]["type"] == "handwritten"
+    assert tree.data.dataset.type == "handwritten"
 
 
 def test_unset_data_location_is_a_clear_problem(system, monkeypatch, tmp_path):
     monkeypatch.delenv("MMTK_DATA", raising=False)
-    tree = {"mmtk": 1, "data": {"type": "arrays"}, "_base_dir": str(tmp_path),
+    tree = {"mmtk": 1, "data": {"type": "arrays"},
             "model": {"encoders": {"a": {"type": "mlp"}}, "fuser": {"type": "concat"},
                       "head": {"type": "mlp"}}}
-    problems = check_tree(tree, system)
+    problems = check(tree, system, base_dir=tmp_path).problems
     assert any("MMTK_DATA" in p.message and p.path == "data" for p in problems)
     tree["data"]["root"] = "${env:MMTK_DATA}"             # left as is when the variable is unset
-    problems = check_tree(tree, system)
+    problems = check(tree, system, base_dir=tmp_path).problems
     assert any("not set" in p.message and p.path == "data" for p in problems)
     with pytest.raises(MmtkError):
         from mmtk.builder import Builder

@@ -95,7 +95,7 @@ def test_mosi_recipes_train_a_regressor_on_an_mmsa_fixture(system, prepare_tree,
     fx.mmsa(tmp_path / "mosi.pkl", per_split={"train": 24, "valid": 8, "test": 8})
     tree = prepare_tree(RECIPES / f"{recipe}.yaml", [f"data.root={tmp_path / 'mosi.pkl'}",
                                                       "train.epochs=2", "train.batch_size=8"])
-    assert tree["losses"]["task"]["type"] == "l1" and tree["train"]["monitor"] == "mae"
+    assert tree.first_stage.losses.task.type == "l1" and tree.first_stage.train.monitor == "mae"
     results = Run.create(tree, system).execute()
     test = results["summary"]["test"]
     assert set(test) == {"a", "t", "v", "at", "av", "tv", "atv", "mean"}
