@@ -89,7 +89,11 @@ def read_table(path: Path, header: tuple[str, str], who: str) -> list[tuple[int,
         if head is None or tuple(h.strip() for h in head) != header:
             raise DataError(f"{who}: {shown(path)} must start with the header "
                             f"'{','.join(header)}', found {','.join(head or []) or 'nothing'!r}.")
-        for line, row in enumerate(reader, start=2):
+        while True:
+            line = reader.line_num + 1          # where the row starts (a quoted value may span lines)
+            row = next(reader, None)
+            if row is None:
+                break
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) != 2 or not row[0].strip() or not row[1].strip():

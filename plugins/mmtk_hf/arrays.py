@@ -44,8 +44,7 @@ class ArraysWriter:
         self.out.mkdir(parents=True, exist_ok=True)
         self.modality = modality
         self.path = fmt.feature_path(self.out, modality, ".h5")
-        self.manifest = read_manifest(self.out, "mmtk extract")
-        previous = self.manifest["modalities"].get(modality)
+        previous = read_manifest(self.out, "mmtk extract")["modalities"].get(modality)
         if overwrite:
             self.path.unlink(missing_ok=True)
             previous = None
@@ -64,8 +63,7 @@ class ArraysWriter:
         self.done = set(self.file.keys())
         self.entry = {**settings, "file": self.path.name, "started": now(),
                       "created": (previous or {}).get("created", now()), "status": "running"}
-        self.manifest["modalities"][modality] = self.entry
-        write_manifest(self.out, self.manifest)
+        self._save_entry()
 
     def write(self, sample_id: str, array: np.ndarray) -> None:
         if sample_id in self.done:
@@ -85,7 +83,13 @@ class ArraysWriter:
             self.file.close()
         self.entry.update(info, status=status, finished=now(),
                           problems=dict(sorted(problems.items())))
-        write_manifest(self.out, self.manifest)
+        self._save_entry()
+
+    def _save_entry(self) -> None:
+        # re-read first: another modality's extraction into the same folder may have written
+        manifest = read_manifest(self.out, "mmtk extract")
+        manifest["modalities"][self.modality] = self.entry
+        write_manifest(self.out, manifest)
 
 
 def copy_table(source: str | Path, out: Path, table: fmt.Table, what: str) -> int:

@@ -66,3 +66,13 @@ def test_bucketing_covers_every_sample_once_with_less_padding(tmp_path):
     assert padding(bucketed) < 0.5 * padding(plain)
     trimmed = mem.batch(bucketed[0], trim=True).inputs["s"]
     assert trimmed.shape[1] == int(lengths[bucketed[0]].max())
+
+
+def test_integer_lazy_features_stay_integers_and_are_never_scaled(tmp_path):
+    ids = np.arange(40).reshape(10, 4).astype(np.int64)
+    np.save(tmp_path / "tok.npy", ids)
+    lazy = LazyFeatures(open_npy(tmp_path / "tok.npy"), integer=True)
+    data = TensorData({"t": lazy}, torch.zeros(10, dtype=torch.long), [f"u{i}" for i in range(10)])
+    assert Standardizer.fit(data).mean == {}
+    batch = data.subset(torch.arange(2, 6)).inputs["t"][torch.tensor([3, 0])]
+    assert batch.dtype == torch.long and batch.tolist() == [ids[5].tolist(), ids[2].tolist()]

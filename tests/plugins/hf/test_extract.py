@@ -6,6 +6,7 @@ import json
 import h5py
 import numpy as np
 import pytest
+import torch
 
 from mmtk.cli import main
 from mmtk_hf import arrays as arrays_module
@@ -263,3 +264,39 @@ def test_raw_inputs_through_encoders_equal_extracted_features(tmp_path, tiny_ber
                 hidden, mask = enc.backbone(raw.squeeze(-1), torch.tensor([raw.shape[1]]))
                 got = masked_pool(hidden, mask, "mean")[0]
         assert np.allclose(got.numpy(), feat, atol=1e-5), modality
+
+
+# ----------------------------------------------------------------------------- the format
+
+def test_what_the_writer_writes_the_arrays_dataset_reads(tmp_path):
+    """One definition of the format (mmtk.arrays_format): the extract writer's files, labels
+    (ids that need CSV quoting) and manifest are read back by the datasets plugin's reader;
+    token ids written as model inputs stay integers, features are floats."""
+    from mmtk_datasets.arrays import Arrays
+
+    ids = [f"clip,{i}" if i % 4 == 0 else f'say "{i}"' if i % 4 == 1 else f"u{i}" for i in range(12)]
+    labels = tmp_path / "in.csv"
+    labels.write_text("id,label\n" + "".join(
+        f'"{i.replace(chr(34), chr(34) * 2)}",{"calm" if n % 2 else "angry"}\n' for n, i in enumerate(ids)))
+    out = tmp_path / "out"
+    assert arrays_module.copy_table(labels, out, arrays_module.fmt.LABELS, "labels") == 12
+    tokens = arrays_module.ArraysWriter(out, "text", {"kind": "inputs"})
+    feats = arrays_module.ArraysWriter(out, "audio", {"kind": "features"})
+    rng = np.random.default_rng(0)
+    for n, sid in enumerate(ids):
+        tokens.write(sid, np.arange(1, n % 3 + 2, dtype=np.int64)[:, None])
+        feats.write(sid, rng.normal(size=(4,)).astype(np.float32))
+    tokens.close("complete", {})
+    feats.close("complete", {})
+    splits = Arrays(root=out, test_fraction=0.5).load()
+    assert sorted(splits.train.ids + splits.test.ids) == sorted(ids)
+    assert splits.class_names == ["angry", "calm"]
+    assert splits.train.inputs["text"].dtype == torch.long
+    assert splits.train.inputs["audio"].dtype == torch.float32
+    for row, sid in enumerate(splits.train.ids):
+        t = ids.index(sid) % 3 + 1
+        assert splits.train.lengths["text"][row] == t
+        assert splits.train.inputs["text"][row, :t, 0].tolist() == list(range(1, t + 1))
+    # both writers were open at once: neither manifest entry was lost
+    assert splits.info["token_ids"] == ["text"]
+    assert _manifest(out, "audio")["status"] == _manifest(out, "text")["status"] == "complete"
