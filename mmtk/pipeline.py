@@ -49,17 +49,32 @@ class Targets:
 
 @dataclass
 class State:
-    """The running state passed from slot to slot."""
+    """The running state passed from slot to slot.
+
+    What slots tell each other is a typed field, so that slots of different plugins cannot
+    miss each other's notes. ``represented`` says which modalities have a representation
+    worth reading: ``present`` at first; a reconstructor that fills in an absent modality's
+    representation marks it, and a fuser or refiner that leaves out unusable modalities reads
+    it, never ``present`` (otherwise the reconstruction would be silently thrown away).
+    ``extras`` holds notes private to one plugin, whose slots write and read them and which
+    documents each key (e.g. the baselines' ``mmin_latents``); nothing in it is part of the
+    contract between plugins.
+    """
 
     reps: dict[str, Tensor]                 # per modality, (B, latent_dim)
-    present: Tensor                         # (B, M) bool, sorted modality order
+    present: Tensor                         # (B, M) bool, sorted modality order: the inputs
     modalities: tuple[str, ...]
     training: bool
     labels: Tensor | None = None            # set only for slots with needs_labels, in training
     targets: Targets | None = None          # set only for slots with needs_targets, in training
     gaussians: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)  # (mu, logvar)
     fused: Tensor | None = None             # set by the fuser
-    extras: dict[str, Any] = field(default_factory=dict)  # slot-to-slot notes
+    extras: dict[str, Any] = field(default_factory=dict)  # notes private to one plugin
+    represented: Tensor | None = None       # (B, M) bool; None means ``present``
+
+    def __post_init__(self) -> None:
+        if self.represented is None:
+            self.represented = self.present
 
     def column(self, modality: str) -> Tensor:
         return self.present[:, self.modalities.index(modality)]
@@ -141,6 +156,12 @@ class Pipeline(nn.Module):
         if unknown:
             raise MmtkError(f"{name} '{type(slot).__name__}' emitted loss(es) {sorted(unknown)} "
                             f"it does not declare in aux_losses {slot.aux_losses}")
+        rep = new_state.represented
+        if not isinstance(rep, Tensor) or rep.dtype != torch.bool or rep.shape != new_state.present.shape:
+            raise MmtkError(f"{name} '{type(slot).__name__}' left state.represented as "
+                            f"{getattr(rep, 'dtype', type(rep).__name__)} "
+                            f"{tuple(getattr(rep, 'shape', ()))}; it must be a (B, M) bool tensor "
+                            "like state.present (True where a modality has a representation)")
         return replace(new_state, labels=None, targets=None), \
             {f"{name}/{k}": v for k, v in losses.items()}
 

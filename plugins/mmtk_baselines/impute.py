@@ -60,7 +60,8 @@ class _FeatureImputer(Slot):
         losses: dict[str, Tensor] = {}
         if state.targets is not None:
             losses["recon"] = self._recon_loss(rebuilt, state)
-        return replace(state, reps=reps), losses
+        # every modality now has the autoencoder's representation, absent ones included
+        return replace(state, reps=reps, represented=torch.ones_like(state.present)), losses
 
     def _recon_loss(self, rebuilt: Tensor, state: State) -> Tensor:
         """Mean over dropped (sample, modality) cells of the per-dimension MSE of the features."""
@@ -156,4 +157,6 @@ class MeanImpute(Slot):
             rep = reps[m]
             fill = self.means[i].to(rep.dtype).expand_as(rep)
             reps[m] = torch.where(state.present[:, i:i + 1], rep, fill)
-        return replace(state, reps=reps), {}
+        # a modality with a training mean is represented everywhere now; one never seen has none
+        represented = state.represented | (self.counts > 0)[None, :]
+        return replace(state, reps=reps, represented=represented), {}

@@ -21,8 +21,10 @@ from mmtk.pipeline import Fuser, Slot, State
 
 from .autoencoders import CascadeResidualAE, check_layers
 
-LATENTS = "mmin_latents"      # state.extras key: (B, blocks * bottleneck)
-IMAGINED = "mmin_imagined"    # state.extras key: (B, M * latent_dim), the imagined embedding
+# state.extras keys private to this plugin (mmin_imagination writes them, mmin_latents and
+# tests read them); what other plugins' slots need is in the typed State fields.
+LATENTS = "mmin_latents"      # (B, blocks * bottleneck)
+IMAGINED = "mmin_imagined"    # (B, M * latent_dim), the imagined embedding
 
 
 class MMINImagination(Slot):
@@ -40,6 +42,10 @@ class MMINImagination(Slot):
     cascade's output and that target; ``cycle`` is the MSE between the backward cascade's
     output and the observed (detached) embedding. A slot whose modality is absent from the
     data itself has no target and is left out of ``mse``.
+
+    Every absent modality's representation becomes its part of the imagined embedding (and
+    is marked in ``state.represented``), so fusers other than ``mmin_latents`` use the
+    imagination too; ``mmin_latents`` reads the bottlenecks instead, as MMIN does.
     """
 
     aux_losses = ("mse", "cycle")
@@ -111,6 +117,10 @@ class MMINImagination(Slot):
         observed = torch.cat([state.reps[m] for m in self.modalities], -1)
         imagined, latents = self.forward_ae(observed)
         extras = {**state.extras, LATENTS: latents, IMAGINED: imagined}
+        # an absent modality's representation becomes its imagined one, for any fuser
+        reps = dict(state.reps)
+        for i, (m, guess) in enumerate(zip(self.modalities, imagined.chunk(len(self.modalities), -1))):
+            reps[m] = torch.where(state.present[:, i:i + 1], reps[m], guess)
         losses: dict[str, Tensor] = {}
         if state.targets is not None:
             if self.pretrained_teacher and not bool(self.teacher_loaded):
@@ -125,7 +135,8 @@ class MMINImagination(Slot):
             losses["mse"] = (sq * weight).sum() / weight.sum().clamp_min(1.0)
             cycled, _ = self.backward_ae(imagined)
             losses["cycle"] = nn.functional.mse_loss(cycled.float(), observed.detach().float())
-        return replace(state, extras=extras), losses
+        return replace(state, reps=reps, represented=torch.ones_like(state.present),
+                       extras=extras), losses
 
 
 class MMINLatents(Fuser):

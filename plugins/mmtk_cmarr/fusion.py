@@ -43,9 +43,10 @@ class CrossAttentionFuser(Fuser):
     """Cross-modal attention over the modality representations, then pooling.
 
     Each modality's representation (plus a learned modality embedding) is a token; every
-    token attends to the usable tokens (``state.extras['completed']`` when a reconstructor
-    set it, else ``state.present``). With ``mask_absent: false`` every modality is usable
-    (zero-filled semantics, as in the concat baseline). ``pool: concat`` concatenates the
+    token attends to the usable tokens: the modalities that have a representation
+    (``state.represented``: present, or filled in by any reconstructor). With
+    ``mask_absent: false`` every modality is usable (zero-filled semantics, as in the concat
+    baseline). ``pool: concat`` concatenates the
     tokens in sorted modality order (unusable ones as zeros), ``mean`` averages usable ones.
     """
 
@@ -69,8 +70,7 @@ class CrossAttentionFuser(Fuser):
 
     def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
         tokens = torch.stack([state.reps[m] for m in state.modalities], 1) + self.embed
-        usable = state.extras.get("completed", state.present) if self.mask_absent \
-            else torch.ones_like(state.present)
+        usable = state.represented if self.mask_absent else torch.ones_like(state.present)
         usable = usable | ~usable.any(1, keepdim=True)   # a sample with nothing usable: use all
         for layer in self.layers:
             tokens = layer(tokens, usable)

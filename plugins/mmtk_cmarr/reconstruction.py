@@ -50,8 +50,8 @@ class FlowReconstructor(Slot):
     standard one); ``rec`` — MSE between each reconstructed representation and the true,
     detached representation of the complete input after the aligner (``state.targets``),
     for modalities dropped by the training protocol that the data really has.
-    At evaluation only present modalities are read. ``state.extras['completed']`` (B, M)
-    says which representations are now usable (present or reconstructed).
+    At evaluation only present modalities are read. Reconstructed modalities are marked in
+    ``state.represented`` (B, M), so later slots use them.
     ``mode: none`` reconstructs nothing (absent modalities keep the representation of their
     zero-filled input): the zero-filled ablation with the recipe's loss weights still valid.
     """
@@ -125,7 +125,6 @@ class FlowReconstructor(Slot):
     def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
         present = state.present
         if self.mode == "none":
-            state.extras = {**state.extras, "completed": present}
             return state, {}
         mods = state.modalities
         x = dict(state.reps)
@@ -133,7 +132,7 @@ class FlowReconstructor(Slot):
         truth = None
         if state.training and state.targets is not None:
             truth = state.targets.reps(after=self.target_after)
-        reps, completed = dict(x), present.clone()
+        reps, represented = dict(x), state.represented.clone()
         rec_terms = []
         anything = present.any(1)
         for i, m in enumerate(mods):
@@ -147,14 +146,13 @@ class FlowReconstructor(Slot):
             if self.refine:
                 guess = guess + self.refiners[m](guess)
             reps[m] = torch.where(missing[:, None], guess, x[m])
-            completed[:, i] = present[:, i] | missing
+            represented[:, i] |= missing
             if truth is not None:
                 rows = missing & state.targets.available[:, i].to(missing.device)
                 if bool(rows.any()):
                     loss_fn = F.mse_loss if self.rec_loss == "mse" else F.smooth_l1_loss
                     rec_terms.append(loss_fn(guess[rows], truth[m][rows].detach()))
-        state.reps = reps
-        state.extras = {**state.extras, "completed": completed}
+        state.reps, state.represented = reps, represented
         if not state.training:
             return state, {}
         anchor = next(iter(x.values()))

@@ -17,8 +17,8 @@ class SupConRefiner(Slot):
     """Supervised contrastive loss on the completed per-modality representations.
 
     Every usable modality representation of a sample is one view of it (``views:
-    completed`` = present or reconstructed, from ``state.extras['completed']`` when a
-    reconstructor set it, else present; ``views: present`` = observed ones only). Views with
+    completed`` = present or filled in by a reconstructor, ``state.represented``; ``views:
+    present`` = observed ones only). Views with
     the same label attract, others repel (cosine similarity / ``temperature``). With
     ``projection_dim`` set, the loss is taken on a small projection head (SupCon's design);
     otherwise on the representations themselves. The representations pass through
@@ -44,9 +44,7 @@ class SupConRefiner(Slot):
     def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
         if not state.training or state.labels is None:
             return state, {}
-        usable = state.present
-        if self.views == "completed":
-            usable = state.extras.get("completed", state.present)
+        usable = state.represented if self.views == "completed" else state.present
         feats, labels = [], []
         for i, m in enumerate(state.modalities):
             rows = usable[:, i]

@@ -76,7 +76,7 @@ def test_reconstruction_at_evaluation_reads_only_present_modalities():
     for i, m in enumerate(MODS):
         rows = has_any | PRESENT[:, i]
         torch.testing.assert_close(a.reps[m][rows], b.reps[m][rows])
-    assert torch.equal(a.extras["completed"], PRESENT | has_any[:, None])
+    assert torch.equal(a.represented, PRESENT | has_any[:, None])
 
 
 def test_reconstruction_fuses_both_available_modalities():
@@ -127,14 +127,14 @@ def test_reconstruction_mode_none_is_the_zero_filled_identity():
     before = {m: r.clone() for m, r in s.reps.items()}
     out, losses = rec(s)
     assert losses == {} and all(torch.equal(out.reps[m], before[m]) for m in MODS)
-    assert torch.equal(out.extras["completed"], PRESENT)
+    assert torch.equal(out.represented, PRESENT)
     assert not list(rec.parameters())
 
 
 def test_supcon_refiner_uses_completed_views_and_leaves_reps_alone():
     ref = SupConRefiner(D, temperature=0.1)
     s = state(PRESENT, training=True, labels=LABELS)
-    s.extras["completed"] = torch.ones_like(PRESENT)
+    s.represented = torch.ones_like(PRESENT)
     before = {m: r.clone() for m, r in s.reps.items()}
     out, losses = ref(s)
     assert torch.isfinite(losses["supcon"]) and all(torch.equal(out.reps[m], before[m]) for m in MODS)
