@@ -69,12 +69,16 @@ def read_snapshot(directory: Path) -> Snapshot | None:
     path = snapshot_path(directory)
     if not path.is_file():
         return None
-    raw = load_torch(path)
+    advice = ("delete it and resume again: finished stages are kept and the interrupted stage "
+              "restarts from its first epoch (ending exactly as an uninterrupted run)")
     try:
+        raw = load_torch(path)
         return Snapshot.from_dict(raw)
-    except (KeyError, TypeError) as exc:
-        raise MmtkError(f"{path} is not a resume snapshot this mmtk wrote (missing {exc}); delete it "
-                        "to restart the interrupted stage from its beginning") from None
+    except MmtkError as exc:
+        raise MmtkError(f"the resume snapshot cannot be used: {exc} For this file: {advice}.") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MmtkError(f"{path} is not a resume snapshot this mmtk wrote (missing {exc}); "
+                        f"{advice}") from None
 
 
 def write_snapshot(writer: BackgroundWriter, directory: Path, snap: Snapshot) -> None:

@@ -25,6 +25,7 @@ from .plugins import PluginSystem
 from .recipe import Component, Recipe, resolve
 from .report import condition_order, fmt, is_percent, markdown_table, render_table
 from .rundir import atomic_write_text, new_run_dir
+from .run import read_results
 
 
 @dataclass
@@ -94,7 +95,10 @@ def find_finished_run(recipe: Recipe) -> Path | None:
     for d in sorted(base.iterdir(), reverse=True):
         rec, met = d / "recipe.yaml", d / "metrics.json"
         if rec.is_file() and met.is_file():
-            saved = yaml.safe_load(rec.read_text())
+            try:
+                saved = yaml.safe_load(rec.read_text(encoding="utf-8"))
+            except (yaml.YAMLError, UnicodeDecodeError):
+                continue  # a damaged earlier run is not reused
             if isinstance(saved, dict) and _comparable(saved) == want:
                 return d
     return None
@@ -253,7 +257,7 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
         found = find_finished_run(e.resolved) if reuse else None
         if found:
             e.run_dir = found
-            e.results = json.loads((found / "metrics.json").read_text())
+            e.results = read_results(found)
             show(e, f"reusing finished run {found}")
         else:
             todo.append(e)

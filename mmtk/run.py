@@ -13,7 +13,7 @@ from .metrics import describe, summarize_trials
 from .plugins import PluginSystem
 from .recipe import Recipe, resolve
 from .report import write_csv
-from .rundir import environment, new_run_dir, write_json, write_yaml
+from .rundir import WriteError, environment, read_json, new_run_dir, remove_temporary_files, write_json, write_yaml
 from .trainer import Progress, Trainer, TrialSpec, quiet
 
 
@@ -35,6 +35,7 @@ class Run:
     results: dict = field(default_factory=dict)
     jobs: int = 1
     plugins_dir: str | None = None
+    discarded: bool = False     # set when a failed run left nothing and its folder was removed
 
     @classmethod
     def create(cls, recipe: Recipe, system: PluginSystem, **kw: Any) -> "Run":
@@ -59,10 +60,24 @@ class Run:
         return cls(resolve(saved, system), system, directory, **kw)
 
     def execute(self) -> dict:
+        """Runs every trial. A failure that left nothing to resume removes the run folder; a
+        failed write says how to resume."""
+        if dist.is_main():
+            remove_temporary_files(self.directory)  # left by a write that was interrupted
+        try:
+            return self._execute()
+        except BaseException as exc:
+            self.discarded = dist.is_main() and discard_if_nothing_saved(self.directory)
+            if isinstance(exc, WriteError) and not self.discarded:
+                raise WriteError(f"{exc} Continue with: mmtk run --resume {self.directory}") from None
+            raise
+
+    def _execute(self) -> dict:
         self.system.call_run_start(self)
         trials = trials_of(self.recipe, self.system, self.directory)
         self.progress("run_start", directory=str(self.directory), trials=len(trials))
         if self.jobs > 1 and len(trials) > 1 and not dist.active():
+            from .parallel import run_trials_in_parallel
             per_trial, failed = run_trials_in_parallel(self, trials)
         else:
             per_trial, failed = {}, {}
@@ -87,67 +102,21 @@ class Run:
         return self.results
 
 
+def discard_if_nothing_saved(directory: Path) -> bool:
+    """Remove a run folder that holds no trained state (only its recipe and environment), so
+    a failed start leaves no empty run behind. Returns whether it was removed."""
+    import shutil
+
+    saved = [p for p in (directory / "trials").rglob("*.pt")] if (directory / "trials").is_dir() else []
+    if saved or (directory / "metrics.json").exists() or not directory.is_dir():
+        return False
+    shutil.rmtree(directory, ignore_errors=True)
+    return True
+
+
 def metrics_info(recipe: Recipe, registry: Any) -> dict:
     """How each evaluated metric reads and is shown (saved so reports need no registry)."""
     return describe(Builder(registry).metrics(recipe.eval.metrics))
-
-
-def _trial_worker(recipe: Recipe, spec: TrialSpec, device: str | None, threads: int,
-                  plugins_dir: str | None, events: Any) -> dict:
-    """Runs one trial in a child process; progress events go back through a queue."""
-    import torch
-    from .plugins import load_plugins
-
-    torch.set_num_threads(threads)
-    system = load_plugins(plugins_dir=plugins_dir)
-    for item in recipe.imports:  # absolute since the recipe was resolved
-        system.load_file(item)
-    trainer = Trainer(recipe, system.registry, device, lambda event, **info: events.put((event, info)))
-    return trainer.run(spec)
-
-
-def run_trials_in_parallel(run: "Run", trials: list[TrialSpec]) -> tuple[dict, dict]:
-    """Independent trials in ``run.jobs`` processes, threads split between them. A failed
-    trial is reported; the others finish."""
-    import multiprocessing as mp
-    import os
-    import queue as queue_mod
-    from concurrent.futures import ProcessPoolExecutor
-
-    ctx = mp.get_context("spawn")
-    manager = ctx.Manager()
-    events = manager.Queue()
-    threads = max(1, (os.cpu_count() or 1) // run.jobs)
-    per_trial, failed = {}, {}
-    with ProcessPoolExecutor(max_workers=run.jobs, mp_context=ctx) as pool:
-        futures = {pool.submit(_trial_worker, run.recipe, spec, run.device, threads, run.plugins_dir, events): spec
-                   for spec in trials}
-        for spec in trials:
-            run.progress("trial_start", trial=spec.key)
-        pending = set(futures)
-        while pending:
-            try:
-                event, info = events.get(timeout=0.2)
-                run.progress(event, **info)
-            except queue_mod.Empty:
-                pass
-            for fut in [f for f in pending if f.done()]:
-                pending.discard(fut)
-                spec = futures[fut]
-                try:
-                    per_trial[spec.key] = fut.result()
-                except Exception as exc:  # reported, and the other trials go on
-                    failed[spec.key] = f"{type(exc).__name__}: {exc}"
-                    run.progress("trial_failed", trial=spec.key, error=failed[spec.key])
-    while True:  # drain the last events
-        try:
-            event, info = events.get_nowait()
-            run.progress(event, **info)
-        except queue_mod.Empty:
-            break
-    manager.shutdown()
-    order = [t.key for t in trials]
-    return {k: per_trial[k] for k in order if k in per_trial}, failed
 
 
 def read_results(directory: str | Path) -> dict:
@@ -155,4 +124,7 @@ def read_results(directory: str | Path) -> dict:
     if not path.is_file():
         raise MmtkError(f"'{directory}' has no metrics.json: the run did not finish "
                         f"(resume it with: mmtk run --resume {directory})")
-    return json.loads(path.read_text())
+    results = read_json(path, "results file")
+    if not isinstance(results, dict) or "summary" not in results or "trials" not in results:
+        raise MmtkError(f"{path} is not the results file of an mmtk run (no summary / trials)")
+    return results

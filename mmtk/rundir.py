@@ -35,27 +35,71 @@ def new_run_dir(root: str | Path, name: str) -> Path:
     raise RuntimeError(f"could not create a fresh run directory under {base}")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()   # what open() would give: the user's normal permissions
+
+
+class WriteError(MmtkError):
+    """A run file could not be written (disk full, file too large, no permission)."""
+
+
 def atomic_write_bytes(path: Path, data: bytes, durable: bool = True) -> None:
     """Write to a temporary file, then rename: readers see the old or the new file, never a
     torn one. ``durable`` also fsyncs (survives an OS crash, not just a killed process);
-    per-epoch resume snapshots skip it, as it costs ~10 % of a short epoch on slow disks."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    per-epoch resume snapshots skip it, as it costs ~10 % of a short epoch on slow disks.
+    A failed write (e.g. a full disk) leaves the old file in place and says which file."""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+    try:
+        os.fchmod(fd, _MODE)  # mkstemp makes 0600; run files get the user's umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             if durable:
                 os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from None
         raise
+
+
+def _write_error(path: Path, exc: OSError) -> WriteError:
+    return WriteError(f"could not write {path}: {exc.strerror or exc} (errno {exc.errno}). The "
+                      "files written before it are intact; free space (or fix the permission) "
+                      "and resume the run.")
+
+
+def remove_temporary_files(directory: Path) -> int:
+    """Delete the ``.NAME.*.tmp`` files an interrupted atomic write left behind."""
+    count = 0
+    for tmp in Path(directory).rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        count += 1
+    return count
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
+
+
+def read_json(path: Path, what: str = "run file") -> Any:
+    """A JSON file mmtk wrote, or an error naming it when it is corrupt or truncated."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MmtkError(f"the {what} {path} is corrupt or truncated ({exc}); delete it and run "
+                        "again (for a trial's metrics.json, --resume re-evaluates that trial)") from None
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -7,7 +7,6 @@ validation and test under every evaluation condition. A finished stage is never 
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +24,7 @@ from .evaluate import Evaluator, eval_plans
 from .pipeline import Pipeline
 from .recipe import Recipe, Stage
 from .registry import Registry
-from .rundir import BackgroundWriter, load_torch, save_torch, write_json
+from .rundir import BackgroundWriter, load_torch, read_json, save_torch, write_json
 from .stage_loop import StageLoop, StageParts
 from .task import SCORES, check_metrics, check_scores, loss_target, output_width, recipe_target
 
@@ -73,7 +72,7 @@ class Trainer:
         trial.directory.mkdir(parents=True, exist_ok=True)
         done = trial.directory / "metrics.json"
         if done.is_file():  # finished earlier (resume): nothing to redo
-            return json.loads(done.read_text())
+            return read_json(done, "trial results file")
         seed_everything(trial.seed)
         if self.recipe.first_stage.train.deterministic and self.device.type == "cpu":
             torch.use_deterministic_algorithms(True, warn_only=True)

@@ -124,7 +124,7 @@ class Checker:
         return spec.obj
 
 
-def check_tree(tree: dict, registry: Any, dataset_modalities: Callable[[dict], Any] | None = None,
+def check_tree(tree: dict, registry: Any, dataset_of: Callable[[dict], Any] | None = None,
                imports_skipped: bool = False, defaulted: set[str] = frozenset()) -> Checker:
     """Every problem in a complete recipe tree (after extends, overrides and defaults).
     ``defaulted``: the dotted keys a plugin's defaults filled in (a problem there says so)."""
@@ -136,7 +136,7 @@ def check_tree(tree: dict, registry: Any, dataset_modalities: Callable[[dict], A
     if tree.get("mmtk", SCHEMA_VERSION) != SCHEMA_VERSION:
         c.add("mmtk", f"schema version {tree['mmtk']!r} is not supported; this mmtk reads "
                       f"version {SCHEMA_VERSION}")
-    modalities = _check_data(c, tree.get("data"), dataset_modalities)
+    modalities = _check_data(c, tree.get("data"), dataset_of)
     if tree.get("eval") is not None:
         c.section(Eval, tree["eval"], "eval")
     if tree.get("output") is not None and c.section(Output, tree["output"], "output"):
@@ -150,7 +150,8 @@ def check_tree(tree: dict, registry: Any, dataset_modalities: Callable[[dict], A
     return c
 
 
-def _check_data(c: Checker, data: Any, dataset_modalities: Callable | None) -> Any:
+def _check_data(c: Checker, data: Any, dataset_of: Callable | None) -> Any:
+    """The ``data`` block; returns the dataset's modalities when it could be set up."""
     if data is None:
         c.add("data", "missing section 'data' (e.g. {type: synthetic})")
         return None
@@ -162,9 +163,30 @@ def _check_data(c: Checker, data: Any, dataset_modalities: Callable | None) -> A
         c.add(p.path, p.message)
     block = {k: v for k, v in data.items() if k not in reserved}
     obj = c.component("dataset", block, "data")
-    if obj is not None and dataset_modalities is not None:
-        return dataset_modalities(block)
-    return None
+    dataset = dataset_of(block) if obj is not None and dataset_of is not None else None
+    if dataset is None:
+        return None
+    _check_folds(c, dataset, data.get("folds"), block["type"])
+    return dataset.modalities
+
+
+def _check_folds(c: Checker, dataset: Any, wanted: Any, name: str) -> None:
+    """``data.folds`` (or ``--folds``) must name folds the dataset has."""
+    if wanted is None or not (wanted == "all" or isinstance(wanted, list)):
+        return
+    try:
+        have = dataset.folds()
+    except MmtkError as exc:
+        c.add("data.folds", str(exc))
+        return
+    if have == [None]:
+        c.add("data.folds", f"dataset '{name}' has no folds (one fixed split), so data.folds / "
+                            "--folds cannot be used with it; remove them")
+    elif isinstance(wanted, list):
+        unknown = [f for f in wanted if f not in have]
+        if unknown:
+            c.add("data.folds", f"fold(s) {unknown} are not folds of dataset '{name}'; its folds: "
+                                f"{', '.join(map(str, have))}")
 
 
 def _check_stage_list(c: Checker, stages: Any) -> list[str] | None:

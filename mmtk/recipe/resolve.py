@@ -76,7 +76,7 @@ def check(source: str | Path | dict, system: Any, overrides: list[str] = (), *,
             if status.status != "ok":
                 problems.append(Problem(f"imports[{i}]", f"plugin file '{item}' failed: {status.error}"))
     absolutize_paths(tree, system.registry, base)
-    checker = check_tree(tree, system.registry, _modalities_of(system, problems),
+    checker = check_tree(tree, system.registry, _dataset_of(system, problems),
                          imports_skipped=bool(report.skipped_imports), defaulted=defaulted)
     report.problems = problems + checker.problems
     report.unchecked = checker.unchecked
@@ -92,21 +92,23 @@ def resolve(source: str | Path | dict, system: Any, overrides: list[str] = (), *
     return typed_recipe(report.tree, system.registry, report.source)
 
 
-def _modalities_of(system: Any, problems: list[Problem]) -> Any:
-    """Builds the dataset (not its data) to learn its modalities, for the encoder check."""
+def _dataset_of(system: Any, problems: list[Problem]) -> Any:
+    """Builds the dataset object (not its data) for the modality and fold checks."""
     from ..builder import Builder
 
-    def modalities(block: dict) -> Any:
+    def dataset(block: dict) -> Any:
         try:
             comp = Component(block["type"], {k: v for k, v in block.items() if k != "type"})
-            return Builder(system.registry).dataset(comp).modalities
+            ds = Builder(system.registry).dataset(comp)
+            ds.modalities  # noqa: B018 - reading them is the check
+            return ds
         except MmtkError as exc:
             problems.append(Problem("data", str(exc)))
         except Exception as exc:  # the constructor rejected its parameters
             problems.append(Problem("data", f"dataset '{block.get('type')}' could not be set up: "
                                     f"{type(exc).__name__}: {exc}"))
         return None
-    return modalities
+    return dataset
 
 
 # ---------------------------------------------------------------------- paths ---
