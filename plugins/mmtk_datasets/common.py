@@ -189,6 +189,9 @@ def assemble(split: str, ids: list[str], labels: np.ndarray, sources: list[Modal
         for s in sources:
             try:
                 x = np.asarray(s.fetch(sid))
+            except DataError as exc:   # a fetch knows the file and the id; add the split
+                text = str(exc).replace(f"sample '{sid}'", f"sample '{sid}' ({split} split)", 1)
+                raise DataError(text) from None
             except Absent:
                 if not allow_missing:
                     bad.report(split, sid, s.source, f"has no entry for modality '{s.name}' (the id "

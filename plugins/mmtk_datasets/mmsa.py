@@ -145,7 +145,7 @@ class MMSA(Dataset):
             for m in self.modalities:
                 array, lengths, integer = self._modality(part, m, split, neg_inf)
                 where = f"{self.path}[{key}][{self.text_key if m == 'text' else MODALITY_KEYS[m]}]"
-                fetch = _trimmed(rows_fetch(array, index), index, lengths)
+                fetch = _trimmed(rows_fetch(array, index), index, lengths, where)
                 src = shared.setdefault(m, ModalitySource(m, where, fetch, integer=integer))
                 src.source, src.fetch = where, fetch
                 sources.append(src)
@@ -260,7 +260,7 @@ def _finite_numbers(values: np.ndarray) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def _trimmed(fetch, index: dict[str, int], lengths: np.ndarray | None):
+def _trimmed(fetch, index: dict[str, int], lengths: np.ndarray | None, where: str):
     """Cut each padded sequence to its stated length (length 0 -> an empty, reported sample)."""
     if lengths is None:
         return fetch
@@ -269,8 +269,8 @@ def _trimmed(fetch, index: dict[str, int], lengths: np.ndarray | None):
         x = fetch(sample_id)
         n = int(lengths[index[sample_id]])
         if n > x.shape[0]:
-            raise DataError(f"dataset '{NAME}': sample '{sample_id}' states length {n} but its "
-                            f"sequence has only {x.shape[0]} frames.")
+            raise DataError(f"dataset '{NAME}': {where}: sample '{sample_id}' states length {n} "
+                            f"but its sequence has only {x.shape[0]} frames.")
         return x[:n]
     return inner
 

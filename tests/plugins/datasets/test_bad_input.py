@@ -275,3 +275,22 @@ def test_unknown_class_name_is_named(fx, tmp_path):
         Arrays(root=tmp_path, class_names=["apple", "zebra"]).load()
     with pytest.raises(DataError, match=r"split\): label 'mango' is not one of data\.class_names"):
         Arrays(root=tmp_path, class_names=["apple", "zebra"], mmap=True, select=["text"]).load()
+
+
+# ------------------------------------------------- unreadable samples name file and split ---
+def test_unreadable_sample_names_file_split_and_id(fx, tmp_path):
+    pkl = tmp_path / "d.pkl"
+    data = fx.mmsa(pkl)
+    data["valid"]["audio_lengths"][2] = 999
+    pkl.write_bytes(pickle.dumps(data))
+    sid = re.escape(data["valid"]["id"][2])
+    with pytest.raises(DataError, match=rf"d\.pkl\[valid\]\[audio\]: sample '{sid}' \(val split\) "
+                                        "states length 999"):
+        MMSA(root=pkl).load()
+    truth = fx.arrays(tmp_path / "arrays", kinds={"audio": "h5"})
+    with h5py.File(tmp_path / "arrays" / "audio.h5", "a") as f:
+        del f[truth["ids"][4]]
+        f.create_group(truth["ids"][4])
+    with pytest.raises(DataError, match=rf"audio\.h5: sample '{truth['ids'][4]}' \((train|test) "
+                                        r"split\) is an HDF5 Group"):
+        Arrays(root=tmp_path / "arrays").load()
