@@ -137,3 +137,18 @@ def test_memory_mapped_npy_of_the_core_is_never_unpickled(payload, tmp_path):
     with pytest.raises(DataError, match=r"bad\.npy holds Python objects"):
         open_npy(payload.npy(tmp_path / "bad.npy"))
     assert not payload.marker.exists()
+
+
+def test_h5_sample_holding_pickle_bytes_is_data_never_unpickled(fx, payload, tmp_path):
+    """h5py never unpickles: a sample stored as opaque pickle bytes is just a non-numeric
+    array, reported as such."""
+    import h5py
+
+    truth = fx.arrays(tmp_path, kinds={"audio": "h5"})
+    with h5py.File(tmp_path / "audio.h5", "a") as f:
+        del f[truth["ids"][0]]
+        f[truth["ids"][0]] = np.void(payload.bytes())
+    with pytest.raises(DataError, match=rf"audio\.h5: sample '{truth['ids'][0]}' \((train|test) "
+                                        r"split\): has non-numeric dtype"):
+        Arrays(root=tmp_path).load()
+    assert not payload.marker.exists()
