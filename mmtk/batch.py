@@ -40,6 +40,8 @@ def parse_condition(code: str, modalities: tuple[str, ...]) -> tuple[bool, ...]:
 
 @dataclass
 class ModalityBatch:
+    """A batch whose modalities may be absent; ``present`` (B, M) is the only truth about which."""
+
     inputs: dict[str, Tensor]          # (B, D) or (B, T, D) per modality
     present: Tensor                    # (B, M) bool, columns in ``modalities`` order
     modalities: tuple[str, ...]

@@ -123,21 +123,26 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    import inspect
+    from .docs import description, parameter_docs
     from .schema import CONTEXT_NAMES, signature_params
 
     if "/" not in args.target:
         raise MmtkError(f"expected KIND/NAME (e.g. encoder/lstm), got '{args.target}'")
     kind, name = args.target.split("/", 1)
-    spec = _system(args).registry.get(kind, name)
+    registry = _system(args).registry
+    spec = registry.get(kind, name)
+    meanings = parameter_docs(spec.obj)  # the docstring's "Parameters:" section
     params = [{"name": p.name, "type": p.type_name,
                "default": None if p.required else p.default, "required": p.required,
-               "context": p.name in CONTEXT_NAMES} for p in signature_params(spec.obj)]
+               "context": p.name in CONTEXT_NAMES, "doc": meanings.get(p.name, "")}
+              for p in signature_params(spec.obj)]
     info = {"kind": spec.kind, "name": spec.name, "provider": spec.provider.plugin,
             "distribution": spec.provider.distribution, "version": spec.provider.version,
             "object": f"{spec.obj.__module__}.{spec.obj.__qualname__}",
-            "doc": inspect.getdoc(spec.obj) or "", "parameters": params,
-            "aux_losses": list(getattr(spec.obj, "aux_losses", ()) or ())}
+            "doc": description(spec.obj), "parameters": params,
+            "aux_losses": list(getattr(spec.obj, "aux_losses", ()) or ()),
+            "also_provided_by": [s.qualified_name for s in registry.entries[spec.kind][spec.name]
+                                 if s is not spec]}
     if args.json:
         _print_json(info)
         return 0
@@ -145,14 +150,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     if info["doc"]:
         print(info["doc"] + "\n")
     print("parameters:")
+    rows = []
     for p in params:
         if p["context"]:
-            print(f"  {p['name']}: {p['type']}  (supplied by mmtk)")
+            where = "supplied by mmtk"
         else:
-            default = "required" if p["required"] else f"default {p['default']!r}"
-            print(f"  {p['name']}: {p['type']}  ({default})")
+            where = "required" if p["required"] else f"default {p['default']!r}"
+        rows.append((f"{p['name']}: {p['type']}", f"({where})", p["doc"]))
+    for head, where, doc in rows:
+        print(f"  {head}  {where}  {doc}".rstrip())
     if info["aux_losses"]:
         print("auxiliary losses: " + ", ".join(f"{kind}/{n}" for n in info["aux_losses"]))
+    if info["also_provided_by"]:
+        print("also registered under this name: " + ", ".join(info["also_provided_by"]))
     return 0
 
 
@@ -293,7 +303,8 @@ COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list, "show": 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .plugins import get_plugin_system
+    from .errors import PluginError
+    from .plugins import describe_exception, get_plugin_system
 
     argv = sys.argv[1:] if argv is None else list(argv)
     pre = argparse.ArgumentParser(add_help=False)
@@ -302,17 +313,38 @@ def main(argv: list[str] | None = None) -> int:
     args = early
     try:
         system = get_plugin_system(strict=early.strict_plugins, plugins_dir=early.plugins_dir)
-        args = _parser(system.commands).parse_args(argv)
-        if getattr(args, "_plugin_run", None) is not None:
-            return int(args._plugin_run(args) or 0)
-        return COMMANDS[args.command](args)
+        try:
+            args = _parser(system.commands).parse_args(argv)
+        finally:  # also before --help and usage errors: every command mentions plugin trouble
+            listing_plugins = getattr(args, "command", None) == "list" and args.what == "plugins"
+            notices = system.notices(failed=not listing_plugins)
+            notices += [f"plugin '{c.provider.plugin}' registers the command '{n}', which is a core "
+                        "command; the plugin's is ignored" for n, c in system.commands.items()
+                        if n in COMMANDS]
+            for line in notices:
+                print(f"mmtk: warning: {line}", file=sys.stderr)
+        plugin_run = getattr(args, "_plugin_run", None)
+        if plugin_run is None:
+            return COMMANDS[args.command](args)
+        entry = system.commands[args.command]
+        try:
+            return int(plugin_run(args) or 0)
+        except (MmtkError, SystemExit, KeyboardInterrupt):
+            raise  # a deliberate message, exit status or Ctrl-C
+        except Exception as exc:
+            raise PluginError(
+                f"command '{args.command}' of plugin '{entry.provider}' failed: "
+                f"{describe_exception(exc)}. This is a bug in the plugin rather than in your "
+                "input: rerun with --traceback to see where, and report it to the plugin's "
+                "author") from exc
     except MmtkError as exc:
         if args.traceback:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("interrupted; continue with: mmtk run --resume RUN_DIR", file=sys.stderr)
+        hint = "; continue with: mmtk run --resume RUN_DIR" if getattr(args, "command", None) == "run" else ""
+        print(f"interrupted{hint}", file=sys.stderr)
         return 130
 
 

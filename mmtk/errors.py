@@ -36,6 +36,8 @@ class NonFiniteLossError(MmtkError):
 
 @dataclass(frozen=True)
 class Problem:
+    """One recipe problem: the dotted path where it is and what is wrong."""
+
     path: str
     message: str
 

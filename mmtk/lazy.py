@@ -15,6 +15,8 @@ from torch import Tensor
 
 
 class LazyFeatures:
+    """Rows of an on-disk (N, D) or (N, T, D) array, read per batch (see the module docstring)."""
+
     def __init__(self, source: Any, rows: np.ndarray | None = None,
                  mean: Tensor | None = None, std: Tensor | None = None, name: str = "",
                  integer: bool = False):

@@ -142,9 +142,33 @@ class Pipeline(nn.Module):
 
     # -- forward ----------------------------------------------------------------------------
     def encode(self, batch: ModalityBatch) -> State:
-        reps = {m: self.encoders[m](batch.inputs[m], batch.lengths.get(m)) for m in self.modalities}
+        reps = {m: self._encode(m, batch) for m in self.modalities}
+        widths = {m: r.shape[1] for m, r in reps.items()}
+        if len(set(widths.values())) > 1:
+            raise MmtkError("encoders return representations of different widths "
+                            f"({', '.join(f'{m}: {w}' for m, w in widths.items())}); each must "
+                            "return (batch, latent_dim), sized with the latent_dim context value")
         return State(reps=reps, present=batch.present, modalities=self.modalities,
                      training=self.training)
+
+    def _encode(self, m: str, batch: ModalityBatch) -> Tensor:
+        """One encoder's output; an error inside it, or a shape other than (B, latent_dim),
+        is reported naming the encoder and the modality."""
+        encoder = self.encoders[m]
+        what = f"encoder {type(encoder).__module__}.{type(encoder).__qualname__} of modality '{m}'"
+        try:
+            out = encoder(batch.inputs[m], batch.lengths.get(m))
+        except MmtkError:
+            raise
+        except Exception as exc:
+            raise MmtkError(f"{what} failed in forward: {type(exc).__name__}: {exc}") from exc
+        width = getattr(self, "latent_dim", None)  # set by whoever knows it (the builder)
+        if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != batch.size \
+                or (width is not None and out.shape[1] != width):
+            got = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else type(out).__name__
+            raise MmtkError(f"{what} returned {got}; an encoder must return (batch, latent_dim) = "
+                            f"({batch.size}, {width or 'latent_dim'})")
+        return out
 
     def _run_slot(self, name: str, slot: Slot, state: State, labels: Tensor | None,
                   targets: Targets | None) -> tuple[State, dict[str, Tensor]]:

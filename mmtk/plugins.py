@@ -2,13 +2,21 @@
 
 Sources, in order: the entry-point group ``mmtk`` (built-in plugins use it too), then local
 modules (``--plugins-dir``, recipe ``imports:``) and objects passed in by tests.
-``MMTK_LOAD_PLUGINS`` / ``MMTK_DISABLE_PLUGINS`` (comma-separated plugin names) restrict
-which entry points are loaded.
+``MMTK_LOAD_PLUGINS`` / ``MMTK_DISABLE_PLUGINS`` (comma-separated entry-point names) restrict
+which entry points are loaded; a name there that no installed plugin has is reported.
+
+Hygiene follows pluggy's own rules: hook implementations are checked against the specs
+(``check_pending``: a misspelled ``mmtk_*`` hook is an error naming the plugin), each gets
+only the arguments it declares, and a plugin is registered all or nothing. Whatever a plugin
+raises while it loads, ``SystemExit`` and ``KeyboardInterrupt`` included, marks that plugin
+failed and skips it; the run-lifecycle hooks are called plugin by plugin, each guarded.
 """
 from __future__ import annotations
 
+import argparse
 import importlib.metadata as md
 import importlib.util
+import inspect
 import os
 import sys
 from dataclasses import dataclass, field
@@ -18,10 +26,11 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
-from .errors import PluginError
+from .errors import MmtkError, PluginError, did_you_mean
 from .registry import ComponentSpec, Provider, Registry, first_doc_line
 
 ENTRY_POINT_GROUP = "mmtk"
+ENV_ONLY, ENV_DISABLED = "MMTK_LOAD_PLUGINS", "MMTK_DISABLE_PLUGINS"
 
 
 @dataclass
@@ -52,6 +61,17 @@ class CommandEntry:
     provider: Provider
 
 
+def describe_exception(exc: BaseException) -> str:
+    """One line saying what a plugin raised (``sys.exit()`` and Ctrl-C included)."""
+    if isinstance(exc, SystemExit):
+        return f"it called sys.exit({exc.code!r})"
+    if isinstance(exc, MmtkError):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split())
+
+
 @dataclass
 class PluginSystem:
     """The loaded plugins: a pluggy manager, the component registry and named recipes."""
@@ -62,7 +82,9 @@ class PluginSystem:
     statuses: dict[str, PluginStatus] = field(default_factory=dict)
     commands: dict[str, CommandEntry] = field(default_factory=dict)
     strict: bool = False
+    warnings: list[str] = field(default_factory=list)  # one line each, see notices()
 
+    # -- loading ----------------------------------------------------------------------------
     def add_plugin(self, plugin: Any, name: str, source: str,
                    provider: Provider | None = None) -> PluginStatus:
         """Register one plugin object and run its registration hooks, all or nothing."""
@@ -84,20 +106,23 @@ class PluginSystem:
             commands.append(CommandEntry(cmd, help, configure, run, provider))
 
         try:
-            self.pm.register(plugin, name=name)
-            for impl in self.pm.hook.mmtk_register_components.get_hookimpls():
-                if impl.plugin_name == name:
-                    impl.function(register=register)
-            for impl in self.pm.hook.mmtk_register_recipes.get_hookimpls():
-                if impl.plugin_name == name:
-                    impl.function(register=register_recipe)
-            for impl in self.pm.hook.mmtk_register_commands.get_hookimpls():
-                if impl.plugin_name == name:
-                    impl.function(register=register_command)
+            self._check_undecorated(plugin)
+            try:
+                self.pm.register(plugin, name=name)
+            except pluggy.PluginValidationError as exc:  # e.g. an argument the spec lacks
+                raise PluginError("a hook implementation does not match mmtk's hook specs: "
+                                  + describe_exception(exc)) from exc
+            self._check_pending(plugin)
+            self._call_own("mmtk_register_components", plugin, register=register)
+            self._call_own("mmtk_register_recipes", plugin, register=register_recipe)
+            self._call_own("mmtk_register_commands", plugin, register=register_command)
+            for c in commands:  # a broken configure() would otherwise break every command
+                self._guarded(f"configure() of command '{c.name}'",
+                              c.configure, argparse.ArgumentParser(prog=f"mmtk {c.name}"))
             for spec in pending:
                 self.registry.add(spec)
-        except Exception as exc:  # a broken plugin must not take the toolkit down
-            self._fail(status, f"{type(exc).__name__}: {exc}")
+        except BaseException as exc:  # a broken plugin must not take the toolkit down
+            self._fail(status, describe_exception(exc), exc)
             return status
         for r in recipes:
             self.recipes.setdefault(r.name, r)
@@ -106,7 +131,48 @@ class PluginSystem:
         status.components = len(pending)
         return status
 
-    def _fail(self, status: PluginStatus, reason: str) -> None:
+    def _check_undecorated(self, plugin: Any) -> None:
+        """A function named like a hook but lacking ``@mmtk.hookimpl`` would be silently ignored."""
+        for attr in dir(plugin):
+            if not attr.startswith("mmtk_") or not (attr in hookspecs.HOOK_NAMES
+                                                    or did_you_mean(attr, hookspecs.HOOK_NAMES)):
+                continue
+            if inspect.isroutine(getattr(plugin, attr, None)) and \
+                    self.pm.parse_hookimpl_opts(plugin, attr) is None:
+                raise PluginError(f"'{attr}' is not decorated with @mmtk.hookimpl, so mmtk would "
+                                  f"ignore it{did_you_mean(attr, hookspecs.HOOK_NAMES)}; decorate "
+                                  "it (import mmtk; @mmtk.hookimpl)")
+
+    def _check_pending(self, plugin: Any) -> None:
+        """pluggy's check_pending: every implementation must match a spec (or be optional).
+        Plugins are registered one at a time, so anything pending belongs to ``plugin``."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            unknown = [h.name for h in self.pm.get_hookcallers(plugin) or () if not h.has_spec()]
+            if not unknown:
+                raise
+            name = unknown[0]
+            raise PluginError(f"unknown hook '{name}'{did_you_mean(name, hookspecs.HOOK_NAMES)}; "
+                              f"mmtk's hooks are {', '.join(hookspecs.HOOK_NAMES)}") from exc
+
+    def _call_own(self, hook_name: str, plugin: Any, **kwargs: Any) -> None:
+        """Call one plugin's implementations of a hook the way pluggy calls them (each gets only
+        the arguments it declares), leaving the other plugins out."""
+        others = [p for p in self.pm.get_plugins() if p is not plugin]
+        try:
+            self.pm.subset_hook_caller(hook_name, others)(**kwargs)
+        except BaseException as exc:
+            raise PluginError(f"{hook_name} raised {describe_exception(exc)}") from exc
+
+    @staticmethod
+    def _guarded(what: str, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:
+            raise PluginError(f"{what} raised {describe_exception(exc)}") from exc
+
+    def _fail(self, status: PluginStatus, reason: str, cause: BaseException | None = None) -> None:
         status.status, status.error = "failed", reason
         self.registry.remove_provider(status.name)
         self.registry.failed_plugins[status.name] = reason
@@ -114,7 +180,13 @@ class PluginSystem:
             self.pm.unregister(name=status.name)
         if self.strict:
             raise PluginError(f"plugin '{status.name}' ({status.source}) failed: {reason}. "
-                              f"Fix or uninstall it, or run without --strict-plugins to skip it.")
+                              f"Fix or uninstall it, or run without --strict-plugins to skip it.") from cause
+
+    def _warn(self, message: str) -> None:
+        """A plugin problem that does not stop loading (fatal under --strict-plugins)."""
+        if self.strict:
+            raise PluginError(f"{message} (--strict-plugins makes this fatal)")
+        self.warnings.append(message)
 
     def load_file(self, path: str | os.PathLike) -> PluginStatus:
         """Load a local plugin module from a .py file (``--plugins-dir``, recipe ``imports:``)."""
@@ -130,20 +202,66 @@ class PluginSystem:
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except BaseException as exc:
             self.statuses[name] = status
-            self._fail(status, f"{type(exc).__name__}: {exc}")
+            self._fail(status, describe_exception(exc), exc)
             return status
         return self.add_plugin(module, name, f"file {path}")
 
     def load_dir(self, directory: str | os.PathLike) -> list[PluginStatus]:
+        if not Path(directory).is_dir():
+            raise MmtkError(f"--plugins-dir '{directory}' is not a directory; give the folder "
+                            "that holds your plugin .py files")
         return [self.load_file(p) for p in sorted(Path(directory).glob("*.py"))]
 
+    # -- run-lifecycle hooks ------------------------------------------------------------------
     def call_run_start(self, run: Any) -> None:
-        self.pm.hook.mmtk_run_start(run=run)
+        self._call_guarded("mmtk_run_start", run=run)
 
     def call_run_end(self, run: Any, results: Any) -> None:
-        self.pm.hook.mmtk_run_end(run=run, results=results)
+        self._call_guarded("mmtk_run_end", run=run, results=results)
+
+    def _call_guarded(self, hook_name: str, **kwargs: Any) -> None:
+        """Each plugin's implementation on its own, in pluggy's order: one that raises is
+        reported (naming plugin and hook) and the others still run; Ctrl-C still stops."""
+        impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+        plugins = list(dict.fromkeys(i.plugin for i in reversed(impls)))
+        for plugin in plugins:
+            others = [p for p in self.pm.get_plugins() if p is not plugin]
+            try:
+                self.pm.subset_hook_caller(hook_name, others)(**kwargs)
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:
+                message = (f"plugin '{self.pm.get_name(plugin)}' failed in {hook_name}: "
+                           f"{describe_exception(exc)}")
+                if self.strict:
+                    raise PluginError(f"{message} (--strict-plugins makes this fatal)") from exc
+                self.warnings.append(message)
+                print(f"warning: {message}; the run goes on", file=sys.stderr)
+
+    # -- what a user should hear about on every command ------------------------------------
+    def notices(self, failed: bool = True) -> list[str]:
+        """One line per problem: failed plugins (unless ``failed=False``), misspelled names in
+        the environment variables, hook failures, and names several plugins register."""
+        lines = []
+        if failed:
+            lines += [f"plugin '{s.name}' failed to load and is skipped: {s.error} "
+                      f"(mmtk list plugins; --strict-plugins makes this fatal)"
+                      for s in self.statuses.values() if s.status == "failed"]
+        lines += self.warnings
+        for specs in self.registry.clashes():
+            first, others = specs[0], specs[1:]
+            names = " and ".join(f"'{s.qualified_name}'" for s in specs)
+            if first.provider.builtin and not any(s.provider.builtin for s in others):
+                lines.append(f"{first.kind} '{first.name}' is registered by {names}: '{first.name}' "
+                             f"means the built-in '{first.qualified_name}'; write "
+                             + " or ".join(f"'{s.qualified_name}'" for s in others)
+                             + " for the plugin's")
+            else:
+                lines.append(f"{first.kind} '{first.name}' is registered by {names}: a recipe must "
+                             "write one of these 'provider:name' forms")
+        return lines
 
 
 def _env_names(var: str) -> set[str] | None:
@@ -153,6 +271,15 @@ def _env_names(var: str) -> set[str] | None:
     return {v.strip() for v in value.split(",") if v.strip()}
 
 
+def _check_env_names(system: PluginSystem, known: set[str], only: set[str] | None,
+                     disabled: set[str]) -> None:
+    for var, names in ((ENV_ONLY, only or set()), (ENV_DISABLED, disabled)):
+        for n in sorted(names - known):
+            system._warn(f"{var} names '{n}', which is not an installed plugin"
+                         f"{did_you_mean(n, known)}; installed plugins are "
+                         f"{', '.join(sorted(known)) or 'none'}")
+
+
 def load_plugins(strict: bool = False, extra: Iterable[tuple[str, Any]] = (),
                  plugins_dir: str | os.PathLike | None = None,
                  entry_points: bool = True) -> PluginSystem:
@@ -160,7 +287,7 @@ def load_plugins(strict: bool = False, extra: Iterable[tuple[str, Any]] = (),
     pm = pluggy.PluginManager("mmtk")
     pm.add_hookspecs(hookspecs)
     system = PluginSystem(pm=pm, strict=strict)
-    only, disabled = _env_names("MMTK_LOAD_PLUGINS"), _env_names("MMTK_DISABLE_PLUGINS") or set()
+    only, disabled = _env_names(ENV_ONLY), _env_names(ENV_DISABLED) or set()
     if entry_points:
         seen: set[str] = set()
         for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -176,12 +303,13 @@ def load_plugins(strict: bool = False, extra: Iterable[tuple[str, Any]] = (),
                 continue
             try:
                 plugin = ep.load()
-            except Exception as exc:
+            except BaseException as exc:  # sys.exit() or Ctrl-C in an import skips that plugin
                 status = PluginStatus(ep.name, source, "ok", provider.distribution, provider.version)
                 system.statuses[ep.name] = status
-                system._fail(status, f"{type(exc).__name__}: {exc}")
+                system._fail(status, describe_exception(exc), exc)
                 continue
             system.add_plugin(plugin, ep.name, source, provider)
+        _check_env_names(system, seen, only, disabled)
     if plugins_dir:
         system.load_dir(plugins_dir)
     for name, obj in extra:

@@ -19,12 +19,16 @@ from .errors import MmtkError
 
 @dataclass
 class EvalCondition:
+    """One named evaluation condition: which modalities each of the N test samples keeps."""
+
     name: str
     mask: Tensor  # (N, M) bool
 
 
 @dataclass
 class EvalPlan:
+    """The conditions a protocol evaluates, and which of them enter the reported mean."""
+
     conditions: list[EvalCondition]
     mean_over: list[str]   # condition names averaged into the reported "mean"
 

@@ -1,7 +1,14 @@
-"""Component registries: one per kind, entries that remember who provided them."""
+"""Component registries: one per kind, entries that remember who provided them.
+
+Several plugins may register the same name. ``provider:name`` always picks one; a bare name
+that a built-in plugin (one shipped in the ``mmtk`` distribution) also registers means the
+built-in's, so installing a plugin never changes what a shipped recipe builds. A bare name
+shared only by third-party plugins is ambiguous and must be qualified.
+"""
 from __future__ import annotations
 
 import fnmatch
+import importlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -12,6 +19,8 @@ KINDS: tuple[str, ...] = (
     "encoder", "aligner", "reconstructor", "refiner", "fuser", "head", "loss",
     "dataset", "missing", "metric", "optimizer", "scheduler",
 )
+
+CORE_DISTRIBUTION = "mmtk"  # the distribution whose plugins are the built-in ones
 
 
 @dataclass(frozen=True)
@@ -26,23 +35,52 @@ class Provider:
         dist = f" ({self.distribution} {self.version})" if self.distribution else ""
         return f"{self.plugin}{dist}"
 
+    @property
+    def builtin(self) -> bool:
+        return self.distribution == CORE_DISTRIBUTION
+
 
 @dataclass(frozen=True)
 class ComponentSpec:
     kind: str
     name: str
-    obj: Callable[..., Any]
+    target: Callable[..., Any] | str   # the class or factory, or "module:attribute" (lazy)
     provider: Provider
     summary: str = ""
+
+    @property
+    def obj(self) -> Callable[..., Any]:
+        """The class or factory; a "module:attribute" target is imported on first use, so
+        registering and listing components imports no model code."""
+        return import_target(self.target, self) if isinstance(self.target, str) else self.target
 
     @property
     def qualified_name(self) -> str:
         return f"{self.provider.plugin}:{self.name}"
 
 
+def import_target(target: str, spec: ComponentSpec) -> Any:
+    module, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise MmtkError(f"{spec.kind} '{spec.name}' of plugin '{spec.provider.plugin}' cannot be "
+                        f"loaded from '{target}': {type(exc).__name__}: {exc}; reinstall or fix "
+                        "the plugin, or install what it needs") from exc
+
+
+def own_doc(obj: Any) -> str:
+    """``obj``'s own docstring, cleaned; unlike ``inspect.getdoc`` never a base class's (a
+    component without a docstring must not be summarised as "Base class for all ... modules")."""
+    doc = obj.__doc__ if isinstance(getattr(obj, "__doc__", None), str) else ""
+    return inspect.cleandoc(doc) if doc else ""
+
+
 def first_doc_line(obj: Any) -> str:
-    doc = inspect.getdoc(obj) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    if isinstance(obj, str):  # a lazy "module:attribute" target: its summary is given explicitly
+        return ""
+    doc = own_doc(obj).strip()
+    return doc.splitlines()[0] if doc else ""
 
 
 class UnknownComponentError(MmtkError):
@@ -64,7 +102,7 @@ class Registry:
                             f"{did_you_mean(spec.kind, KINDS)}; {accepted(KINDS)}")
         same_name = self.entries[spec.kind].setdefault(spec.name, [])
         for other in same_name:
-            if other.obj is spec.obj:
+            if other.target == spec.target:
                 return  # registering the same object twice is a no-op
             if other.provider.plugin == spec.provider.plugin:
                 raise MmtkError(
@@ -78,6 +116,11 @@ class Registry:
                 by_name[name] = [s for s in by_name[name] if s.provider.plugin != plugin]
                 if not by_name[name]:
                     del by_name[name]
+
+    def clashes(self) -> list[list[ComponentSpec]]:
+        """Every (kind, name) that more than one plugin registers, built-in provider first."""
+        return [sorted(specs, key=lambda s: (not s.provider.builtin, s.provider.plugin))
+                for kind in KINDS for _, specs in sorted(self.entries[kind].items()) if len(specs) > 1]
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.entries[kind])
@@ -101,6 +144,9 @@ class Registry:
         candidates = self.entries[kind].get(bare, [])
         if provider:
             candidates = [s for s in candidates if s.provider.plugin == provider]
+        elif len(candidates) > 1:
+            builtin = [s for s in candidates if s.provider.builtin]
+            candidates = builtin or candidates
         if len(candidates) == 1:
             return candidates[0]
         if len(candidates) > 1:
