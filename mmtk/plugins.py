@@ -82,7 +82,8 @@ class PluginSystem:
     statuses: dict[str, PluginStatus] = field(default_factory=dict)
     commands: dict[str, CommandEntry] = field(default_factory=dict)
     strict: bool = False
-    warnings: list[str] = field(default_factory=list)  # one line each, see notices()
+    warnings: list[str] = field(default_factory=list)  # load-time problems, see notices()
+    hook_failures: list[str] = field(default_factory=list)  # run hooks that raised (printed then)
 
     # -- loading ----------------------------------------------------------------------------
     def add_plugin(self, plugin: Any, name: str, source: str,
@@ -237,13 +238,13 @@ class PluginSystem:
                            f"{describe_exception(exc)}")
                 if self.strict:
                     raise PluginError(f"{message} (--strict-plugins makes this fatal)") from exc
-                self.warnings.append(message)
+                self.hook_failures.append(message)
                 print(f"warning: {message}; the run goes on", file=sys.stderr)
 
     # -- what a user should hear about on every command ------------------------------------
     def notices(self, failed: bool = True) -> list[str]:
         """One line per problem: failed plugins (unless ``failed=False``), misspelled names in
-        the environment variables, hook failures, and names several plugins register."""
+        the environment variables, and names several plugins register."""
         lines = []
         if failed:
             lines += [f"plugin '{s.name}' failed to load and is skipped: {s.error} "
