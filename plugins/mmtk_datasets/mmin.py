@@ -103,7 +103,7 @@ class MMINLayout(Dataset):
             raise DataError(f"dataset '{NAME}': {name_path} holds {names.dtype} values of shape "
                             f"{names.shape}; expected (N,) or (N, 1) utterance ids as bytes or str.")
         ids = ids_of(names, NAME, name_path, split)
-        if labels.dtype == bool or not np.issubdtype(labels.dtype, np.number):
+        if labels.dtype.kind not in "iuf":          # integers or floats (one-hot rows)
             raise DataError(f"dataset '{NAME}': {label_path} ({split} split) holds {labels.dtype} "
                             "values; one-hot rows or integer class labels are expected.")
         if len(ids) != len(labels):

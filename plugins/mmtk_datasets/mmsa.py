@@ -116,7 +116,10 @@ class MMSA(Dataset):
         if key not in part:
             raise DataError(f"dataset '{NAME}': {self.path}: the {split} split has no field "
                             f"'{key}' (fields: {', '.join(map(str, part))}).")
-        return np.asarray(part[key])
+        try:
+            return np.asarray(part[key])
+        except (ValueError, TypeError):   # ragged lists: a 1-D object array, named by _numbers
+            return np.asarray(list(part[key]) + [None], dtype=object)[:-1]
 
     def load(self, fold: int | None = None) -> DataSplits:
         data = self._read()
@@ -196,7 +199,7 @@ class MMSA(Dataset):
         """(class per sample, -1 = unmappable, -2 = left out by the rule; regression targets)."""
         if self.label_rule == "classification_labels":
             raw = self._field(part, "classification_labels", split).reshape(-1)
-            if raw.dtype == bool or not np.issubdtype(raw.dtype, np.number):
+            if raw.dtype.kind not in "iuf":
                 raise DataError(f"dataset '{NAME}': {self.path}: {split} classification_labels "
                                 f"holds {raw.dtype} values; integer class labels are expected.")
             if not np.issubdtype(raw.dtype, np.integer):
@@ -213,7 +216,7 @@ class MMSA(Dataset):
                 if "regression_labels" in part else None
             return raw.astype(np.int64), reg
         reg = self._field(part, "regression_labels", split)
-        if reg.dtype == bool or not np.issubdtype(reg.dtype, np.number):
+        if reg.dtype.kind not in "iuf":
             raise DataError(f"dataset '{NAME}': {self.path}: {split} regression_labels holds "
                             f"{reg.dtype} values; sentiment scores (numbers) are expected.")
         reg = reg.astype(np.float64).reshape(-1)
@@ -224,9 +227,18 @@ class MMSA(Dataset):
             cls = np.where(reg == 0, -2, cls)
         return cls, reg
 
+    def _numbers(self, part: dict, key: str, split: str) -> np.ndarray:
+        """A numeric field; ragged lists or other objects are an error naming the field."""
+        array = self._field(part, key, split)
+        if array.dtype.kind not in "iufb":
+            raise DataError(f"dataset '{NAME}': {self.path}: the {split} split's '{key}' holds "
+                            f"{array.dtype} values of shape {array.shape}; a padded numeric array "
+                            "is expected.")
+        return array
+
     def _modality(self, part: dict, m: str, split: str, neg_inf: dict):
         if m == "text":
-            array = self._field(part, self.text_key, split)
+            array = self._numbers(part, self.text_key, split)
             if self.text_key == "text_bert":
                 if array.ndim != 3 or array.shape[1] != 3:
                     raise DataError(f"dataset '{NAME}': {self.path}: {split} text_bert has shape "
@@ -239,13 +251,13 @@ class MMSA(Dataset):
                 lengths = np.asarray(mask)[:, 1, :].sum(1).astype(np.int64)
             return array.astype(np.float32), lengths, False
         key = MODALITY_KEYS[m]
-        array = self._field(part, key, split).astype(np.float32)
+        array = self._numbers(part, key, split).astype(np.float32)
         if m == "audio" and self.neg_inf_to_zero:
             hit = np.isneginf(array)
             if hit.any():
                 neg_inf[split] = int(hit.sum())
                 array = np.where(hit, np.float32(0), array)
-        lengths = np.asarray(part[LENGTH_KEYS[m]]).astype(np.int64).reshape(-1) \
+        lengths = self._numbers(part, LENGTH_KEYS[m], split).astype(np.int64).reshape(-1) \
             if LENGTH_KEYS[m] in part else None
         if lengths is not None and len(lengths) != len(array):
             raise DataError(f"dataset '{NAME}': {self.path}: {split} {LENGTH_KEYS[m]} has "
@@ -255,7 +267,7 @@ class MMSA(Dataset):
 
 def _finite_numbers(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values).reshape(-1)
-    if values.dtype == bool or not np.issubdtype(values.dtype, np.number):
+    if values.dtype.kind not in "iuf":
         return values[:0].astype(np.float64)
     return values[np.isfinite(values)]
 

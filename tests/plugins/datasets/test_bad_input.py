@@ -294,3 +294,12 @@ def test_unreadable_sample_names_file_split_and_id(fx, tmp_path):
     with pytest.raises(DataError, match=rf"audio\.h5: sample '{truth['ids'][4]}' \((train|test) "
                                         r"split\) is an HDF5 Group"):
         Arrays(root=tmp_path / "arrays").load()
+
+
+def test_ragged_mmsa_field_is_an_error_naming_it(fx, tmp_path):
+    pkl = tmp_path / "d.pkl"
+    data = fx.mmsa(pkl)
+    data["test"]["vision"] = [np.zeros((3, 5)), np.zeros((2, 5))] + [np.zeros((7, 5))] * 2
+    pkl.write_bytes(pickle.dumps(data))
+    with pytest.raises(DataError, match=r"d\.pkl: the test split's 'vision' holds object values"):
+        MMSA(root=pkl).load()
