@@ -37,12 +37,13 @@ class Builder:
         spec = self.registry.get(kind, comp.qualified)
         try:
             return build(spec.obj, comp.params, context or {}, self.base_dir, kind=kind)
-        except MmtkError:
+        except ComponentBuildError:
             raise
         except Exception as exc:  # a plugin's constructor rejected its input
+            why = str(exc) if isinstance(exc, MmtkError) else f"{type(exc).__name__}: {exc}"
             raise ComponentBuildError(
                 f"{where or kind} ({kind} '{comp.type}', plugin '{spec.provider.plugin}') could not "
-                f"be built: {type(exc).__name__}: {exc}") from exc
+                f"be built: {why}") from exc
 
     def dataset(self, comp: Component | dict, seed: int = 0) -> Any:
         return self.component("dataset", comp, {"seed": seed}, "data")

@@ -38,13 +38,13 @@ def dry_run(recipe: Recipe, system: Any, device: str | None = None) -> dict:
         where = f"stage '{stage.name}'"
         model = builder.model(stage.model, splits.in_dims, splits.num_classes, seed + index,
                               out_dim=output_width(target, splits.num_classes))
-        try:
-            if stage.init_from is not None:
-                apply_init_from(model, stage.init_from, earlier)
-            if stage.freeze:
-                model.freeze(stage.freeze)
-        except MmtkError as exc:
-            raise MmtkError(f"stages ({where}): {exc}") from None
+        for key, step in (("init_from", lambda: apply_init_from(model, stage.init_from, earlier)),
+                          ("freeze", lambda: model.freeze(stage.freeze))):
+            if getattr(stage, key):
+                try:
+                    step()
+                except MmtkError as exc:
+                    raise MmtkError(f"stages[{index}].{key} ({where}): {exc}") from None
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = builder.optimizer(stage.train.optimizer, trainable)
         builder.scheduler(stage.train.scheduler, optimizer, stage.train.epochs)

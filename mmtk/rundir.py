@@ -99,7 +99,7 @@ def read_json(path: Path, what: str = "run file") -> Any:
         return json.loads(Path(path).read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise MmtkError(f"the {what} {path} is corrupt or truncated ({exc}); delete it and run "
-                        "again (for a trial's metrics.json, --resume re-evaluates that trial)") from None
+                        "again (for a trial's metrics.json, --resume then redoes that trial)") from None
 
 
 def write_json(path: Path, obj: Any) -> None:

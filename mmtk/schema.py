@@ -142,7 +142,7 @@ def value_problem(value: Any, tp: Any) -> str | None:
             why = limit.problem(value)
             if why:
                 return f"{why}, got {value!r}"
-        return None
+        return _inner_problem(value, base)
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         options = typing.get_args(tp)
@@ -183,21 +183,21 @@ def _fits(value: Any, tp: Any) -> bool:
     if origin is Literal:
         return value in args
     if origin in (Union, types.UnionType):
-        return any(check_type(value, a) for a in args)
+        return any(_fits(value, a) for a in args)
     if tp is type(None) or tp is None:
         return value is None
     if origin in (list, tuple, typing.Sequence, set) or tp in (list, tuple):
         if not isinstance(value, (list, tuple)):
             return False
         if origin is tuple and args and args[-1] is not Ellipsis:
-            return len(args) == len(value) and all(check_type(v, a) for v, a in zip(value, args))
+            return len(args) == len(value) and all(_fits(v, a) for v, a in zip(value, args))
         inner = args[0] if args else Any
-        return all(check_type(v, inner) for v in value)
+        return all(_fits(v, inner) for v in value)
     if origin in (dict, typing.Mapping) or tp is dict:
         if not isinstance(value, dict):
             return False
         kt, vt = args if args else (Any, Any)
-        return all(check_type(k, kt) and check_type(v, vt) for k, v in value.items())
+        return all(_fits(k, kt) and _fits(v, vt) for k, v in value.items())
     if tp is bool:
         return isinstance(value, bool)
     if tp is int:
@@ -219,18 +219,21 @@ def check_params(declared: list[Param], params: dict[str, Any], path: str,
     (a component's settable parameters, or a core recipe section's fields)."""
     problems = []
     settable = {p.name: p for p in declared}
+    def at(key: str) -> str:
+        return f"{path}.{key}" if path else key
+
     for key, value in params.items():
         if key not in settable:
             if not accepts_kwargs:
-                problems.append(Problem(f"{path}.{key}", f"unknown {what} '{key}'"
+                problems.append(Problem(at(key), f"unknown {what} '{key}'"
                                         f"{did_you_mean(key, settable)}; {accepted(settable)}"))
             continue
         why = value_problem(value, settable[key].annotation)
         if why:
-            problems.append(Problem(f"{path}.{key}", why))
+            problems.append(Problem(at(key), why))
     for name, p in settable.items():
         if p.required and name not in params:
-            problems.append(Problem(f"{path}.{name}", f"missing required {what} '{name}' "
+            problems.append(Problem(at(name), f"missing required {what} '{name}' "
                                     f"({p.type_name})"))
     return problems
 
