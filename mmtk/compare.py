@@ -147,16 +147,15 @@ def run_entries(entries: list[Entry], overrides: list[str], jobs: int, plugins_d
 
 
 def shown_metrics(entries: list[Entry], split: str = "test", chosen: list[str] | None = None) -> list[str]:
-    """The metrics a comparison shows: ``chosen``, else WAR / UAR for classification, else the
-    first two evaluated metrics (e.g. MAE / Corr for regression)."""
+    """The metrics a comparison shows: ``chosen``, else the first two evaluated (the recipe's
+    ``eval.metrics`` order: e.g. WAR / UAR, or MAE / Corr for regression)."""
     if chosen:
         return list(chosen)
     done = [e for e in entries if e.results]
     if not done:
-        return ["war", "uar"]
+        return list(entries[0].resolved.eval.metrics[:2]) if entries else []
     summary = done[0].results["summary"][split]
-    names = list(next(iter(summary.values()))) if summary else []
-    return ["war", "uar"] if {"war", "uar"} <= set(names) else names[:2]
+    return list(next(iter(summary.values())))[:2] if summary else []
 
 
 def _info(entries: list[Entry]) -> dict:
