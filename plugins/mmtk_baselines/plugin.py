@@ -1,19 +1,40 @@
-"""Registers the baselines: MMIN, GCNet's AE/CRA imputation and mean imputation.
+"""Registers the baselines (MMIN, GCNet's AE/CRA imputation, mean imputation) and the
+baseline recipes.
 
 Zero imputation and modality dropout need no component of their own (the core zero-fills
-absent modalities); they are recipes (recipes/zero-impute.yaml, recipes/modality-dropout.yaml).
+absent modalities); they are recipes (recipes/zero-impute.yaml, recipes/modality-dropout.yaml),
+shipped inside this package with the other baseline recipes. Components are registered by
+import path with their summary (the first line of their docstring), so listing them imports
+no model code.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import mmtk
 
-from . import impute, mmin
+# kind, name, "module:attribute" in this package, summary (= the docstring's first line)
+COMPONENTS = [
+    ("reconstructor", "mmin_imagination", "mmin:MMINImagination",
+     "MMIN's imagination: forward and backward cascade residual AEs, frozen teacher."),
+    ("fuser", "mmin_latents", "mmin:MMINLatents",
+     "MMIN's classifier input: the imagination's block bottlenecks, concatenated."),
+    ("reconstructor", "ae_impute", "impute:AEImpute",
+     "GCNet's AE imputation baseline: one FC autoencoder on the fused embedding."),
+    ("reconstructor", "cra_impute", "impute:CRAImpute",
+     "GCNet's CRA imputation baseline: a cascade of residual AEs on the fused embedding."),
+    ("reconstructor", "mean_impute", "impute:MeanImpute",
+     "Mean imputation: absent representations become training-split mean representations."),
+]
 
 
 @mmtk.hookimpl
 def mmtk_register_components(register):
-    register("reconstructor", "mmin_imagination", mmin.MMINImagination)
-    register("fuser", "mmin_latents", mmin.MMINLatents)
-    register("reconstructor", "ae_impute", impute.AEImpute)
-    register("reconstructor", "cra_impute", impute.CRAImpute)
-    register("reconstructor", "mean_impute", impute.MeanImpute)
+    for kind, name, target, summary in COMPONENTS:
+        register(kind, name, f"{__package__}.{target}", summary=summary)
+
+
+@mmtk.hookimpl
+def mmtk_register_recipes(register):
+    for path in sorted((Path(__file__).parent / "recipes").glob("*.yaml")):
+        register(path.stem, path)

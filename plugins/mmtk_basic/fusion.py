@@ -20,8 +20,11 @@ class ConcatFuser(Fuser):
 
 
 class MLPHead(nn.Module):
-    """Hidden layers with ReLU and dropout, then out_dim outputs: class logits, or one
-    regression score when the task loss is a regression loss (l1, mse)."""
+    """MLP head: hidden layers with ReLU and dropout, then class logits or one score.
+
+    Gives ``out_dim`` outputs: class logits, or one regression score when the task loss is a
+    regression loss (l1, mse).
+    """
 
     def __init__(self, in_dim: int, out_dim: int, hidden: list[int] = (128,), dropout: float = 0.3):
         super().__init__()

@@ -26,9 +26,12 @@ class NoMissing(MissingProtocol):
 
 
 class SixConditions(MissingProtocol):
-    """MMIN's protocol: train on a random missing condition per sample and epoch; evaluate
-    every sample under every condition (a, t, v, at, av, tv for three modalities, i.e. all
-    non-empty proper subsets) plus the full set; ``mean`` averages the missing conditions."""
+    """MMIN's six conditions: a random one per sample in training, every one at evaluation.
+
+    Training draws a missing condition per sample and epoch; evaluation runs every sample
+    under every condition (a, t, v, at, av, tv for three modalities, i.e. all non-empty
+    proper subsets) plus the full set; ``mean`` averages the missing conditions.
+    """
 
     def __init__(self, include_full_in_training: bool = False):
         self.include_full_in_training = include_full_in_training
@@ -66,8 +69,9 @@ def random_rate_mask(n: int, m: int, rate: float, generator: torch.Generator) ->
 
 
 class RandomRate(MissingProtocol):
-    """CPM-style cell missing rate η: every (sample, modality) cell is dropped with probability
-    η, keeping at least one modality per sample. Training: by default one fixed mask per
+    """CPM-style cell missing rate η: each (sample, modality) cell is dropped with probability η.
+
+    At least one modality per sample is kept. Training: by default one fixed mask per
     training sample, drawn once from the trial seed, so the training data is incomplete in
     the same way every epoch (CPM-Nets); ``resample: true`` redraws masks every batch instead
     (an augmentation: over the epochs the model then sees every training cell). The

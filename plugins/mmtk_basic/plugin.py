@@ -1,35 +1,62 @@
-"""Registers mmtk's basic components through the same hooks a third-party plugin uses."""
-from __future__ import annotations
+"""Registers mmtk's basic components through the same hooks a third-party plugin uses.
 
-from pathlib import Path
+Components are registered by import path with their summary (the first line of their
+docstring), so that ``mmtk --help`` and ``mmtk list components`` import no model code and
+not even torch; a module is imported when one of its components is first built or inspected.
+"""
+from __future__ import annotations
 
 import mmtk
 
-from . import encoders, fusion, missing, synthetic, training
+# kind, name, "module:attribute" in this package, summary (= the docstring's first line)
+COMPONENTS = [
+    ("encoder", "mlp", "encoders:MLPEncoder",
+     "Two-layer MLP; frame sequences are mean-pooled over real frames first."),
+    ("encoder", "lstm", "encoders:LSTMEncoder",
+     "Single-layer LSTM with max-pooling over time (MMIN's acoustic/visual encoder)."),
+    ("encoder", "textcnn", "encoders:TextCNNEncoder",
+     "TextCNN: convolutions of heights 3/4/5 over the full embedding width, max over time."),
+    ("fuser", "concat", "fusion:ConcatFuser",
+     "Concatenate the per-modality representations in sorted modality order."),
+    ("head", "mlp", "fusion:MLPHead",
+     "MLP head: hidden layers with ReLU and dropout, then class logits or one score."),
+    ("loss", "cross_entropy", "training:CrossEntropy",
+     "Cross-entropy on class logits, with optional label smoothing."),
+    ("loss", "l1", "training:L1",
+     "Mean absolute error between the predicted and the true score (MMSA's training loss)."),
+    ("loss", "mse", "training:MSE", "Mean squared error between the predicted and the true score."),
+    ("optimizer", "adam", "training:adam", "Adam."),
+    ("optimizer", "adamw", "training:adamw", "AdamW (decoupled weight decay)."),
+    ("optimizer", "sgd", "training:sgd", "SGD with momentum."),
+    ("scheduler", "cosine", "training:cosine",
+     "Cosine annealing over the stage's epochs (stepped once per epoch)."),
+    ("scheduler", "step", "training:step", "Multiply the learning rate by gamma every step_size epochs."),
+    ("scheduler", "linear_decay", "training:linear_decay",
+     "Constant for constant_epochs, then linear decay to zero (MMIN's schedule)."),
+    ("metric", "war", "training:war", "Weighted average recall = overall accuracy."),
+    ("metric", "uar", "training:uar", "Unweighted average recall = macro-averaged recall."),
+    ("metric", "f1_macro", "training:f1_macro", "Macro-averaged F1."),
+    ("metric", "f1_weighted", "training:f1_weighted", "Support-weighted F1."),
+    ("metric", "mae", "training:mae", "Mean absolute error of a regression score (lower is better)."),
+    ("metric", "corr", "training:corr",
+     "Pearson correlation between predicted and true scores (0 if either is constant)."),
+    ("missing", "none", "missing:NoMissing",
+     "Every modality the data has is used (training) / one 'full' condition (evaluation)."),
+    ("missing", "six_conditions", "missing:SixConditions",
+     "MMIN's six conditions: a random one per sample in training, every one at evaluation."),
+    ("missing", "random_rate", "missing:RandomRate",
+     "CPM-style cell missing rate η: each (sample, modality) cell is dropped with probability η."),
+    ("missing", "fixed", "missing:Fixed",
+     "One fixed condition, e.g. ``at`` = audio and text present, for training and evaluation."),
+    ("dataset", "synthetic", "synthetic:Synthetic",
+     "Synthetic tri-modal emotion-like data (audio, text, visual; 4 classes); deterministic by data_seed."),
+]
 
 
 @mmtk.hookimpl
 def mmtk_register_components(register):
-    register("encoder", "mlp", encoders.MLPEncoder)
-    register("encoder", "lstm", encoders.LSTMEncoder)
-    register("encoder", "textcnn", encoders.TextCNNEncoder)
-    register("fuser", "concat", fusion.ConcatFuser)
-    register("head", "mlp", fusion.MLPHead)
-    register("loss", "cross_entropy", training.CrossEntropy)
-    register("loss", "l1", training.L1)
-    register("loss", "mse", training.MSE)
-    for fn in (training.adam, training.adamw, training.sgd):
-        register("optimizer", fn.__name__, fn)
-    for fn in (training.cosine, training.step, training.linear_decay):
-        register("scheduler", fn.__name__, fn)
-    for fn in (training.war, training.uar, training.f1_macro, training.f1_weighted,
-               training.mae, training.corr):
-        register("metric", fn.__name__, fn)
-    register("missing", "none", missing.NoMissing)
-    register("missing", "six_conditions", missing.SixConditions)
-    register("missing", "random_rate", missing.RandomRate)
-    register("missing", "fixed", missing.Fixed)
-    register("dataset", "synthetic", synthetic.Synthetic)
+    for kind, name, target, summary in COMPONENTS:
+        register(kind, name, f"{__package__}.{target}", summary=summary)
 
 
 @mmtk.hookimpl
@@ -39,12 +66,3 @@ def mmtk_recipe_defaults():
             "losses": {"task": {"type": "cross_entropy"}},
             "train": {"monitor": "uar", "optimizer": {"type": "adam"}},
             "eval": {"metrics": ["war", "uar", "f1_macro", "f1_weighted"]}}
-
-
-@mmtk.hookimpl
-def mmtk_register_recipes(register):
-    # Recipes live in the repository's recipes/ folder (present in a source checkout).
-    folder = Path(__file__).resolve().parents[2] / "recipes"
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.yaml")):
-            register(path.stem, path)

@@ -8,9 +8,8 @@ A missing modality m of a sample is inferred from each available modality n as
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import normflows as nf
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -18,6 +17,9 @@ from torch import Tensor, nn
 from mmtk.errors import MmtkError
 from mmtk.ops import zero_loss
 from mmtk.pipeline import Slot, State
+
+if TYPE_CHECKING:
+    import normflows as nf   # imported where a flow is built, so that loading the plugin stays fast
 
 
 def make_flow(dim: int, blocks: int = 4, hidden: int = 128,
@@ -28,6 +30,7 @@ def make_flow(dim: int, blocks: int = 4, hidden: int = 128,
     The coupling nets start at zero, so a new flow is the identity. ActNorm is left out on
     purpose: its data-dependent initialisation gives NaN on a one-sample first batch.
     """
+    import normflows as nf
     if dim % 2 or dim < 2:
         raise MmtkError(f"flow reconstructor: latent_dim must be even (affine coupling splits it "
                         f"in halves), got {dim}")
@@ -81,6 +84,8 @@ class FlowReconstructor(Slot):
         self.needs_targets = mode == "flow"
         if mode == "none":
             return
+        import normflows as nf
+
         def make_base() -> nn.Module:
             if base == "class_conditional":
                 return nf.distributions.ClassCondDiagGaussian(latent_dim, num_classes)

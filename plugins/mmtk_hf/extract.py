@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-import numpy as np
-
-from mmtk import arrays_format as fmt
 from mmtk.errors import MmtkError
+
+if TYPE_CHECKING:  # numpy, torch and the arrays format are imported when a job runs, so that
+    import numpy as np  # registering this command keeps `mmtk --help` fast
 
 MODALITIES = ("text", "audio", "visual")
 POOLINGS = {"text": ("mean", "cls", "max", "none"), "audio": ("mean", "max", "none"),
@@ -188,6 +188,7 @@ class _TextJob(_Job):
         return sample_id, text
 
     def run(self, samples: list[tuple[str, str]]) -> list[np.ndarray]:
+        import numpy as np
         import torch
         texts = [t for _, t in samples]
         full = self.tokenizer(texts, truncation=False)["input_ids"]
@@ -243,6 +244,7 @@ class _AudioJob(_Job):
         return wave
 
     def run(self, samples: list[np.ndarray]) -> list[np.ndarray]:
+        import numpy as np
         import torch
         if self.raw:
             return [w.astype(np.float32)[:, None] for w in samples]
@@ -278,6 +280,7 @@ class _VisualJob(_Job):
         self.notes = {}
 
     def load(self, sample_id: str) -> Any:
+        import numpy as np
         import torch
         from .media import read_frames
         frames = read_frames(self.dirs[sample_id])
@@ -312,6 +315,8 @@ JOBS: dict[str, Callable[..., _Job]] = {"text": _TextJob, "audio": _AudioJob, "v
 # ----------------------------------------------------------------------------- command
 
 def run(args: argparse.Namespace) -> int:
+    from mmtk import arrays_format as fmt
+
     from .arrays import ArraysWriter, copy_table
     from .backbones import versions
     from .media import BadSample

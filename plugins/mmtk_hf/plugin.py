@@ -1,19 +1,45 @@
 """Registers the Hugging Face encoders and the ``mmtk extract`` command.
 
-Nothing here imports transformers: the encoders load it when built, ``extract`` when run.
+Nothing here imports transformers, torch or numpy: the encoders are registered by import path
+with their summary (the first line of their docstring), and ``extract`` imports what it needs
+when it runs. The plugin refuses to load, naming the pip extra, without transformers.
 """
 from __future__ import annotations
 
-import mmtk
+import importlib.util
 
-from . import encoders, extract
+import mmtk
+from mmtk.errors import PluginError
+
+from . import extract
+
+# kind, name, "module:attribute" in this package, summary (= the docstring's first line)
+COMPONENTS = [
+    ("encoder", "hf_text", "encoders:HFTextEncoder",
+     "Text through a local Hugging Face checkpoint (BERT, MiniLM, RoBERTa ...) over token ids."),
+    ("encoder", "hf_audio", "encoders:HFAudioEncoder",
+     "Raw waveforms through a local wav2vec2 / HuBERT / WavLM checkpoint."),
+    ("encoder", "hf_visual", "encoders:HFVisualEncoder",
+     "Face/image frames through a local image-model checkpoint (ViT family)."),
+]
+NEEDS = {"transformers": "hf"}   # package -> the mmtk extra that installs it
+
+
+def check_dependencies() -> None:
+    """Refuse to load, naming the package and the extra, when a dependency is missing (looked
+    up without importing it)."""
+    for package, extra in NEEDS.items():
+        if importlib.util.find_spec(package) is None:
+            raise PluginError(f"the hf plugin needs the package '{package}', which is not "
+                              f"installed; install it with: pip install 'mmtk[{extra}]' (or "
+                              f"pip install {package})")
 
 
 @mmtk.hookimpl
 def mmtk_register_components(register):
-    register("encoder", "hf_text", encoders.HFTextEncoder)
-    register("encoder", "hf_audio", encoders.HFAudioEncoder)
-    register("encoder", "hf_visual", encoders.HFVisualEncoder)
+    check_dependencies()
+    for kind, name, target, summary in COMPONENTS:
+        register(kind, name, f"{__package__}.{target}", summary=summary)
 
 
 @mmtk.hookimpl
