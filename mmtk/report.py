@@ -5,8 +5,6 @@ import csv
 import io
 from pathlib import Path
 
-from .rundir import atomic_write_text
-
 
 def condition_order(conds: list[str]) -> list[str]:
     """Missing conditions by size then name, then the full set, then 'mean' last."""
@@ -89,4 +87,5 @@ def write_csv(path: Path, per_trial: dict, summary: dict) -> None:
         for cond, metrics in conds.items():
             for m, s in metrics.items():
                 w.writerow(["summary", split, cond, m, f"{s['mean']:.6f}", f"{s['std']:.6f}", s["n"]])
+    from .rundir import atomic_write_text  # imports torch: not at module level, so listings stay fast
     atomic_write_text(path, buf.getvalue())
