@@ -73,7 +73,9 @@ class Builder:
         fuser = self.component("fuser", model.fuser, shared, "model.fuser")
         head = self.component("head", model.head, {**shared, "in_dim": fuser.out_dim,
                                                    "out_dim": out_dim or num_classes}, "model.head")
-        return Pipeline(encoders, fuser, head, **slots)
+        pipeline = Pipeline(encoders, fuser, head, **slots)
+        pipeline.latent_dim = model.latent_dim  # so an encoder of the wrong width is named
+        return pipeline
 
     def metrics(self, names: list[str]) -> dict[str, Metric]:
         """The named metric components, each as a :class:`Metric`."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -30,7 +31,10 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
     run.add_argument("--seeds", nargs="+", type=int, help="seeds to run (overrides the recipe's seed)")
     run.add_argument("--folds", nargs="+", help="folds to run, or 'all'")
     run.add_argument("--device", help="cpu, cuda, cuda:1 or auto")
-    run.add_argument("--dry-run", action="store_true", help="validate and build the model, train nothing")
+    run.add_argument("--dry-run", action="store_true",
+                     help="validate, build the model and run one batch; train nothing")
+    run.add_argument("--allow-imports", action="store_true",
+                     help="with --dry-run: execute the recipe's imports: files (a run always does)")
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     run.add_argument("--json", action="store_true", help="print results as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress output")
@@ -39,6 +43,8 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a recipe and report every problem")
     val.add_argument("recipe")
     val.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    val.add_argument("--allow-imports", action="store_true",
+                     help="execute the recipe's imports: files, so their components are checked too")
     val.add_argument("--json", action="store_true")
 
     lst = sub.add_parser("list", help="list components, plugins or recipes")
@@ -167,19 +173,23 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from .run import load_tree
+    """Checks a recipe without running its code unless --allow-imports (a recipe is data)."""
+    from .recipe import check
 
-    try:
-        load_tree(args.recipe, _system(args), args.set)
-    except RecipeError as exc:
-        if args.json:
-            _print_json({"ok": False, "problems": [{"path": p.path, "message": p.message} for p in exc.problems]})
-            return EXIT_USER_ERROR
-        raise
+    report = check(args.recipe, _system(args), args.set, allow_imports=args.allow_imports)
+    not_run = {"not_executed": report.skipped_imports, "not_checked": report.unchecked}
     if args.json:
-        _print_json({"ok": True, "problems": []})
-    else:
-        print(f"{args.recipe}: OK")
+        _print_json({"ok": not report.problems, **not_run,
+                     "problems": [{"path": p.path, "message": p.message} for p in report.problems]})
+        return EXIT_USER_ERROR if report.problems else 0
+    if report.problems:
+        raise RecipeError(report.problems, str(report.source))
+    print(f"{args.recipe}: OK")
+    if report.skipped_imports:
+        print("not executed (a recipe is data; pass --allow-imports to run them): "
+              + ", ".join(report.skipped_imports))
+    if report.unchecked:
+        print("therefore not checked: " + "; ".join(report.unchecked))
     return 0
 
 
@@ -198,12 +208,21 @@ def print_summary(results: dict, as_json: bool) -> None:
     print(f"results: {results['directory']}")
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from .console import make_progress
-    from .run import Run, load_tree
+def _recipe_overrides(args: argparse.Namespace) -> list[str]:
+    """--set, plus --seeds / --folds written as the recipe keys they override."""
+    overrides = list(args.set)
+    if getattr(args, "seeds", None):
+        overrides.append(f"seed=[{', '.join(map(str, args.seeds))}]")
+    if getattr(args, "folds", None):
+        overrides.append("data.folds=all" if args.folds == ["all"] else f"data.folds=[{', '.join(args.folds)}]")
+    return overrides
 
+
+def cmd_run(args: argparse.Namespace) -> int:
     from . import distributed
-    from .engine import pick_device
+    from .console import make_progress
+    from .devices import pick_device
+    from .run import Run
 
     system = _system(args)
     if distributed.launched_by_torchrun():
@@ -216,20 +235,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         if not args.recipe:
             raise MmtkError("mmtk run needs a RECIPE (file or registered name) or --resume RUN_DIR")
-        overrides = list(args.set)
-        if args.seeds:
-            overrides.append(f"seed=[{', '.join(map(str, args.seeds))}]")
-        if args.folds:
-            overrides.append("data.folds=all" if args.folds == ["all"] else f"data.folds=[{', '.join(args.folds)}]")
-        tree = load_tree(args.recipe, system, overrides)
         if args.dry_run:
-            return _dry_run(tree, system, args)
-        run = Run.create(tree, system, device=args.device)
+            return _dry_run(args, system)
+        from .recipe import resolve
+        run = Run.create(resolve(args.recipe, system, _recipe_overrides(args)), system, device=args.device)
     progress = make_progress(args.quiet or not distributed.is_main(), plain=args.json)
     run.progress = progress
     run.jobs, run.plugins_dir = args.jobs, args.plugins_dir
     try:
         results = run.execute()
+    except KeyboardInterrupt:
+        getattr(progress, "close", lambda: None)()
+        if run.discarded:
+            print("interrupted before anything was saved; the empty run folder was removed",
+                  file=sys.stderr)
+        else:
+            print(f"interrupted; continue with: mmtk run --resume {run.directory}", file=sys.stderr)
+        return 130
     finally:
         getattr(progress, "close", lambda: None)()
     if distributed.is_main():
@@ -237,21 +259,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dry_run(tree: dict, system: Any, args: argparse.Namespace) -> int:
-    from .builder import Builder
-    from .recipe import stage_trees
-    from .task import output_width, recipe_target
+def _dry_run(args: argparse.Namespace, system: Any) -> int:
+    from .dry_run import dry_run
+    from .recipe import check, resolve
 
-    builder = Builder(system.registry, tree.get("_base_dir"))
-    target, _ = recipe_target(builder, tree)
-    dataset = builder.dataset(tree["data"])
-    report = {"recipe": tree.get("_source"), "modalities": list(dataset.modalities), "stages": []}
-    splits = dataset.load(None if tree["data"].get("folds") in (None, "all") else tree["data"]["folds"][0])
-    for name, stage_tree, _ in stage_trees(tree):
-        model = builder.model(stage_tree["model"], splits.in_dims, splits.num_classes,
-                              out_dim=output_width(target, splits.num_classes))
-        report["stages"].append({"name": name, "parameters": sum(p.numel() for p in model.parameters()),
-                                 "aux_losses": sorted(model.declared_losses())})
+    if not args.allow_imports:
+        report = check(args.recipe, system, _recipe_overrides(args), allow_imports=False)
+        if report.skipped_imports and not report.problems:
+            raise MmtkError(f"{args.recipe} imports plugin files ({', '.join(report.skipped_imports)}); "
+                            "a dry run does not execute a recipe's code unless you pass --allow-imports")
+        if report.problems:
+            raise RecipeError(report.problems, str(report.source))
+    report = dry_run(resolve(args.recipe, system, _recipe_overrides(args)), system, args.device)
     if args.json:
         _print_json(report)
     else:
@@ -272,17 +291,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import CompareDisplay, compare, print_comparison
     from .console import is_terminal
 
-    overrides = list(args.set)
-    if args.seeds:
-        overrides.append(f"seed=[{', '.join(map(str, args.seeds))}]")
+    overrides = _recipe_overrides(args)
     names = [r for r in args.recipes]
     display = CompareDisplay([], False) if args.json else None
     system = _system(args)
     if display is None:
-        from .run import load_tree
-        trees = [load_tree(r, system, overrides) for r in names]
-        display = CompareDisplay([t.get("name") or Path(r).stem for t, r in zip(trees, names)],
-                                 is_terminal())
+        from .recipe import resolve
+        display = CompareDisplay([resolve(r, system, overrides).name for r in names], is_terminal())
     try:
         entries, paths = compare(names, system, overrides, args.jobs, not args.no_reuse,
                                  args.out, args.plugins_dir, display, args.metrics)
@@ -342,10 +357,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        hint = "; continue with: mmtk run --resume RUN_DIR" if getattr(args, "command", None) == "run" else ""
-        print(f"interrupted{hint}", file=sys.stderr)
+    except KeyboardInterrupt:  # cmd_run answers its own (it knows the run folder)
+        print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `mmtk ... --json | head`: the reader left; end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the exit-time flush does not raise again
+        return 0
 
 
 if __name__ == "__main__":
