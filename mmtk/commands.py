@@ -1,0 +1,244 @@
+"""The core commands: run, validate, list, show, eval, compare. Each takes the parsed
+arguments and returns an exit status; errors are raised as :class:`MmtkError` and reported by
+:func:`mmtk.cli.main`. Heavy modules are imported inside each command, so ``--help`` stays fast."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .errors import MmtkError, RecipeError
+
+EXIT_USER_ERROR = 2
+
+
+def _system(args: argparse.Namespace) -> Any:
+    from .plugins import get_plugin_system
+    return get_plugin_system(strict=args.strict_plugins, plugins_dir=args.plugins_dir)
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .registry import KINDS
+    from .report import render_table
+    from .console import is_terminal
+
+    system = _system(args)
+    if args.what == "components":
+        if args.kind and args.kind not in KINDS:
+            raise MmtkError(f"unknown kind '{args.kind}'; kinds are {', '.join(KINDS)}")
+        specs = system.registry.list(args.kind, args.pattern)
+        if args.json:
+            _print_json([{"kind": s.kind, "name": s.name, "provider": s.provider.plugin,
+                          "distribution": s.provider.distribution, "version": s.provider.version,
+                          "summary": s.summary} for s in specs])
+            return 0
+        rows = [[s.kind, s.name, str(s.provider), s.summary] for s in specs]
+        print(render_table(["kind", "name", "provider", "summary"], rows, rich_output=is_terminal()), end="")
+    elif args.what == "plugins":
+        stats = list(system.statuses.values())
+        if args.json:
+            _print_json([vars(s) for s in stats])
+            return 0
+        rows = [[s.name, s.status, f"{s.distribution or '-'} {s.version or ''}".strip(), str(s.components),
+                 s.error or s.source] for s in stats]
+        print(render_table(["plugin", "status", "distribution", "components", "source / error"], rows,
+                           rich_output=is_terminal()), end="")
+    else:
+        recs = sorted(system.recipes.values(), key=lambda r: r.name)
+        if args.json:
+            _print_json([{"name": r.name, "path": str(r.path), "provider": r.provider.plugin} for r in recs])
+            return 0
+        rows = [[r.name, str(r.path), r.provider.plugin] for r in recs]
+        print(render_table(["recipe", "path", "provider"], rows, rich_output=is_terminal()), end="")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .docs import description, parameter_docs
+    from .schema import CONTEXT_NAMES, signature_params
+
+    if "/" not in args.target:
+        raise MmtkError(f"expected KIND/NAME (e.g. encoder/lstm), got '{args.target}'")
+    kind, name = args.target.split("/", 1)
+    registry = _system(args).registry
+    spec = registry.get(kind, name)
+    meanings = parameter_docs(spec.obj)  # the docstring's "Parameters:" section
+    params = [{"name": p.name, "type": p.type_name,
+               "default": None if p.required else p.default, "required": p.required,
+               "context": p.name in CONTEXT_NAMES, "doc": meanings.get(p.name, "")}
+              for p in signature_params(spec.obj)]
+    info = {"kind": spec.kind, "name": spec.name, "provider": spec.provider.plugin,
+            "distribution": spec.provider.distribution, "version": spec.provider.version,
+            "object": f"{spec.obj.__module__}.{spec.obj.__qualname__}",
+            "doc": description(spec.obj), "parameters": params,
+            "aux_losses": list(getattr(spec.obj, "aux_losses", ()) or ()),
+            "also_provided_by": [s.qualified_name for s in registry.entries[spec.kind][spec.name]
+                                 if s is not spec]}
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"{kind}/{name}  (provider: {spec.provider}; {info['object']})\n")
+    if info["doc"]:
+        print(info["doc"] + "\n")
+    print("parameters:")
+    rows = []
+    for p in params:
+        if p["context"]:
+            where = "supplied by mmtk"
+        else:
+            where = "required" if p["required"] else f"default {p['default']!r}"
+        rows.append((f"{p['name']}: {p['type']}", f"({where})", p["doc"]))
+    for head, where, doc in rows:
+        print(f"  {head}  {where}  {doc}".rstrip())
+    if info["aux_losses"]:
+        print("auxiliary losses: " + ", ".join(f"{kind}/{n}" for n in info["aux_losses"]))
+    if info["also_provided_by"]:
+        print("also registered under this name: " + ", ".join(info["also_provided_by"]))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Checks a recipe without running its code unless --allow-imports (a recipe is data)."""
+    from .recipe import check
+
+    report = check(args.recipe, _system(args), args.set, allow_imports=args.allow_imports)
+    not_run = {"not_executed": report.skipped_imports, "not_checked": report.unchecked}
+    if args.json:
+        _print_json({"ok": not report.problems, **not_run,
+                     "problems": [{"path": p.path, "message": p.message} for p in report.problems]})
+        return EXIT_USER_ERROR if report.problems else 0
+    if report.problems:
+        raise RecipeError(report.problems, str(report.source))
+    print(f"{args.recipe}: OK")
+    if report.skipped_imports:
+        print("not executed (a recipe is data; pass --allow-imports to run them): "
+              + ", ".join(report.skipped_imports))
+    if report.unchecked:
+        print("therefore not checked: " + "; ".join(report.unchecked))
+    return 0
+
+
+def print_summary(results: dict, as_json: bool) -> None:
+    from .console import is_terminal
+    from .report import render_table, summary_rows
+
+    if as_json:
+        _print_json(results)
+        return
+    for split in ("test", "val"):
+        header, rows = summary_rows(results["summary"], split, info=results.get("metrics_info"))
+        title = (f"{results.get('name') or 'run'}: {split} (rates in %, mean ± std over "
+                 f"{len(results['trials'])} trial(s))")
+        print(render_table(header, rows, title, rich_output=is_terminal()))
+    print(f"results: {results['directory']}")
+
+
+def _recipe_overrides(args: argparse.Namespace) -> list[str]:
+    """--set, plus --seeds / --folds written as the recipe keys they override."""
+    overrides = list(args.set)
+    if getattr(args, "seeds", None):
+        overrides.append(f"seed=[{', '.join(map(str, args.seeds))}]")
+    if getattr(args, "folds", None):
+        overrides.append("data.folds=all" if args.folds == ["all"] else f"data.folds=[{', '.join(args.folds)}]")
+    return overrides
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import distributed
+    from .console import make_progress
+    from .devices import pick_device
+    from .run import Run
+
+    system = _system(args)
+    if distributed.launched_by_torchrun():
+        distributed.init(pick_device(args.device or "auto").type)
+    if args.resume:
+        if args.set or args.seeds or args.folds:
+            raise MmtkError("--resume continues a run exactly as it was recorded; "
+                            "--set/--seeds/--folds cannot change it")
+        run = Run.resume(args.resume, system, device=args.device)
+    else:
+        if not args.recipe:
+            raise MmtkError("mmtk run needs a RECIPE (file or registered name) or --resume RUN_DIR")
+        if args.dry_run:
+            return _dry_run(args, system)
+        from .recipe import resolve
+        run = Run.create(resolve(args.recipe, system, _recipe_overrides(args)), system, device=args.device)
+    progress = make_progress(args.quiet or not distributed.is_main(), plain=args.json)
+    run.progress = progress
+    run.jobs, run.plugins_dir = args.jobs, args.plugins_dir
+    try:
+        results = run.execute()
+    except KeyboardInterrupt:
+        getattr(progress, "close", lambda: None)()
+        if run.discarded:
+            print("interrupted before anything was saved; the empty run folder was removed",
+                  file=sys.stderr)
+        else:
+            print(f"interrupted; continue with: mmtk run --resume {run.directory}", file=sys.stderr)
+        return 130
+    finally:
+        getattr(progress, "close", lambda: None)()
+    if distributed.is_main():
+        print_summary(results, args.json)
+    return 0
+
+
+def _dry_run(args: argparse.Namespace, system: Any) -> int:
+    from .dry_run import dry_run
+    from .recipe import check, resolve
+
+    if not args.allow_imports:
+        report = check(args.recipe, system, _recipe_overrides(args), allow_imports=False)
+        if report.skipped_imports and not report.problems:
+            raise MmtkError(f"{args.recipe} imports plugin files ({', '.join(report.skipped_imports)}); "
+                            "a dry run does not execute a recipe's code unless you pass --allow-imports")
+        if report.problems:
+            raise RecipeError(report.problems, str(report.source))
+    report = dry_run(resolve(args.recipe, system, _recipe_overrides(args)), system, args.device)
+    if args.json:
+        _print_json(report)
+    else:
+        print(f"{args.recipe}: valid; modalities {', '.join(report['modalities'])}")
+        for s in report["stages"]:
+            print(f"  stage '{s['name']}': {s['parameters']:,} parameters; auxiliary losses: "
+                  f"{', '.join(s['aux_losses']) or 'none'}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .run import read_results
+    print_summary(read_results(args.run_dir), args.json)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import CompareDisplay, compare, print_comparison
+    from .console import is_terminal
+
+    overrides = _recipe_overrides(args)
+    names = [r for r in args.recipes]
+    display = CompareDisplay([], False) if args.json else None
+    system = _system(args)
+    if display is None:
+        from .recipe import resolve
+        display = CompareDisplay([resolve(r, system, overrides).name for r in names], is_terminal())
+    try:
+        entries, paths = compare(names, system, overrides, args.jobs, not args.no_reuse,
+                                 args.out, args.plugins_dir, display, args.metrics)
+    finally:
+        display.close()
+    if args.json:
+        _print_json({"table": {k: str(v) for k, v in paths.items()},
+                     "runs": {e.name: {"directory": str(e.run_dir) if e.run_dir else None,
+                                       "error": e.error,
+                                       "summary": e.results["summary"] if e.results else None}
+                              for e in entries}})
+    else:
+        print_comparison(entries, paths, is_terminal(), args.metrics)
+    return 1 if any(e.error for e in entries) else 0
