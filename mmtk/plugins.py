@@ -27,49 +27,11 @@ import pluggy
 
 from . import hookspecs
 from .errors import MmtkError, PluginError, did_you_mean
+from .plugin_entries import CommandEntry, PluginStatus, RecipeEntry, describe_exception
 from .registry import ComponentSpec, Provider, Registry, first_doc_line
 
 ENTRY_POINT_GROUP = "mmtk"
 ENV_ONLY, ENV_DISABLED = "MMTK_LOAD_PLUGINS", "MMTK_DISABLE_PLUGINS"
-
-
-@dataclass
-class PluginStatus:
-    name: str
-    source: str  # "entry point <module>", "file <path>", "object"
-    status: str  # "ok", "failed", "disabled"
-    distribution: str | None = None
-    version: str | None = None
-    error: str | None = None
-    components: int = 0
-
-
-@dataclass(frozen=True)
-class RecipeEntry:
-    name: str
-    path: Path
-    provider: Provider
-    summary: str = ""
-
-
-@dataclass(frozen=True)
-class CommandEntry:
-    name: str
-    help: str
-    configure: Any
-    run: Any
-    provider: Provider
-
-
-def describe_exception(exc: BaseException) -> str:
-    """One line saying what a plugin raised (``sys.exit()`` and Ctrl-C included)."""
-    if isinstance(exc, SystemExit):
-        return f"it called sys.exit({exc.code!r})"
-    if isinstance(exc, MmtkError):
-        text = str(exc)
-    else:
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return " ".join(text.split())
 
 
 @dataclass
