@@ -85,6 +85,10 @@ class AEImpute(_FeatureImputer):
 
     Layers 256-128 by default. Linear decoders reconstruct the dropped modalities' input
     features (loss ``recon``, dropped cells only); the classifier reads the AE's output.
+
+    Parameters:
+        layers: encoder layer sizes of the autoencoder, the last one being the bottleneck
+        dropout: dropout probability between layers
     """
 
     def __init__(self, in_dims: dict[str, int], modalities: tuple[str, ...], latent_dim: int,
@@ -99,6 +103,11 @@ class CRAImpute(_FeatureImputer):
     """GCNet's CRA imputation baseline: a cascade of residual AEs on the fused embedding.
 
     Two blocks of 256-128 by default; otherwise as ``ae_impute``.
+
+    Parameters:
+        layers: encoder layer sizes of each autoencoder block, the last one being the bottleneck
+        blocks: residual autoencoder blocks in the cascade
+        dropout: dropout probability between layers
     """
 
     def __init__(self, in_dims: dict[str, int], modalities: tuple[str, ...], latent_dim: int,
@@ -121,6 +130,10 @@ class MeanImpute(Slot):
     ``momentum: null`` keeps a cumulative average of every training batch instead.
     Evaluation only reads them. The imputed values carry no gradient. A modality never seen
     present in training is imputed with zeros.
+
+    Parameters:
+        momentum: weight of each new training batch in the running means; null: cumulative
+            average over all training batches
     """
 
     def __init__(self, modalities: tuple[str, ...], latent_dim: int, momentum: float | None = 0.1):

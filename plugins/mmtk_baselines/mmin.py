@@ -46,6 +46,15 @@ class MMINImagination(Slot):
     Every absent modality's representation becomes its part of the imagined embedding (and
     is marked in ``state.represented``), so fusers other than ``mmin_latents`` use the
     imagination too; ``mmin_latents`` reads the bottlenecks instead, as MMIN does.
+
+    Parameters:
+        layers: encoder layer sizes of each autoencoder block, the last one being the bottleneck
+        blocks: residual autoencoder blocks in each cascade
+        dropout: dropout probability between layers
+        share_weights: the backward cascade reuses the forward one's weights (MMIN's
+            --share_weight)
+        pretrained_teacher: refuse to train while the teacher was never loaded from a
+            pretraining stage
     """
 
     aux_losses = ("mse", "cycle")
@@ -144,6 +153,10 @@ class MMINLatents(Fuser):
 
     Reads what ``mmin_imagination`` left in ``state.extras``; ``dim`` must equal that
     reconstructor's blocks × last layer size (5 × 64 = 320 by default).
+
+    Parameters:
+        dim: size of the imagination's latents: its blocks x last layer size (5 x 64 = 320 by
+            default)
     """
 
     def __init__(self, dim: int = 320):

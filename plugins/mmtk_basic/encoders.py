@@ -8,7 +8,12 @@ from mmtk.ops import masked_max, masked_mean, sequence_mask
 
 
 class MLPEncoder(nn.Module):
-    """Two-layer MLP; frame sequences are mean-pooled over real frames first."""
+    """Two-layer MLP; frame sequences are mean-pooled over real frames first.
+
+    Parameters:
+        hidden: width of the hidden layer
+        dropout: dropout probability after the hidden layer (training only)
+    """
 
     def __init__(self, in_dim: int, latent_dim: int, hidden: int = 256, dropout: float = 0.1):
         super().__init__()
@@ -26,6 +31,12 @@ class LSTMEncoder(nn.Module):
 
     ``pool_padding: false`` (default) excludes padded frames from the max; ``true`` pools
     over every step as MMIN's reference code does.
+
+    Parameters:
+        layers: stacked LSTM layers
+        bidirectional: run the LSTM both ways; each direction then has latent_dim / 2 units
+        pool_padding: take the max over every time step, padding included, as MMIN's reference
+            code does (false: real frames only, and padding never enters the recurrence)
     """
 
     def __init__(self, in_dim: int, latent_dim: int, layers: int = 1, bidirectional: bool = False,
@@ -51,7 +62,13 @@ class LSTMEncoder(nn.Module):
 
 
 class TextCNNEncoder(nn.Module):
-    """TextCNN: convolutions of heights 3/4/5 over the full embedding width, max over time."""
+    """TextCNN: convolutions of heights 3/4/5 over the full embedding width, max over time.
+
+    Parameters:
+        channels: convolution filters per kernel height
+        kernel_sizes: kernel heights (time steps), one convolution each
+        dropout: dropout probability on the pooled features before the projection
+    """
 
     def __init__(self, in_dim: int, latent_dim: int, channels: int = 128,
                  kernel_sizes: list[int] = (3, 4, 5), dropout: float = 0.5):

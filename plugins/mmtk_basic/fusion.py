@@ -24,6 +24,10 @@ class MLPHead(nn.Module):
 
     Gives ``out_dim`` outputs: class logits, or one regression score when the task loss is a
     regression loss (l1, mse).
+
+    Parameters:
+        hidden: sizes of the hidden layers, in order ([] for a single linear layer)
+        dropout: dropout probability after each hidden layer
     """
 
     def __init__(self, in_dim: int, out_dim: int, hidden: list[int] = (128,), dropout: float = 0.3):

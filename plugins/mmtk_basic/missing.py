@@ -31,6 +31,9 @@ class SixConditions(MissingProtocol):
     Training draws a missing condition per sample and epoch; evaluation runs every sample
     under every condition (a, t, v, at, av, tv for three modalities, i.e. all non-empty
     proper subsets) plus the full set; ``mean`` averages the missing conditions.
+
+    Parameters:
+        include_full_in_training: also draw the full condition (nothing missing) in training
     """
 
     def __init__(self, include_full_in_training: bool = False):
@@ -75,7 +78,14 @@ class RandomRate(MissingProtocol):
     training sample, drawn once from the trial seed, so the training data is incomplete in
     the same way every epoch (CPM-Nets); ``resample: true`` redraws masks every batch instead
     (an augmentation: over the epochs the model then sees every training cell). The
-    evaluation mask is fixed by ``eval_seed``."""
+    evaluation mask is fixed by ``eval_seed``.
+
+    Parameters:
+        rate: η, the probability that a (sample, modality) cell is missing, in [0, 1)
+        eval_seed: seed of the fixed evaluation mask
+        train: drop cells in training too (false: train on everything the data has)
+        resample: redraw the training masks every batch instead of fixing one per sample
+    """
 
     def __init__(self, rate: float = 0.3, eval_seed: int = 12345, train: bool = True,
                  resample: bool = False, seed: int = 0):
@@ -103,7 +113,12 @@ class RandomRate(MissingProtocol):
 
 
 class Fixed(MissingProtocol):
-    """One fixed condition, e.g. ``at`` = audio and text present, for training and evaluation."""
+    """One fixed condition, e.g. ``at`` = audio and text present, for training and evaluation.
+
+    Parameters:
+        condition: the present modalities, as initials (at = audio and text) or names joined by
+            +
+    """
 
     def __init__(self, condition: str):
         self.condition = condition

@@ -24,7 +24,20 @@ BLUR = {"audio": (0.4, 2.0), "text": (2.0, 0.4), "visual": (0.9, 0.9)}
 
 
 class Synthetic(Dataset):
-    """Synthetic tri-modal emotion-like data (audio, text, visual; 4 classes); deterministic by data_seed."""
+    """Synthetic tri-modal emotion-like data (audio, text, visual; 4 classes); deterministic by data_seed.
+
+    Parameters:
+        n_samples: number of samples (train and test together)
+        dims: feature size per modality, which also names the modalities (default audio 130,
+            text 1024, visual 342)
+        frames: frames per modality for sequence features (B, T, D) with random lengths; a
+            modality not listed gets one vector per sample
+        separation: distance of the class centres from the origin of the arousal/valence plane
+            (larger = easier)
+        noise: scale of the noise added to every feature
+        data_seed: seed of the generated data and of the train/test split
+        test_fraction: share of samples in the test split (stratified)
+    """
 
     def __init__(self, n_samples: int = 3000, dims: dict[str, int] | None = None,
                  frames: dict[str, int] | None = None, separation: float = 1.2,

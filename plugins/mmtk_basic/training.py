@@ -8,7 +8,11 @@ from mmtk import metrics
 
 
 class CrossEntropy(nn.Module):
-    """Cross-entropy on class logits, with optional label smoothing."""
+    """Cross-entropy on class logits, with optional label smoothing.
+
+    Parameters:
+        label_smoothing: share of the target probability spread over all classes (0 = none)
+    """
 
     def __init__(self, label_smoothing: float = 0.0):
         super().__init__()
@@ -41,34 +45,66 @@ class MSE(_ScoreLoss):
 
 def adam(params: list, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
          weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """Adam."""
+    """Adam.
+
+    Parameters:
+        lr: learning rate
+        betas: decay rates of the running averages of the gradient and of its square
+        weight_decay: L2 penalty added to the gradient
+    """
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
 
 
 def adamw(params: list, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
           weight_decay: float = 0.01) -> torch.optim.Optimizer:
-    """AdamW (decoupled weight decay)."""
+    """AdamW (decoupled weight decay).
+
+    Parameters:
+        lr: learning rate
+        betas: decay rates of the running averages of the gradient and of its square
+        weight_decay: decoupled weight decay (applied to the weights, not the gradient)
+    """
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
 
 
 def sgd(params: list, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
         nesterov: bool = False) -> torch.optim.Optimizer:
-    """SGD with momentum."""
+    """SGD with momentum.
+
+    Parameters:
+        lr: learning rate
+        momentum: momentum factor (0 = plain SGD)
+        weight_decay: L2 penalty added to the gradient
+        nesterov: use Nesterov momentum
+    """
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 
 def cosine(optimizer: torch.optim.Optimizer, epochs: int, min_lr: float = 0.0):
-    """Cosine annealing over the stage's epochs (stepped once per epoch)."""
+    """Cosine annealing over the stage's epochs (stepped once per epoch).
+
+    Parameters:
+        min_lr: learning rate reached at the last epoch
+    """
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1), eta_min=min_lr)
 
 
 def step(optimizer: torch.optim.Optimizer, step_size: int = 10, gamma: float = 0.5):
-    """Multiply the learning rate by gamma every step_size epochs."""
+    """Multiply the learning rate by gamma every step_size epochs.
+
+    Parameters:
+        step_size: epochs between two reductions
+        gamma: factor applied at each reduction
+    """
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
 
 
 def linear_decay(optimizer: torch.optim.Optimizer, epochs: int, constant_epochs: int = 0):
-    """Constant for constant_epochs, then linear decay to zero (MMIN's schedule)."""
+    """Constant for constant_epochs, then linear decay to zero (MMIN's schedule).
+
+    Parameters:
+        constant_epochs: epochs at the initial learning rate before the linear decay starts
+    """
     decay = max(epochs - constant_epochs, 1)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda e: 1.0 if e < constant_epochs else max(0.0, 1 - (e - constant_epochs + 1) / (decay + 1)))

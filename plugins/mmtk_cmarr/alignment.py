@@ -71,6 +71,23 @@ class GaussianW2Aligner(Slot):
     Sets ``state.gaussians[m] = (mu, logvar)`` and ``state.reps[m] = mu``. In training it
     emits ``w2_nce`` (mean over the modality pairs that have at least ``min_pairs`` samples
     with both modalities present) and, when ``entropy_margin`` is set, ``entropy``.
+
+    Parameters:
+        tokens: tokens the pooled vector is expanded into, so self-attention has a set to attend
+            over
+        heads: attention heads of each Gaussian block (must divide latent_dim)
+        mlp_ratio: hidden width of the residual MLPs, as a multiple of latent_dim
+        dropout: dropout in attention, heads and MLPs
+        temperature: initial InfoNCE temperature (> 0)
+        learn_temperature: learn the temperature (as its logarithm) instead of keeping it fixed
+        min_temperature: lower bound of the learned temperature
+        scale: factor on the W2 distances in the logits; null = 1 / latent_dim
+        squared: contrast squared W2 distances (false: W2)
+        entropy_margin: per-dimension entropy (nats) below which a Gaussian is penalised by the
+            entropy loss; null: no entropy loss
+        min_pairs: fewest samples with both modalities present for a modality pair to be
+            contrasted
+        logvar_clamp: bound on the absolute log-variance
     """
 
     aux_losses = ("w2_nce", "entropy")

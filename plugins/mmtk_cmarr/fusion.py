@@ -48,6 +48,16 @@ class CrossAttentionFuser(Fuser):
     ``mask_absent: false`` every modality is usable (zero-filled semantics, as in the concat
     baseline). ``pool: concat`` concatenates the
     tokens in sorted modality order (unusable ones as zeros), ``mean`` averages usable ones.
+
+    Parameters:
+        heads: attention heads (must divide latent_dim)
+        layers: transformer layers over the modality tokens
+        ffn_ratio: feed-forward width, as a multiple of latent_dim
+        dropout: dropout in attention and feed-forward layers
+        pool: concat (out_dim = modalities x latent_dim, unusable tokens as zeros) or mean of
+            the usable tokens
+        mask_absent: hide modalities without a representation (false: every modality is used,
+            zero-filled ones included)
     """
 
     def __init__(self, modalities: tuple[str, ...], latent_dim: int, heads: int = 4,

@@ -57,6 +57,22 @@ class FlowReconstructor(Slot):
     ``state.represented`` (B, M), so later slots use them.
     ``mode: none`` reconstructs nothing (absent modalities keep the representation of their
     zero-filled input): the zero-filled ablation with the recipe's loss weights still valid.
+
+    Parameters:
+        base: the flows' shared base distribution: class_conditional (one Gaussian per class,
+            uses labels in training) or standard
+        blocks: affine-coupling blocks per flow
+        hidden: width of the coupling networks
+        scale_map: how coupling scales are bounded: sigmoid (Glow) or exp (RealNVP)
+        fuse: how the inferences from several present modalities combine: gated (learned softmax
+            gate) or mean
+        refine: add a residual MLP refinement to each reconstruction
+        detach_nll_input: the NLL trains the flows only and does not pull the representations
+            towards them
+        target_after: what rec compares a reconstruction with: the complete input's
+            representation after the encoders or after the aligner
+        rec_loss: the error rec measures: mse, or smooth_l1 (less sensitive to outliers)
+        mode: flow, or none to reconstruct nothing (the zero-filled ablation)
     """
 
     aux_losses = ("nll", "rec")

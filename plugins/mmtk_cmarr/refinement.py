@@ -23,6 +23,15 @@ class SupConRefiner(Slot):
     ``projection_dim`` set, the loss is taken on a small projection head (SupCon's design);
     otherwise on the representations themselves. The representations pass through
     unchanged: refinement acts through the gradient of the loss.
+
+    Parameters:
+        temperature: SupCon temperature on cosine similarities (> 0)
+        base_temperature: the loss is scaled by temperature / base_temperature; null =
+            temperature
+        projection_dim: output size of a 2-layer projection head the loss is taken on; null: on
+            the representations
+        views: which modality representations are views: completed (present or reconstructed) or
+            present
     """
 
     aux_losses = ("supcon",)

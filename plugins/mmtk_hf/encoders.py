@@ -66,6 +66,13 @@ class HFTextEncoder(_HFEncoder):
     ``mmtk extract --modality text --raw``, using the same checkpoint's tokenizer).
     ``layer`` indexes the hidden states (0 = embeddings, -1 = last); ``pooling`` is the
     mean over real tokens or the first ([CLS]) token.
+
+    Parameters:
+        model: folder of a local Hugging Face checkpoint (config.json and weights); nothing is
+            downloaded
+        pooling: mean over the real tokens, or cls (the first token)
+        layer: which hidden state: 0 = embeddings, 1..L = layers, -1 = last
+        freeze: keep the checkpoint's weights fixed (only the projection trains)
     """
 
     def __init__(self, in_dim: int, latent_dim: int, model: Path,
@@ -117,6 +124,15 @@ class HFAudioEncoder(_HFEncoder):
     --modality audio --raw`` writes them). ``normalize`` (default: the checkpoint's
     ``do_normalize``, else true) scales each clip to zero mean and unit variance, so keep the
     audio modality out of ``data.normalize``. ``pooling`` is mean or max over real frames.
+
+    Parameters:
+        model: folder of a local Hugging Face checkpoint (config.json and weights); nothing is
+            downloaded
+        pooling: mean or max over the real frames
+        layer: which hidden state: 0 = embeddings, 1..L = layers, -1 = last
+        freeze: keep the checkpoint's weights fixed (only the projection trains)
+        normalize: scale each clip to zero mean and unit variance; null: as the checkpoint's
+            do_normalize says
     """
 
     def __init__(self, in_dim: int, latent_dim: int, model: Path,
@@ -157,6 +173,14 @@ class HFVisualEncoder(_HFEncoder):
     ``image_size`` and pixels are already normalised (``mmtk extract --modality visual
     --raw`` writes them), so keep the visual modality out of ``data.normalize``. Each frame
     is pooled over patches (``patch_pooling``: [CLS] token or mean), then frames are averaged.
+
+    Parameters:
+        model: folder of a local Hugging Face checkpoint (config.json and weights); nothing is
+            downloaded
+        patch_pooling: how a frame's patch states become one vector: cls (first token) or mean
+        layer: which hidden state: 0 = embeddings, 1..L = layers, -1 = last
+        freeze: keep the checkpoint's weights fixed (only the projection trains)
+        frame_chunk: frames per forward pass of the backbone (lower it to save memory)
     """
 
     def __init__(self, in_dim: int, latent_dim: int, model: Path,
