@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 import traceback
+from typing import Any
 
 from . import commands
 from .commands import EXIT_USER_ERROR
@@ -19,11 +20,18 @@ def _global_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--traceback", action="store_true", help="show Python tracebacks on errors")
 
 
-def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mmtk", description="Incomplete multimodal learning toolkit.")
-    _global_options(p)
-    sub = p.add_subparsers(dest="command", required=True)
+def _positive(text: str) -> int:
+    """An argparse type: an integer >= 1 (e.g. --jobs)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
+
+def _run_parser(sub: Any) -> None:
     run = sub.add_parser("run", help="train and evaluate a recipe")
     run.add_argument("recipe", nargs="?", help="recipe file or registered recipe name")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value")
@@ -37,8 +45,28 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     run.add_argument("--json", action="store_true", help="print results as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress output")
-    run.add_argument("--jobs", type=int, default=1, help="trials (seeds x folds) run in parallel processes")
+    run.add_argument("--jobs", type=_positive, default=1, help="trials (seeds x folds) run in parallel processes")
 
+
+def _compare_parser(sub: Any) -> None:
+    cmp_ = sub.add_parser("compare", help="run several recipes under one protocol; one table")
+    cmp_.add_argument("recipes", nargs="+", help="recipe files or registered names")
+    cmp_.add_argument("--seeds", nargs="+", type=int, help="seeds for every recipe")
+    cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override applied to every recipe")
+    cmp_.add_argument("--jobs", type=_positive, default=1, help="runs in parallel (threads are split)")
+    cmp_.add_argument("--no-reuse", action="store_true", help="rerun even if a finished run exists")
+    cmp_.add_argument("--out", help="where the comparison table goes (default: the runs folder)")
+    cmp_.add_argument("--metrics", nargs="+", metavar="METRIC",
+                      help="metrics shown per cell (default: the first two evaluated)")
+    cmp_.add_argument("--json", action="store_true")
+
+
+def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mmtk", description="Incomplete multimodal learning toolkit.")
+    _global_options(p)
+    sub = p.add_subparsers(dest="command", required=True)
+    _run_parser(sub)
     val = sub.add_parser("validate", help="check a recipe and report every problem")
     val.add_argument("recipe")
     val.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -56,18 +84,7 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
     show.add_argument("what", choices=["component"])
     show.add_argument("target", metavar="KIND/NAME")
     show.add_argument("--json", action="store_true")
-
-    cmp_ = sub.add_parser("compare", help="run several recipes under one protocol; one table")
-    cmp_.add_argument("recipes", nargs="+", help="recipe files or registered names")
-    cmp_.add_argument("--seeds", nargs="+", type=int, help="seeds for every recipe")
-    cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                      help="override applied to every recipe")
-    cmp_.add_argument("--jobs", type=int, default=1, help="runs in parallel (threads are split)")
-    cmp_.add_argument("--no-reuse", action="store_true", help="rerun even if a finished run exists")
-    cmp_.add_argument("--out", help="where the comparison table goes (default: the runs folder)")
-    cmp_.add_argument("--metrics", nargs="+", metavar="METRIC",
-                      help="metrics shown per cell (default: war uar, or the first two evaluated)")
-    cmp_.add_argument("--json", action="store_true")
+    _compare_parser(sub)
 
     ev = sub.add_parser("eval", help="print the results of a finished run")
     ev.add_argument("run_dir")
