@@ -13,6 +13,7 @@ from torch import Tensor
 from .batch import ModalityBatch
 from .errors import DataError
 from .lazy import LazyFeatures, streaming_mean_std
+from .ops import frame_mask
 
 
 @dataclass
@@ -76,8 +77,7 @@ class TensorData:
                 if trim:
                     x = x[:, : max(int(lengths[m].max()), 1)]
                 if isinstance(self.inputs[m], LazyFeatures) and self.inputs[m].mean is not None:
-                    t = torch.arange(x.shape[1])
-                    x = x * (t[None, :, None] < lengths[m][:, None, None].cpu())  # padding stays 0
+                    x = x * frame_mask(lengths[m].cpu(), x.shape[1])[..., None]  # padding stays 0
             inputs[m] = x
         return ModalityBatch(inputs=inputs, present=self.present[index], modalities=self.modalities,
                              labels=self.labels[index], lengths=lengths,
@@ -173,8 +173,7 @@ class Standardizer:
             x = (data.inputs[m] - self.mean[m]) / self.std[m]
             keep = data.present[:, i].view(-1, *([1] * (x.dim() - 1)))
             if x.dim() == 3 and m in data.lengths:  # keep padding at exactly zero
-                t = torch.arange(x.shape[1])
-                keep = keep & (t[None, :, None] < data.lengths[m][:, None, None])
+                keep = keep & frame_mask(data.lengths[m], x.shape[1])[..., None]
             inputs[m] = torch.where(keep, x, torch.zeros(()))
         return replace(data, inputs=inputs)
 
@@ -183,9 +182,8 @@ def _valid_rows(data: TensorData, m: str, i: int, pos: Tensor, x: Tensor) -> Ten
     """Rows of x (chunk at positions ``pos``) that are present, flattened over real frames."""
     rows = data.present[pos, i]
     if x.dim() == 3:
-        t = torch.arange(x.shape[1])
         lengths = data.lengths[m][pos] if m in data.lengths else torch.full((len(pos),), x.shape[1])
-        return x[(t[None, :] < lengths[:, None]) & rows[:, None]]
+        return x[frame_mask(lengths, x.shape[1]) & rows[:, None]]
     return x[rows]
 
 

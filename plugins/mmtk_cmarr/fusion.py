@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmtk.errors import MmtkError
+from mmtk.ops import masked_mean
 from mmtk.pipeline import Fuser, State
 
 
@@ -84,9 +85,8 @@ class CrossAttentionFuser(Fuser):
         usable = usable | ~usable.any(1, keepdim=True)   # a sample with nothing usable: use all
         for layer in self.layers:
             tokens = layer(tokens, usable)
-        weights = usable[..., None].to(tokens.dtype)
         if self.pool == "concat":
-            state.fused = (tokens * weights).flatten(1)
+            state.fused = (tokens * usable[..., None]).flatten(1)
         else:
-            state.fused = (tokens * weights).sum(1) / weights.sum(1)
+            state.fused = masked_mean(tokens, usable)
         return state, {}

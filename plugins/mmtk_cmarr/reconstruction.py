@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmtk.errors import MmtkError
-from mmtk.ops import zero_loss
+from mmtk.ops import masked_mean, zero_loss
 from mmtk.pipeline import Slot, State
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ class FlowReconstructor(Slot):
         """candidates (B, K, D), available (B, K) -> (B, D), using available ones only."""
         candidates = candidates.masked_fill(~available[..., None], 0.0)
         if self.fuse == "mean":
-            return candidates.sum(1) / available.sum(1, keepdim=True).clamp_min(1)
+            return masked_mean(candidates, available)
         scores = self.gates[target](candidates).squeeze(-1).masked_fill(~available, float("-inf"))
         none = ~available.any(1, keepdim=True)
         weights = torch.softmax(scores.masked_fill(none, 0.0), 1) * available
