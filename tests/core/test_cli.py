@@ -1,6 +1,8 @@
 """The command line end to end (in-process)."""
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from conftest import RECIPES
@@ -29,6 +31,7 @@ def test_show_component(capsys):
     assert "did you mean 'lstm'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_run_dry_run_then_run_and_eval(tmp_path, capsys):
     base = ["--set", "train.epochs=1", "--set", "data.n_samples=200", "--set", f"output.dir={tmp_path}"]
     assert main(["run", str(RECIPES / "baseline.yaml"), "--dry-run", *base]) == 0

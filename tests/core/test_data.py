@@ -104,6 +104,7 @@ def test_training_masks_checks_a_protocols_table():
         training_masks(Broken(), 5, MODS)
 
 
+@pytest.mark.slow
 def test_the_loop_uses_the_fixed_table_unless_resampling(system, tmp_path, monkeypatch):
     from mmtk_basic.missing import RandomRate
     calls = []

@@ -43,6 +43,7 @@ def test_eval_predictions_ignore_hidden_values_of_absent_modalities(system, tmp_
     assert changed, "tampering never changed an unmasked prediction: the check proves nothing"
 
 
+@pytest.mark.slow
 def test_selection_never_looks_at_test(system, tmp_path, monkeypatch):
     """During training only validation is evaluated; test is evaluated once at the end."""
     seen = []
@@ -73,6 +74,7 @@ def test_normalisation_fitted_on_train_only(system, tmp_path):
         assert splits.test.inputs[m].mean(0).abs().max() > 1e-3  # test is not: stats are train's
 
 
+@pytest.mark.slow
 def test_run_directory_contents_and_no_overwrite(system, tmp_path):
     tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(1))
     first = Run.create(tree, system)
@@ -100,6 +102,7 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_killed_then_resumed_run_matches_uninterrupted(system, tmp_path):
     over = tiny_overrides(4) + ["train.patience=null", "train.checkpoint_seconds=0"]  # snapshot every epoch
     full = Run.create(prepare(system, RECIPES / "baseline.yaml", tmp_path / "a", over), system).execute()
@@ -118,6 +121,7 @@ def test_killed_then_resumed_run_matches_uninterrupted(system, tmp_path):
     assert resumed["trials"]["seed0"] == full["trials"]["seed0"]
 
 
+@pytest.mark.slow
 def test_two_seeds_give_mean_and_std(run_tiny):
     res = run_tiny(RECIPES / "baseline.yaml", ["seed=[0, 1]"], epochs=1)
     assert set(res["trials"]) == {"seed0", "seed1"}
@@ -127,6 +131,7 @@ def test_two_seeds_give_mean_and_std(run_tiny):
     assert stat["std"] == pytest.approx(abs(vals[0] - vals[1]) / 2 ** 0.5)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_names_stage_epoch_step(system, tmp_path):
     tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(2) + ["train.optimizer.lr=1e30",
                                                                                    "train.grad_clip=null"])
@@ -134,6 +139,7 @@ def test_non_finite_loss_names_stage_epoch_step(system, tmp_path):
         Run.create(tree, system).execute()
 
 
+@pytest.mark.slow
 def test_multistage_init_from_and_freeze(system, tmp_path):
     recipe = {
         "name": "two-stage", "data": {"type": "synthetic", "n_samples": 200},
@@ -155,6 +161,7 @@ def test_multistage_init_from_and_freeze(system, tmp_path):
     assert any(not torch.equal(teacher[k], student[k]) for k in head), "unfrozen head did not train"
 
 
+@pytest.mark.slow
 def test_cpu_runs_are_deterministic(run_tiny):
     a = run_tiny(RECIPES / "baseline.yaml", epochs=2)
     b = run_tiny(RECIPES / "baseline.yaml", epochs=2)

@@ -51,12 +51,14 @@ def _interrupted_run(tmp_path, capsys, monkeypatch) -> Path:
     return directory
 
 
+@pytest.mark.slow
 def test_ctrl_c_names_the_real_folder_and_resume_finishes(tmp_path, capsys, monkeypatch):
     directory = _interrupted_run(tmp_path, capsys, monkeypatch)
     assert main(["run", "--resume", str(directory), "--quiet", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["summary"]["test"]["mean"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "garbage"])
 def test_a_damaged_resume_snapshot_is_a_clear_error(tmp_path, capsys, monkeypatch, damage):
     directory = _interrupted_run(tmp_path, capsys, monkeypatch)
@@ -69,6 +71,7 @@ def test_a_damaged_resume_snapshot_is_a_clear_error(tmp_path, capsys, monkeypatc
     assert main(["run", "--resume", str(directory), "--quiet"]) == 0
 
 
+@pytest.mark.slow
 def test_damaged_finished_run_files(tmp_path, capsys):
     assert main(["run", str(BASE), "--quiet", *_tiny(tmp_path)]) == 0
     capsys.readouterr()
@@ -92,6 +95,7 @@ def _fails(capsys, argv, *fragments):
     return err
 
 
+@pytest.mark.slow
 def test_a_full_disk_names_the_file_and_the_run_resumes(tmp_path, capsys, monkeypatch):
     original = rundir.os.replace
 
@@ -113,6 +117,7 @@ def test_a_full_disk_names_the_file_and_the_run_resumes(tmp_path, capsys, monkey
     assert not list(directory.rglob(".*.tmp")), "leftover temporary files are cleaned on resume"
 
 
+@pytest.mark.slow
 def test_run_files_follow_the_umask(tmp_path, capsys):
     old = os.umask(0o022)
     try:
@@ -126,6 +131,7 @@ def test_run_files_follow_the_umask(tmp_path, capsys):
         assert mode == 0o644, f"{name} has mode {oct(mode)}"
 
 
+@pytest.mark.slow
 def test_non_finite_loss_before_any_checkpoint_says_so(tmp_path, capsys):
     err = _fails(capsys, ["run", str(BASE), "--quiet", *_tiny(tmp_path, "train.optimizer.lr=1e30",
                                                               "train.grad_clip=null")],
@@ -181,6 +187,7 @@ def test_jobs_workers_die_with_their_parent(tmp_path):
     assert files == {p: p.stat().st_mtime for p in out.rglob("*") if p.is_file()}, "still writing"
 
 
+@pytest.mark.slow
 def test_a_damaged_stage_checkpoint_is_named_on_resume(tmp_path, capsys, monkeypatch, system):
     """Interrupted in the second stage: resuming reads the first stage's checkpoint."""
     from mmtk import stage_loop

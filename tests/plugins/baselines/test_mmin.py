@@ -169,6 +169,7 @@ def tiny_mmin_tree(system) -> dict:
     return tree
 
 
+@pytest.mark.slow
 def test_mmin_two_stages_end_to_end_with_frozen_teacher(system, run_tiny):
     results = run_tiny(tiny_mmin_tree(system))
     trial = Path(results["directory"]) / "trials" / "seed0"

@@ -38,6 +38,7 @@ def test_mmin_recipe_stages(prepare_tree):
     assert mmin.losses.weights == {"reconstructor/mse": 4.0, "reconstructor/cycle": 2.0}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ae-impute", "cra-impute", "mean-impute"])
 def test_imputation_recipes_run_tiny(run_tiny, name):
     results = run_tiny(RECIPES / f"{name}.yaml")

@@ -17,6 +17,7 @@ ABLATIONS = ["cmarr_no_align.yaml", "cmarr_no_flow.yaml", "cmarr_no_refine.yaml"
 CONDITIONS = {"a", "t", "v", "at", "av", "tv", "atv", "mean"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["cmarr.yaml", *ABLATIONS])
 def test_recipe_runs(run_tiny, recipe):
     results = run_tiny(RECIPES / recipe, epochs=1)
@@ -52,6 +53,7 @@ def _trained_model(system, prepare_tree, tmp_path, recipe):
     return model.eval(), splits
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["cmarr.yaml", "cmarr_no_flow.yaml"])
 def test_absent_modality_values_never_reach_predictions(system, prepare_tree, tmp_path, recipe):
     model, splits = _trained_model(system, prepare_tree, tmp_path, recipe)

@@ -6,6 +6,7 @@ import pytest
 from mmtk.cli import main
 
 
+@pytest.mark.slow
 def test_folds_all_end_to_end(fx, tmp_path, capsys, monkeypatch):
     fx.mmin(tmp_path / "data", folds=3)
     recipe = tmp_path / "r.yaml"

@@ -14,6 +14,7 @@ def _has(system, kind, name):
     return name in system.registry.names(kind)
 
 
+@pytest.mark.slow
 def test_handwritten_recipe_trains_on_fixture_files(system, prepare_tree, fx, tmp_path):
     fx.mfeat(tmp_path / "mfeat", per_class=10)
     for rate in (0.0, 0.5):
@@ -25,6 +26,7 @@ def test_handwritten_recipe_trains_on_fixture_files(system, prepare_tree, fx, tm
         assert 0.0 <= war <= 1.0
 
 
+@pytest.mark.slow
 def test_relative_root_is_relative_to_the_recipe_file(system, fx, tmp_path, monkeypatch):
     fx.arrays(tmp_path / "project" / "features", n=40)
     recipe = tmp_path / "project" / "recipes" / "mine.yaml"

@@ -58,6 +58,7 @@ def test_a_sample_without_score_is_named(tmp_path):
         Arrays(root=tmp_path / "d").load()
 
 
+@pytest.mark.slow
 def test_regression_head_learns_and_selection_follows_validation_mae(system, prepare_tree, tmp_path):
     score = write_scored_arrays(tmp_path / "d")
     results = Run.create(prepare_tree(_recipe(tmp_path / "d")), system).execute()
@@ -90,6 +91,7 @@ def test_mmsa_skipped_samples_keep_scores_aligned(fx, tmp_path):
         assert s == pytest.approx(float(truth["train"]["regression_labels"][raw_ids.index(sid)]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["cmarr-mosi", "baseline-mosi"])
 def test_mosi_recipes_train_a_regressor_on_an_mmsa_fixture(system, prepare_tree, fx, tmp_path, recipe):
     fx.mmsa(tmp_path / "mosi.pkl", per_split={"train": 24, "valid": 8, "test": 8})
@@ -105,6 +107,7 @@ def test_mosi_recipes_train_a_regressor_on_an_mmsa_fixture(system, prepare_tree,
         assert np.isfinite(value) and (name in ("mae", "corr") or 0.0 <= value <= 1.0)
 
 
+@pytest.mark.slow
 def test_compare_shows_regression_metrics(system, fx, tmp_path, capsys):
     fx.mmsa(tmp_path / "mosi.pkl", per_split={"train": 24, "valid": 8, "test": 8})
     from mmtk.cli import main

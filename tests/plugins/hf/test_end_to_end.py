@@ -75,6 +75,7 @@ def _needs_arrays(system):
                     "format is written for it")
 
 
+@pytest.mark.slow
 def test_extracted_features_train_a_recipe(raw_data, tiny_audio_model, tiny_bert, system, capsys):
     _needs_arrays(system)
     out = raw_data / "features"
@@ -99,6 +100,7 @@ def test_extracted_features_train_a_recipe(raw_data, tiny_audio_model, tiny_bert
     assert _test_war(results) == 1.0, results["summary"]["test"]   # tones and words separate the classes
 
 
+@pytest.mark.slow
 def test_raw_inputs_train_hf_encoders(raw_data, tiny_audio_model, tiny_bert, system, capsys):
     """--raw token ids and waveforms, encoded in the loop by hf_text / hf_audio (paths relative
     to the recipe file)."""
