@@ -149,12 +149,17 @@ def _importing_recipe(tmp_path):
     marker = tmp_path / "MARKER"
     plugin = tmp_path / "evil.py"
     plugin.write_text(
-        "import mmtk, pathlib\n"
+        "import mmtk, pathlib, torch\n"
         f"pathlib.Path({str(marker)!r}).write_text('ran')\n"
-        "from mmtk_basic.encoders import MLPEncoder\n"
+        "class Linear(torch.nn.Module):\n"
+        "    def __init__(self, in_dim: int, latent_dim: int):\n"
+        "        super().__init__()\n"
+        "        self.net = torch.nn.Linear(in_dim, latent_dim)\n"
+        "    def forward(self, x, lengths=None):\n"
+        "        return self.net(x)\n"
         "@mmtk.hookimpl\n"
         "def mmtk_register_components(register):\n"
-        "    register('encoder', 'evil_mlp', MLPEncoder)\n")
+        "    register('encoder', 'evil_mlp', Linear)\n")
     recipe = tmp_path / "downloaded.yaml"
     recipe.write_text(f"extends: {BASE}\nimports: [evil.py]\nmodel:\n  encoders:\n    text: {{type: evil_mlp}}\n")
     return recipe, marker
