@@ -46,7 +46,8 @@ def main() -> None:
         ddp, m2 = samples_per_second(tmp / "ddp")
     print(f"recipe: {args.recipe}; {args.threads} torch thread(s) per process; {os.cpu_count()} CPU cores")
     print(f"1 process:            {one:,.0f} training samples/s (test mean UAR {100 * m1['uar']['mean']:.2f})")
-    print(f"{args.procs} DDP processes (gloo): {ddp:,.0f} training samples/s (test mean UAR {100 * m2['uar']['mean']:.2f})")
+    print(f"{args.procs} DDP processes (gloo): {ddp:,.0f} training samples/s "
+          f"(test mean UAR {100 * m2['uar']['mean']:.2f})")
     print(f"speed-up: {ddp / one:.2f}x")
 
 

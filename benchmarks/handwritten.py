@@ -13,7 +13,8 @@ Recipes whose data is not Handwritten (e.g. zero-impute, ae-impute, written for 
 modalities) are adapted: data -> handwritten, their audio/text/visual encoders removed, one
 MLP encoder per view (as recipes/handwritten.yaml), and the protocols set to `none` because
 the missingness lives in the data (stage-level protocols of multi-stage recipes, such as
-MMIN's full-modality pretraining stage, stay as they are). Reference: CPM-Nets ≈ 95 % (η = 0) to ≈ 91 % (η = 0.5), read off its figure; a
+MMIN's full-modality pretraining stage, stay as they are). Reference: CPM-Nets ≈ 95 % (η = 0)
+to ≈ 91 % (η = 0.5), read off its figure; a
 mean-imputation + mask + logistic-regression floor ≈ 92.8 % at η = 0.5 (data.md §2).
 """
 from __future__ import annotations

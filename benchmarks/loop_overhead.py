@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 
 from mmtk.builder import Builder
-from mmtk.trainer import Trainer, TrialSpec
 from mmtk.data_loading import load_data
 from mmtk.devices import seed_everything
 from mmtk.plugins import load_plugins
 from mmtk.recipe import resolve
+from mmtk.trainer import Trainer, TrialSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .hookspecs import (RegisterCommand, RegisterComponent, RegisterRecipe, RunInfo, hookimpl,
-                        hookspec)
+from .hookspecs import RegisterCommand, RegisterComponent, RegisterRecipe, RunInfo, hookimpl, hookspec
 
 __version__ = "0.1.0"
 
@@ -56,11 +55,19 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing here runs
     from .batch import ModalityBatch, condition_code, parse_condition
     from .constraints import Constraint, Finite, Ge, Gt, Le, Lt, Matches, NonEmpty
-    from .data import DataSplits, Dataset, TensorData, stratified_split
+    from .data import Dataset, DataSplits, TensorData, stratified_split
     from .errors import DataError, MmtkError, NonFiniteLossError, PluginError, Problem, RecipeError
     from .lazy import LazyFeatures
-    from .metrics import (Metric, accuracy, confusion_matrix, macro_f1, macro_recall,
-                          mean_absolute_error, pearson, weighted_f1)
+    from .metrics import (
+        Metric,
+        accuracy,
+        confusion_matrix,
+        macro_f1,
+        macro_recall,
+        mean_absolute_error,
+        pearson,
+        weighted_f1,
+    )
     from .pipeline import Fuser, Slot, State, Targets
     from .protocols import EvalCondition, EvalPlan, MissingProtocol
     from .registry import KINDS

@@ -23,9 +23,9 @@ def _print_json(obj: Any) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from .console import is_terminal
     from .registry import KINDS
     from .report import render_table
-    from .console import is_terminal
 
     system = _system(args)
     if args.what == "components":
@@ -200,12 +200,12 @@ def _dry_run(args: argparse.Namespace, system: Any) -> int:
                             "a dry run does not execute a recipe's code unless you pass --allow-imports")
         if report.problems:
             raise RecipeError(report.problems, str(report.source))
-    report = dry_run(resolve(args.recipe, system, _recipe_overrides(args)), system, args.device)
+    built = dry_run(resolve(args.recipe, system, _recipe_overrides(args)), system, args.device)
     if args.json:
-        _print_json(report)
+        _print_json(built)
     else:
-        print(f"{args.recipe}: valid; modalities {', '.join(report['modalities'])}")
-        for s in report["stages"]:
+        print(f"{args.recipe}: valid; modalities {', '.join(built['modalities'])}")
+        for s in built["stages"]:
             print(f"  stage '{s['name']}': {s['parameters']:,} parameters; auxiliary losses: "
                   f"{', '.join(s['aux_losses']) or 'none'}")
     return 0

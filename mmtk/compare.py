@@ -24,8 +24,8 @@ from .errors import MmtkError
 from .plugins import PluginSystem
 from .recipe import Component, Recipe, resolve
 from .report import condition_order, fmt, is_percent, markdown_table, render_table
-from .rundir import atomic_write_text, new_run_dir
 from .run import read_results
+from .rundir import atomic_write_text, new_run_dir
 
 
 @dataclass
@@ -134,7 +134,7 @@ def run_entries(entries: list[Entry], overrides: list[str], jobs: int, plugins_d
         proc.wait()
         reader.join()
         if proc.returncode != 0:
-            entry.error = next((l for l in reversed(entry.log) if l.startswith("error:")),
+            entry.error = next((line for line in reversed(entry.log) if line.startswith("error:")),
                                entry.log[-1] if entry.log else f"exit status {proc.returncode}")
             show(entry, f"FAILED: {entry.error}")
             return

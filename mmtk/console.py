@@ -42,7 +42,7 @@ class RichProgress:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[score]}"), TimeElapsedColumn(), transient=False)
         self.progress.start()
-        self.task = None
+        self.task: Any = None
 
     def __call__(self, event: str, **info: Any) -> None:
         if event == "run_start":

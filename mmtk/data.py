@@ -167,8 +167,9 @@ class Standardizer:
             if m not in self.mean:
                 inputs[m] = data.inputs[m]
                 continue
-            if isinstance(data.inputs[m], LazyFeatures):  # normalised per batch when read
-                inputs[m] = data.inputs[m].normalized(self.mean[m], self.std[m])
+            features = data.inputs[m]
+            if isinstance(features, LazyFeatures):  # normalised per batch when read
+                inputs[m] = features.normalized(self.mean[m], self.std[m])
                 continue
             x = (data.inputs[m] - self.mean[m]) / self.std[m]
             keep = data.present[:, i].view(-1, *([1] * (x.dim() - 1)))
@@ -189,6 +190,7 @@ def _valid_rows(data: TensorData, m: str, i: int, pos: Tensor, x: Tensor) -> Ten
 
 def _lazy_stats(train: TensorData, m: str, i: int) -> tuple[Tensor, Tensor]:
     lazy = train.inputs[m]
+    assert isinstance(lazy, LazyFeatures)
     chunks = (_valid_rows(train, m, i, torch.from_numpy(pos), x) for pos, x in lazy.chunks())
     mean, std, count = streaming_mean_std(chunks)
     if not count:

@@ -118,6 +118,7 @@ class Pipeline(nn.Module):
         self.aligner, self.reconstructor, self.refiner = aligner, reconstructor, refiner
         self.fuser, self.head = fuser, head
         self.frozen: tuple[str, ...] = ()
+        self.latent_dim: int | None = None  # set by the builder: encoders must return this width
 
     # -- freezing ---------------------------------------------------------------------------
     def freeze(self, prefixes: list[str]) -> None:

@@ -1,7 +1,6 @@
 """A run: a validated recipe, a fresh run directory, and one trial per (fold, seed)."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from .metrics import describe, summarize_trials
 from .plugins import PluginSystem
 from .recipe import Recipe, resolve
 from .report import write_csv
-from .rundir import WriteError, environment, read_json, new_run_dir, remove_temporary_files, write_json, write_yaml
+from .rundir import WriteError, environment, new_run_dir, read_json, remove_temporary_files, write_json, write_yaml
 from .trainer import Progress, Trainer, TrialSpec, quiet
 
 

@@ -8,8 +8,20 @@
 """
 from .loading import apply_overrides, deep_merge, parse_value, parse_yaml, read_recipe_tree, set_path
 from .resolve import Report, check, plugin_defaults, resolve
-from .sections import (SCHEMA_VERSION, Component, Data, Eval, InitFrom, Losses, Missing, Model,
-                       Output, Recipe, Stage, Train)
+from .sections import (
+                       SCHEMA_VERSION,
+                       Component,
+                       Data,
+                       Eval,
+                       InitFrom,
+                       Losses,
+                       Missing,
+                       Model,
+                       Output,
+                       Recipe,
+                       Stage,
+                       Train,
+)
 
 __all__ = ["Component", "Data", "Eval", "InitFrom", "Losses", "Missing", "Model", "Output", "Recipe",
            "Report", "SCHEMA_VERSION", "Stage", "Train", "apply_overrides", "check", "deep_merge",

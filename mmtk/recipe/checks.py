@@ -13,8 +13,8 @@ from typing import Any, Callable
 from ..errors import MmtkError, Problem, accepted, did_you_mean
 from ..schema import Param, check_params, validate_params
 from .loading import deep_merge
-from .stage_checks import check_stage
 from .sections import SCHEMA_VERSION, STAGE_KEYS, STAGE_SECTIONS, Data, Eval, InitFrom, Output, Recipe
+from .stage_checks import check_stage
 
 
 def section_params(cls: type) -> tuple[list[Param], dict[str, dataclasses.Field]]:
@@ -121,7 +121,7 @@ class Checker:
 
 
 def check_tree(tree: dict, registry: Any, dataset_of: Callable[[dict], Any] | None = None,
-               imports_skipped: bool = False, defaulted: set[str] = frozenset()) -> Checker:
+               imports_skipped: bool = False, defaulted: frozenset[str] | set[str] = frozenset()) -> Checker:
     """Every problem in a complete recipe tree (after extends, overrides and defaults).
     ``defaulted``: the dotted keys a plugin's defaults filled in (a problem there says so)."""
     c = Checker(registry, imports_skipped)

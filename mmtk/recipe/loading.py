@@ -175,10 +175,12 @@ def find_recipe(name: str | Path, named: dict[str, Path], relative_to: Path | No
     path = Path(name)
     if relative_to is not None and not path.is_absolute():
         path = relative_to / path
+    # absolute, not resolved: a recipe reached through a link keeps the link's folder as the
+    # base of its relative paths (recipes/ holds links to the plugins' recipe files)
     if path.exists():
-        return path.resolve()
+        return Path(os.path.abspath(path))
     if str(name) in named:
-        return Path(named[str(name)]).resolve()
+        return Path(os.path.abspath(named[str(name)]))
     hint = did_you_mean(str(name), named)
     where = f"{path}" if relative_to is None else f"{path} (relative to the recipe that names it)"
     raise MmtkError(f"{what} '{name}' not found (looked for the file {where} and for a "

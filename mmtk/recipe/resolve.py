@@ -17,8 +17,7 @@ from ..errors import MmtkError, Problem, RecipeError
 from ..schema import path_params
 from .checks import check_tree, section_params, stage_blocks
 from .loading import apply_overrides, deep_merge, find_recipe, interpolate_env, read_recipe_tree
-from .sections import (STAGE_SECTION_TYPES, STAGE_SECTIONS, Component, Data, Eval, InitFrom,
-                       Output, Recipe, Stage)
+from .sections import STAGE_SECTION_TYPES, STAGE_SECTIONS, Component, Data, Eval, InitFrom, Output, Recipe, Stage
 
 
 @dataclass
@@ -43,7 +42,7 @@ def plugin_defaults(system: Any) -> dict:
     return merged
 
 
-def check(source: str | Path | dict, system: Any, overrides: list[str] = (), *,
+def check(source: str | Path | dict, system: Any, overrides: list[str] | tuple[str, ...] = (), *,
           base_dir: str | Path | None = None, allow_imports: bool = True) -> Report:
     """Every problem of a recipe; a file's own shape problems raise at once."""
     named = {name: entry.path for name, entry in system.recipes.items()}
@@ -83,7 +82,7 @@ def check(source: str | Path | dict, system: Any, overrides: list[str] = (), *,
     return report
 
 
-def resolve(source: str | Path | dict, system: Any, overrides: list[str] = (), *,
+def resolve(source: str | Path | dict, system: Any, overrides: list[str] | tuple[str, ...] = (), *,
             base_dir: str | Path | None = None) -> Recipe:
     """The typed recipe, or a :class:`RecipeError` listing every problem. ``imports:`` run."""
     report = check(source, system, overrides, base_dir=base_dir)

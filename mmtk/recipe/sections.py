@@ -153,7 +153,7 @@ class Recipe:
     The top-level ``train``/``missing``/``losses``/``model`` sections exist only merged into
     each stage (a recipe without ``stages`` has one stage, ``main``)."""
 
-    mmtk: Literal[1] = SCHEMA_VERSION
+    mmtk: Literal[1] = 1  # SCHEMA_VERSION
     name: Annotated[str, RUN_NAME] = field()
     description: str = ""
     imports: list[str] = field(default_factory=list)

@@ -8,7 +8,8 @@ from typing import Any, Callable
 
 from ..errors import MmtkError
 from ..registry import ComponentSpec
-from . import kind_checks as k, model_checks as m
+from . import kind_checks as k
+from . import model_checks as m
 from .common import CHECKS, ContractSkip, NoGradient
 
 
@@ -53,7 +54,8 @@ def contract_cases(*plugins: str, distribution: str | None = None,
                               f"(installed: {', '.join(sorted(statuses)) or 'none'}); check the "
                               "entry point in your pyproject.toml and reinstall the package"))
         elif status.status != "ok":
-            why = status.error if status.status == "failed" else "it is disabled by MMTK_LOAD_PLUGINS/MMTK_DISABLE_PLUGINS"
+            why = (status.error if status.status == "failed"
+                   else "it is disabled by MMTK_LOAD_PLUGINS/MMTK_DISABLE_PLUGINS")
             cases.append(Case("load", name, problem=f"plugin '{name}' ({status.source}) "
                               f"{'failed to load' if status.status == 'failed' else 'did not load'}: {why}"))
         else:

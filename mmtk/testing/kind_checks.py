@@ -12,6 +12,7 @@ from .common import MODALITIES, ContractSkip, NoGradient, example_block, make_bu
 
 def check_loss(spec: ComponentSpec, workdir: Path, system: Any, allow: NoGradient) -> None:
     import torch
+
     from ..task import loss_target
 
     loss_fn = make_builder(system).component("loss", example_block("loss", spec, workdir, system))
@@ -30,6 +31,7 @@ def check_loss(spec: ComponentSpec, workdir: Path, system: Any, allow: NoGradien
 
 def check_metric(spec: ComponentSpec, workdir: Path, system: Any, allow: NoGradient) -> None:
     import torch
+
     from ..metrics import as_metric, confusion_matrix
 
     metric = as_metric(make_builder(system).component("metric", spec.qualified_name))
@@ -75,6 +77,7 @@ def check_scheduler(spec: ComponentSpec, workdir: Path, system: Any, allow: NoGr
 
 def check_protocol(spec: ComponentSpec, workdir: Path, system: Any, allow: NoGradient) -> None:
     import torch
+
     from ..protocols import MissingProtocol
 
     block = example_block("missing", spec, workdir, system)
@@ -99,7 +102,7 @@ def check_protocol(spec: ComponentSpec, workdir: Path, system: Any, allow: NoGra
 
 
 def check_dataset(spec: ComponentSpec, workdir: Path, system: Any, allow: NoGradient) -> None:
-    from ..data import DataSplits, Dataset
+    from ..data import Dataset, DataSplits
 
     required = [p for p in inspect.signature(spec.obj).parameters.values()
                 if p.default is p.empty and p.name not in ("self", "seed")

@@ -7,8 +7,17 @@ from typing import Any
 
 from ..errors import MmtkError
 from ..registry import ComponentSpec
-from .common import (DEFAULT_PARTS, IN_DIMS, LATENT_DIM, MODALITIES, NUM_CLASSES, ContractSkip,
-                     NoGradient, example_block, make_builder)
+from .common import (
+    DEFAULT_PARTS,
+    IN_DIMS,
+    LATENT_DIM,
+    MODALITIES,
+    NUM_CLASSES,
+    ContractSkip,
+    NoGradient,
+    example_block,
+    make_builder,
+)
 
 
 def build_pipeline(spec: ComponentSpec, workdir: Path, system: Any) -> tuple[Any, dict[str, Any]]:
@@ -41,6 +50,7 @@ def make_batch(spec: ComponentSpec | None = None, n: int = 8, frames: int = 5, s
     """(complete batch, present mask). Every modality is present in some samples, alone and
     with each other one; with ``absent`` that modality is absent from every sample."""
     import torch
+
     from ..batch import ModalityBatch
 
     g = torch.Generator().manual_seed(seed)

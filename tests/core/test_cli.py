@@ -1,9 +1,9 @@
 """The command line end to end (in-process)."""
 from __future__ import annotations
 
-import pytest
-
 import json
+
+import pytest
 
 from conftest import RECIPES
 from mmtk.cli import main

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import RECIPES, prepare, write_scored_arrays
 from mmtk.builder import Builder
-from mmtk.evaluate import Evaluator
 from mmtk.data_loading import load_data
+from mmtk.evaluate import Evaluator
 from mmtk.rundir import load_torch
 
 TOLERANCE = 0.04  # |Δ test mean UAR| between 2 ranks and 1 process (dropout draws differ)
@@ -47,7 +47,8 @@ def test_torchrun_two_processes_match_one(system, tmp_path):
     model = builder.model(tree.last_stage.model, splits.in_dims, splits.num_classes)
     model.load_state_dict(load_torch(runs[0] / "trials/seed0/model.pt"))
     metrics = builder.metrics(tree.eval.metrics)
-    plan = builder.component("missing", tree.last_stage.missing.eval).eval_conditions(splits.modalities, len(splits.test))
+    protocol = builder.component("missing", tree.last_stage.missing.eval)
+    plan = protocol.eval_conditions(splits.modalities, len(splits.test))
     mine = Evaluator(metrics, splits.num_classes, 256, None).evaluate(model, splits.test, plan)
     assert mine == d["trials"]["seed0"]["test"]
 
@@ -79,6 +80,7 @@ def test_torchrun_gathers_regression_scores(system, tmp_path):
     model = builder.model(tree.last_stage.model, splits.in_dims, splits.num_classes, out_dim=1)
     model.load_state_dict(load_torch(run / "trials/seed0/model.pt"))
     metrics = builder.metrics(tree.eval.metrics)
-    plan = builder.component("missing", tree.last_stage.missing.eval).eval_conditions(splits.modalities, len(splits.test))
+    protocol = builder.component("missing", tree.last_stage.missing.eval)
+    plan = protocol.eval_conditions(splits.modalities, len(splits.test))
     mine = Evaluator(metrics, splits.num_classes, 256, None, target="scores").evaluate(model, splits.test, plan)
     assert mine == saved["trials"]["seed0"]["test"]

@@ -7,13 +7,12 @@ import pytest
 import torch
 
 from conftest import RECIPES, prepare, tiny_overrides
-from mmtk.errors import MmtkError
 from mmtk.builder import Builder
-from mmtk.evaluate import Evaluator
 from mmtk.data_loading import load_data
-from mmtk.errors import NonFiniteLossError
-from mmtk.rundir import load_torch
+from mmtk.errors import MmtkError, NonFiniteLossError
+from mmtk.evaluate import Evaluator
 from mmtk.run import Run
+from mmtk.rundir import load_torch
 
 SIX = ["missing.train={type: six_conditions}", "missing.eval={type: six_conditions}"]
 

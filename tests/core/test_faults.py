@@ -190,9 +190,9 @@ def test_jobs_workers_die_with_their_parent(tmp_path):
 @pytest.mark.slow
 def test_a_damaged_stage_checkpoint_is_named_on_resume(tmp_path, capsys, monkeypatch, system):
     """Interrupted in the second stage: resuming reads the first stage's checkpoint."""
+    from conftest import prepare
     from mmtk import stage_loop
     from mmtk.run import Run
-    from conftest import prepare
 
     recipe = {"name": "two", "data": {"type": "synthetic", "n_samples": 200},
               "model": {"latent_dim": 8, "encoders": {m: {"type": "mlp", "hidden": 8}

@@ -2,8 +2,7 @@
 import pytest
 import torch
 
-from mmtk.metrics import (accuracy, confusion_matrix, macro_f1, macro_recall, mean_std,
-                          summarize_trials, weighted_f1)
+from mmtk.metrics import accuracy, confusion_matrix, macro_f1, macro_recall, mean_std, summarize_trials, weighted_f1
 
 Y_TRUE = torch.tensor([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
 Y_PRED = torch.tensor([0, 0, 1, 2, 1, 0, 2, 2, 2, 1])

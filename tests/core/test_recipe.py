@@ -8,8 +8,7 @@ import pytest
 from conftest import RECIPES
 from mmtk.cli import main
 from mmtk.errors import RecipeError
-from mmtk.recipe import apply_overrides, deep_merge, parse_yaml, read_recipe_tree
-from mmtk.recipe import resolve
+from mmtk.recipe import apply_overrides, deep_merge, parse_yaml, read_recipe_tree, resolve
 
 BAD = Path(__file__).parent / "recipes"
 

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from mmtk.errors import DataError
-from mmtk.safeload import (UnsafeFileError, load_npy, load_pickle, npz_member, open_npz,
-                           read_text)
+from mmtk.safeload import UnsafeFileError, load_npy, load_pickle, npz_member, open_npz, read_text
 
 WHO = "test"
 

@@ -63,7 +63,7 @@ def test_components_declare_limits_next_to_their_parameters():
 def test_core_sections_are_checked_by_the_component_machinery():
     plain, special = section_params(Train)
     by_name = {p.name: p for p in plain}
-    assert by_name["epochs"].default == 30 and not by_name["monitor"].default is None
+    assert by_name["epochs"].default == 30 and by_name["monitor"].default is not None
     assert by_name["monitor"].required            # supplied by a plugin's defaults, not the core
     assert set(special) == {"optimizer", "scheduler"}
     problems = check_params(plain, {"epochs": 0, "amp": "fp8"}, "train", what="key")

@@ -10,14 +10,14 @@ import torch
 from conftest import RECIPES, prepare, tiny_overrides
 from mmtk.builder import Builder
 from mmtk.data import DataSplits, TensorData
-from mmtk.evaluate import Evaluator
-from mmtk.trainer import Trainer
 from mmtk.errors import DataError, MmtkError
+from mmtk.evaluate import Evaluator
 from mmtk.metrics import Metric, as_metric, mean_absolute_error, pearson
 from mmtk.protocols import EvalCondition, EvalPlan
 from mmtk.recipe import Component, check
 from mmtk.run import Run
 from mmtk.task import check_metrics, check_output, check_scores, loss_target
+from mmtk.trainer import Trainer
 
 MODS = ("audio", "text", "visual")
 DIMS = {"audio": 5, "text": 4, "visual": 3}
