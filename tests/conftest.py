@@ -68,3 +68,16 @@ def write_scored_arrays(root, n: int = 400, seed: int = 0) -> np.ndarray:
     (root / "labels.csv").write_text("id,label\n" + "".join(f"{i},{int(s >= 0)}\n" for i, s in zip(ids, score)))
     (root / "scores.csv").write_text("id,score\n" + "".join(f"{i},{s:.6f}\n" for i, s in zip(ids, score)))
     return score
+
+
+def fails_with(capsys, argv, *fragments) -> str:
+    """Run the CLI; assert exit status 2, no traceback, and every fragment in stderr."""
+    from mmtk.cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    for f in fragments:
+        assert f in err, f"{f!r} not in:\n{err}"
+    return err

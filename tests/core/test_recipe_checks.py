@@ -6,21 +6,13 @@ import json
 
 import pytest
 
-from conftest import RECIPES
+from conftest import RECIPES, fails_with
 from mmtk.cli import main
 
 BASE = RECIPES / "baseline.yaml"
 MMIN = RECIPES / "mmin.yaml"
 
 
-def _fails(capsys, argv, *fragments):
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert "Traceback" not in err
-    for f in fragments:
-        assert f in err, f"{f!r} not in:\n{err}"
-    return err
 
 
 @pytest.mark.parametrize("setting, path, words", [
@@ -45,46 +37,46 @@ def _fails(capsys, argv, *fragments):
     ("stages=[a, b]", "stages[0]", "expected a stage block"),
 ])
 def test_values_are_checked_against_their_meaning(capsys, setting, path, words):
-    _fails(capsys, ["validate", str(BASE), "--set", setting], f"{path}:", words)
+    fails_with(capsys, ["validate", str(BASE), "--set", setting], f"{path}:", words)
 
 
 def test_folds_option_on_a_dataset_without_folds(capsys):
-    _fails(capsys, ["run", str(BASE), "--folds", "1", "--dry-run"], "data.folds", "has no folds")
+    fails_with(capsys, ["run", str(BASE), "--folds", "1", "--dry-run"], "data.folds", "has no folds")
 
 
 def test_output_dir_that_is_a_file(capsys, tmp_path):
     f = tmp_path / "a-file"
     f.write_text("x")
-    _fails(capsys, ["validate", str(BASE), "--set", f"output.dir={f}"], "output.dir", "is a file")
+    fails_with(capsys, ["validate", str(BASE), "--set", f"output.dir={f}"], "output.dir", "is a file")
 
 
 def test_duplicate_keys_name_both_lines(capsys, tmp_path):
     top = tmp_path / "top.yaml"
     top.write_text(f"extends: {BASE}\nname: a\nname: b\n")
-    _fails(capsys, ["validate", str(top)], "duplicate key 'name'", "first on line 2, again on line 3")
+    fails_with(capsys, ["validate", str(top)], "duplicate key 'name'", "first on line 2, again on line 3")
     nested = tmp_path / "nested.yaml"
     nested.write_text(f"extends: {BASE}\ntrain:\n  epochs: 3\n  batch_size: 8\n  epochs: 4\n")
-    _fails(capsys, ["validate", str(nested)], "duplicate key 'epochs'", "first on line 3, again on line 5")
+    fails_with(capsys, ["validate", str(nested)], "duplicate key 'epochs'", "first on line 3, again on line 5")
 
 
 def test_shapes_of_the_recipe_itself(capsys, tmp_path):
     ext = tmp_path / "ext.yaml"
     ext.write_text(f"extends: [{BASE}]\n")
-    _fails(capsys, ["validate", str(ext)], "extends", "expected one recipe file or name")
+    fails_with(capsys, ["validate", str(ext)], "extends", "expected one recipe file or name")
     mmin = tmp_path / "map.yaml"
     mmin.write_text(f"extends: {MMIN}\nstages:\n  - name: pretrain\n"
                     "  - name: mmin\n    init_from: {stage: pretrain, map: 'encoders.'}\n")
-    _fails(capsys, ["validate", str(mmin)], "stages[1].init_from.map", "got str 'encoders.'")
+    fails_with(capsys, ["validate", str(mmin)], "stages[1].init_from.map", "got str 'encoders.'")
     dup = tmp_path / "dup-stage.yaml"
     dup.write_text(f"extends: {MMIN}\nstages:\n  - name: pretrain\n  - name: pretrain\n")
-    _fails(capsys, ["validate", str(dup)], "stages[1].name", "used twice")
+    fails_with(capsys, ["validate", str(dup)], "stages[1].name", "used twice")
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"\x89PNG\r\n\x00\x00")
-    _fails(capsys, ["validate", str(binary)], "binary file")
+    fails_with(capsys, ["validate", str(binary)], "binary file")
     latin = tmp_path / "latin.yaml"
     latin.write_bytes("name: café\n".encode("latin-1"))
-    _fails(capsys, ["validate", str(latin)], "not UTF-8")
-    _fails(capsys, ["validate", str(tmp_path)], "is a directory")
+    fails_with(capsys, ["validate", str(latin)], "not UTF-8")
+    fails_with(capsys, ["validate", str(tmp_path)], "is a directory")
     bom = tmp_path / "bom.yaml"
     bom.write_bytes(b"\xef\xbb\xbf" + f"extends: {BASE}\n".encode())
     assert main(["validate", str(bom)]) == 0
@@ -101,7 +93,7 @@ def test_extends_is_relative_to_the_recipe_never_the_working_directory(capsys, t
     assert main(["validate", str(child)]) == 0, capsys.readouterr().err
     orphan = tmp_path / "project" / "recipes" / "orphan.yaml"
     orphan.write_text("extends: decoy.yaml\n")   # exists in the cwd only
-    _fails(capsys, ["validate", str(orphan)], "extends 'decoy.yaml' not found",
+    fails_with(capsys, ["validate", str(orphan)], "extends 'decoy.yaml' not found",
            "relative to the recipe that names it")
 
 
@@ -111,13 +103,13 @@ def test_extends_is_relative_to_the_recipe_never_the_working_directory(capsys, t
     ("train.device=cuda", ["device 'cuda'", "CUDA is not available"]),
 ])
 def test_dry_run_finds_what_only_building_can(capsys, setting, words):
-    _fails(capsys, ["run", str(BASE), "--dry-run", "--set", setting], *words)
+    fails_with(capsys, ["run", str(BASE), "--dry-run", "--set", setting], *words)
 
 
 def test_dry_run_names_stage_parts(capsys):
-    _fails(capsys, ["run", str(MMIN), "--dry-run", "--set", "stages.1.freeze=[nothing]"],
+    fails_with(capsys, ["run", str(MMIN), "--dry-run", "--set", "stages.1.freeze=[nothing]"],
            "stages[1].freeze (stage 'mmin')", "cannot freeze 'nothing'")
-    _fails(capsys, ["run", str(MMIN), "--dry-run", "--set", 'stages.1.init_from.map={"nomatch.": "x."}'],
+    fails_with(capsys, ["run", str(MMIN), "--dry-run", "--set", 'stages.1.init_from.map={"nomatch.": "x."}'],
            "stages[1].init_from (stage 'mmin')", "no parameter of that stage matches")
 
 
@@ -134,13 +126,13 @@ def test_a_constructor_that_raises_is_named(capsys, tmp_path):
         "    register('encoder', 'picky', Picky)\n")
     recipe = tmp_path / "r.yaml"
     recipe.write_text(f"extends: {BASE}\nimports: [picky.py]\nmodel:\n  encoders:\n    text: {{type: picky}}\n")
-    _fails(capsys, ["run", str(recipe), "--dry-run", "--allow-imports"],
+    fails_with(capsys, ["run", str(recipe), "--dry-run", "--allow-imports"],
            "model.encoders.text (encoder 'picky', plugin 'local:picky')", "ValueError: I refuse every input")
 
 
 def test_a_failed_run_leaves_no_empty_run_folder(capsys, tmp_path):
     out = tmp_path / "runs"
-    _fails(capsys, ["run", str(BASE), "--set", "train.device=cuda", "--set", f"output.dir={out}"],
+    fails_with(capsys, ["run", str(BASE), "--set", "train.device=cuda", "--set", f"output.dir={out}"],
            "CUDA is not available")
     assert not list(out.glob("*/*")), "an empty run folder was left behind"
 
@@ -174,7 +166,7 @@ def test_validate_and_dry_run_do_not_execute_imports(capsys, tmp_path):
     assert main(["validate", str(recipe), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["not_executed"] == [str(tmp_path / "evil.py")] and report["not_checked"]
-    _fails(capsys, ["run", str(recipe), "--dry-run"], "--allow-imports")
+    fails_with(capsys, ["run", str(recipe), "--dry-run"], "--allow-imports")
     assert not marker.exists(), "a recipe's code ran although nobody asked for it"
     assert main(["validate", str(recipe), "--allow-imports"]) == 0
     assert marker.exists()
