@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     # errors a plugin raises for bad input (printed without a traceback, exit status 2)
     **dict.fromkeys(["MmtkError", "RecipeError", "DataError", "PluginError", "NonFiniteLossError",
-                     "Problem"], "mmtk.errors"),
+                     "Problem", "did_you_mean"], "mmtk.errors"),
     # model slots and the state they pass along
     **dict.fromkeys(["Slot", "Fuser", "State", "Targets"], "mmtk.pipeline"),
     # the data contract and datasets
@@ -35,11 +35,18 @@ _LAZY: dict[str, str] = {
     "KINDS": "mmtk.registry",
 }
 
+# Public modules, imported as ``from mmtk import ops``: shared tensor helpers, safe loading of
+# data files, the generic arrays format, plugin.py helpers, the metric functions, the
+# contract test. Plugins import from ``mmtk`` and these modules only (tests check it).
+PUBLIC_MODULES = ("ops", "safeload", "arrays_format", "plugin_kit", "metrics", "testing")
+
 __all__ = sorted(["hookimpl", "hookspec", "RegisterComponent", "RegisterRecipe", "RegisterCommand",
-                  "RunInfo", "__version__", *_LAZY])
+                  "RunInfo", "__version__", "PUBLIC_MODULES", *_LAZY, *PUBLIC_MODULES])
 
 
 def __getattr__(name: str) -> Any:
+    if name in PUBLIC_MODULES:
+        return import_module(f"mmtk.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'mmtk' has no attribute '{name}'")
@@ -49,14 +56,14 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(PUBLIC_MODULES))
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing here runs
     from .batch import ModalityBatch, condition_code, parse_condition
     from .constraints import Constraint, Finite, Ge, Gt, Le, Lt, Matches, NonEmpty
     from .data import Dataset, DataSplits, TensorData, stratified_split
-    from .errors import DataError, MmtkError, NonFiniteLossError, PluginError, Problem, RecipeError
+    from .errors import DataError, MmtkError, NonFiniteLossError, PluginError, Problem, RecipeError, did_you_mean
     from .lazy import LazyFeatures
     from .metrics import (
         Metric,
