@@ -1,10 +1,15 @@
 """Modality encoders: features (B, D) or frames (B, T, D) -> one vector (B, latent_dim)."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 from torch import Tensor, nn
 
+from mmtk.constraints import NonEmpty
 from mmtk.ops import masked_max, masked_mean, sequence_mask
+
+from .limits import Dropout, Size
 
 
 class MLPEncoder(nn.Module):
@@ -15,7 +20,7 @@ class MLPEncoder(nn.Module):
         dropout: dropout probability after the hidden layer (training only)
     """
 
-    def __init__(self, in_dim: int, latent_dim: int, hidden: int = 256, dropout: float = 0.1):
+    def __init__(self, in_dim: int, latent_dim: int, hidden: Size = 256, dropout: Dropout = 0.1):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
                                  nn.Linear(hidden, latent_dim), nn.ReLU())
@@ -39,7 +44,7 @@ class LSTMEncoder(nn.Module):
             code does (false: real frames only, and padding never enters the recurrence)
     """
 
-    def __init__(self, in_dim: int, latent_dim: int, layers: int = 1, bidirectional: bool = False,
+    def __init__(self, in_dim: int, latent_dim: int, layers: Size = 1, bidirectional: bool = False,
                  pool_padding: bool = False):
         super().__init__()
         hidden = latent_dim // 2 if bidirectional else latent_dim
@@ -70,8 +75,8 @@ class TextCNNEncoder(nn.Module):
         dropout: dropout probability on the pooled features before the projection
     """
 
-    def __init__(self, in_dim: int, latent_dim: int, channels: int = 128,
-                 kernel_sizes: list[int] = (3, 4, 5), dropout: float = 0.5):
+    def __init__(self, in_dim: int, latent_dim: int, channels: Size = 128,
+                 kernel_sizes: Annotated[list[Size], NonEmpty()] = (3, 4, 5), dropout: Dropout = 0.5):
         super().__init__()
         self.convs = nn.ModuleList(nn.Conv1d(in_dim, channels, k, padding=k // 2) for k in kernel_sizes)
         self.dropout = nn.Dropout(dropout)

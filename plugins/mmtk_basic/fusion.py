@@ -6,6 +6,8 @@ from torch import Tensor, nn
 
 from mmtk.pipeline import Fuser, State
 
+from .limits import Dropout, LayerSizes
+
 
 class ConcatFuser(Fuser):
     """Concatenate the per-modality representations in sorted modality order."""
@@ -30,7 +32,7 @@ class MLPHead(nn.Module):
         dropout: dropout probability after each hidden layer
     """
 
-    def __init__(self, in_dim: int, out_dim: int, hidden: list[int] = (128,), dropout: float = 0.3):
+    def __init__(self, in_dim: int, out_dim: int, hidden: LayerSizes = (128,), dropout: Dropout = 0.3):
         super().__init__()
         layers, d = [], in_dim
         for h in hidden:

@@ -11,6 +11,8 @@ from mmtk.batch import condition_code, parse_condition
 from mmtk.errors import MmtkError
 from mmtk.protocols import EvalCondition, EvalPlan, MissingProtocol
 
+from .limits import BelowOne, Seed
+
 
 def proper_subsets(m: int) -> list[tuple[bool, ...]]:
     """Every non-empty proper subset of m modalities, smallest first (a, t, v, at, av, tv)."""
@@ -87,7 +89,7 @@ class RandomRate(MissingProtocol):
         resample: redraw the training masks every batch instead of fixing one per sample
     """
 
-    def __init__(self, rate: float = 0.3, eval_seed: int = 12345, train: bool = True,
+    def __init__(self, rate: BelowOne = 0.3, eval_seed: Seed = 12345, train: bool = True,
                  resample: bool = False, seed: int = 0):
         if not 0.0 <= rate < 1.0:
             raise MmtkError(f"random_rate: rate must be in [0, 1), got {rate}")

@@ -14,6 +14,8 @@ import torch
 from mmtk.data import DataSplits, Dataset, TensorData, stratified_split
 from mmtk.ops import frame_mask
 
+from .limits import Fraction, NonNegative, NonNegativeInt, Seed, Size
+
 CLASS_NAMES = ["neutral", "happy", "angry", "sad"]
 # class shares roughly as in IEMOCAP's 4-class set, so WAR and UAR differ
 CLASS_SHARES = [0.31, 0.30, 0.20, 0.19]
@@ -39,9 +41,9 @@ class Synthetic(Dataset):
         test_fraction: share of samples in the test split (stratified)
     """
 
-    def __init__(self, n_samples: int = 3000, dims: dict[str, int] | None = None,
-                 frames: dict[str, int] | None = None, separation: float = 1.2,
-                 noise: float = 1.0, data_seed: int = 0, test_fraction: float = 0.2):
+    def __init__(self, n_samples: Size = 3000, dims: dict[str, Size] | None = None,
+                 frames: dict[str, NonNegativeInt] | None = None, separation: NonNegative = 1.2,
+                 noise: NonNegative = 1.0, data_seed: Seed = 0, test_fraction: Fraction = 0.2):
         self.n_samples, self.separation, self.noise = n_samples, separation, noise
         self.dims = dims or {"audio": 130, "text": 1024, "visual": 342}
         self.frames = frames or {}

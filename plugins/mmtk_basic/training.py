@@ -6,6 +6,8 @@ from torch import Tensor, nn
 
 from mmtk import metrics
 
+from .limits import BelowOne, LearningRate, NonNegative, NonNegativeInt, Positive, Probability, Size
+
 
 class CrossEntropy(nn.Module):
     """Cross-entropy on class logits, with optional label smoothing.
@@ -14,7 +16,7 @@ class CrossEntropy(nn.Module):
         label_smoothing: share of the target probability spread over all classes (0 = none)
     """
 
-    def __init__(self, label_smoothing: float = 0.0):
+    def __init__(self, label_smoothing: Probability = 0.0):
         super().__init__()
         self.label_smoothing = label_smoothing
 
@@ -43,8 +45,8 @@ class MSE(_ScoreLoss):
     error = staticmethod(nn.functional.mse_loss)
 
 
-def adam(params: list, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-         weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def adam(params: list, lr: LearningRate = 1e-3, betas: tuple[BelowOne, BelowOne] = (0.9, 0.999),
+         weight_decay: NonNegative = 0.0) -> torch.optim.Optimizer:
     """Adam.
 
     Parameters:
@@ -55,8 +57,8 @@ def adam(params: list, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.99
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
 
 
-def adamw(params: list, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-          weight_decay: float = 0.01) -> torch.optim.Optimizer:
+def adamw(params: list, lr: LearningRate = 1e-3, betas: tuple[BelowOne, BelowOne] = (0.9, 0.999),
+          weight_decay: NonNegative = 0.01) -> torch.optim.Optimizer:
     """AdamW (decoupled weight decay).
 
     Parameters:
@@ -67,7 +69,7 @@ def adamw(params: list, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.9
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
 
 
-def sgd(params: list, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0,
+def sgd(params: list, lr: LearningRate = 0.01, momentum: BelowOne = 0.9, weight_decay: NonNegative = 0.0,
         nesterov: bool = False) -> torch.optim.Optimizer:
     """SGD with momentum.
 
@@ -80,7 +82,7 @@ def sgd(params: list, lr: float = 0.01, momentum: float = 0.9, weight_decay: flo
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 
-def cosine(optimizer: torch.optim.Optimizer, epochs: int, min_lr: float = 0.0):
+def cosine(optimizer: torch.optim.Optimizer, epochs: int, min_lr: NonNegative = 0.0):
     """Cosine annealing over the stage's epochs (stepped once per epoch).
 
     Parameters:
@@ -89,7 +91,7 @@ def cosine(optimizer: torch.optim.Optimizer, epochs: int, min_lr: float = 0.0):
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1), eta_min=min_lr)
 
 
-def step(optimizer: torch.optim.Optimizer, step_size: int = 10, gamma: float = 0.5):
+def step(optimizer: torch.optim.Optimizer, step_size: Size = 10, gamma: Positive = 0.5):
     """Multiply the learning rate by gamma every step_size epochs.
 
     Parameters:
@@ -99,7 +101,7 @@ def step(optimizer: torch.optim.Optimizer, step_size: int = 10, gamma: float = 0
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
 
 
-def linear_decay(optimizer: torch.optim.Optimizer, epochs: int, constant_epochs: int = 0):
+def linear_decay(optimizer: torch.optim.Optimizer, epochs: int, constant_epochs: NonNegativeInt = 0):
     """Constant for constant_epochs, then linear decay to zero (MMIN's schedule).
 
     Parameters:
