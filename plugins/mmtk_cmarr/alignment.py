@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Annotated
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +18,9 @@ from mmtk.errors import MmtkError
 from mmtk.ops import zero_loss
 from mmtk.pipeline import Slot, State
 
+from mmtk.constraints import Ge
+
+from .limits import Dropout, Positive, Real, Size, Temperature
 from .maths import entropy_margin_loss, w2_infonce
 
 
@@ -92,12 +96,12 @@ class GaussianW2Aligner(Slot):
 
     aux_losses = ("w2_nce", "entropy")
 
-    def __init__(self, modalities: tuple[str, ...], latent_dim: int, tokens: int = 4,
-                 heads: int = 4, mlp_ratio: int = 4, dropout: float = 0.1,
-                 temperature: float = 0.07, learn_temperature: bool = True,
-                 min_temperature: float = 0.01, scale: float | None = None,
-                 squared: bool = True, entropy_margin: float | None = None,
-                 min_pairs: int = 2, logvar_clamp: float = 8.0):
+    def __init__(self, modalities: tuple[str, ...], latent_dim: int, tokens: Size = 4,
+                 heads: Size = 4, mlp_ratio: Size = 4, dropout: Dropout = 0.1,
+                 temperature: Temperature = 0.07, learn_temperature: bool = True,
+                 min_temperature: Temperature = 0.01, scale: Positive | None = None,
+                 squared: bool = True, entropy_margin: Real | None = None,
+                 min_pairs: Annotated[int, Ge(2)] = 2, logvar_clamp: Positive = 8.0):
         super().__init__()
         if temperature <= 0 or min_temperature <= 0:
             raise MmtkError(f"aligner gaussian_w2: temperature ({temperature}) and min_temperature "

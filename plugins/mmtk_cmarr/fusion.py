@@ -11,6 +11,8 @@ from mmtk.errors import MmtkError
 from mmtk.ops import masked_mean
 from mmtk.pipeline import Fuser, State
 
+from .limits import Dropout, Size
+
 
 class CrossModalLayer(nn.Module):
     """Post-norm transformer layer over modality tokens with a key mask (B, M) bool.
@@ -61,8 +63,8 @@ class CrossAttentionFuser(Fuser):
             zero-filled ones included)
     """
 
-    def __init__(self, modalities: tuple[str, ...], latent_dim: int, heads: int = 4,
-                 layers: int = 1, ffn_ratio: int = 2, dropout: float = 0.1,
+    def __init__(self, modalities: tuple[str, ...], latent_dim: int, heads: Size = 4,
+                 layers: Size = 1, ffn_ratio: Size = 2, dropout: Dropout = 0.1,
                  pool: Literal["concat", "mean"] = "concat", mask_absent: bool = True):
         super().__init__()
         if latent_dim % heads:

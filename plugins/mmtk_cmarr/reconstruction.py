@@ -18,6 +18,8 @@ from mmtk.errors import MmtkError
 from mmtk.ops import masked_mean, zero_loss
 from mmtk.pipeline import Slot, State
 
+from .limits import Size
+
 if TYPE_CHECKING:
     import normflows as nf   # imported where a flow is built, so that loading the plugin stays fast
 
@@ -81,7 +83,7 @@ class FlowReconstructor(Slot):
 
     def __init__(self, modalities: tuple[str, ...], latent_dim: int, num_classes: int,
                  base: Literal["class_conditional", "standard"] = "class_conditional",
-                 blocks: int = 4, hidden: int = 128,
+                 blocks: Size = 4, hidden: Size = 128,
                  scale_map: Literal["sigmoid", "exp"] = "sigmoid",
                  fuse: Literal["gated", "mean"] = "gated", refine: bool = True,
                  detach_nll_input: bool = True, target_after: str = "aligner",

@@ -10,6 +10,7 @@ from mmtk.errors import MmtkError
 from mmtk.ops import zero_loss
 from mmtk.pipeline import Slot, State
 
+from .limits import Size, Temperature
 from .maths import supcon_loss
 
 
@@ -37,8 +38,8 @@ class SupConRefiner(Slot):
     aux_losses = ("supcon",)
     needs_labels = True
 
-    def __init__(self, latent_dim: int, temperature: float = 0.07,
-                 base_temperature: float | None = None, projection_dim: int | None = None,
+    def __init__(self, latent_dim: int, temperature: Temperature = 0.07,
+                 base_temperature: Temperature | None = None, projection_dim: Size | None = None,
                  views: Literal["completed", "present"] = "completed"):
         super().__init__()
         if temperature <= 0 or (base_temperature is not None and base_temperature <= 0):
