@@ -22,6 +22,7 @@ from mmtk.ops import masked_mean, sequence_mask, zero_loss
 from mmtk.pipeline import Slot, State
 
 from .autoencoders import AutoEncoder, CascadeResidualAE, check_layers
+from .limits import Dropout, LayerSizes, Momentum, Size
 
 
 def utterance_features(x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -92,7 +93,7 @@ class AEImpute(_FeatureImputer):
     """
 
     def __init__(self, in_dims: dict[str, int], modalities: tuple[str, ...], latent_dim: int,
-                 layers: list[int] = (256, 128), dropout: float = 0.0):
+                 layers: LayerSizes = (256, 128), dropout: Dropout = 0.0):
         super().__init__()
         layers = check_layers(layers, 1, "reconstructor 'ae_impute'")
         dim = self._setup(in_dims, modalities, latent_dim)
@@ -111,7 +112,7 @@ class CRAImpute(_FeatureImputer):
     """
 
     def __init__(self, in_dims: dict[str, int], modalities: tuple[str, ...], latent_dim: int,
-                 layers: list[int] = (256, 128), blocks: int = 2, dropout: float = 0.0):
+                 layers: LayerSizes = (256, 128), blocks: Size = 2, dropout: Dropout = 0.0):
         super().__init__()
         layers = check_layers(layers, blocks, "reconstructor 'cra_impute'")
         dim = self._setup(in_dims, modalities, latent_dim)
@@ -136,7 +137,7 @@ class MeanImpute(Slot):
             average over all training batches
     """
 
-    def __init__(self, modalities: tuple[str, ...], latent_dim: int, momentum: float | None = 0.1):
+    def __init__(self, modalities: tuple[str, ...], latent_dim: int, momentum: Momentum | None = 0.1):
         super().__init__()
         if momentum is not None and not 0.0 < momentum <= 1.0:
             raise MmtkError(f"reconstructor 'mean_impute': momentum must be in (0, 1] or null "

@@ -20,6 +20,7 @@ from mmtk.errors import MmtkError
 from mmtk.pipeline import Fuser, Slot, State
 
 from .autoencoders import CascadeResidualAE, check_layers
+from .limits import Dropout, LayerSizes, Size
 
 # state.extras keys private to this plugin (mmin_imagination writes them, mmin_latents and
 # tests read them); what other plugins' slots need is in the typed State fields.
@@ -61,8 +62,8 @@ class MMINImagination(Slot):
     needs_targets = True
 
     def __init__(self, modalities: tuple[str, ...], latent_dim: int, build_encoder: Any,
-                 layers: list[int] = (256, 128, 64),
-                 blocks: int = 5, dropout: float = 0.0, share_weights: bool = False,
+                 layers: LayerSizes = (256, 128, 64),
+                 blocks: Size = 5, dropout: Dropout = 0.0, share_weights: bool = False,
                  pretrained_teacher: bool = True):
         super().__init__()
         layers = check_layers(layers, blocks, "reconstructor 'mmin_imagination'")
@@ -159,7 +160,7 @@ class MMINLatents(Fuser):
             default)
     """
 
-    def __init__(self, dim: int = 320):
+    def __init__(self, dim: Size = 320):
         super().__init__()
         if dim <= 0:
             raise MmtkError(f"fuser 'mmin_latents': dim must be positive, got {dim}")
