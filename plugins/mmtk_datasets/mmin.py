@@ -23,6 +23,7 @@ from mmtk.safeload import load_npy, shown
 
 from .common import (BadSamples, ModalitySource, assemble, check_disjoint, check_link, h5_fetch,
                      h5_open, ids_of, integer_label_check, log, pool_mean, resolve_root)
+from .limits import Size
 
 NAME = "mmin_layout"
 # MMIN's folder letters, under the modality names mmtk uses (conditions print as a/t/v)
@@ -31,12 +32,14 @@ SPLIT_FILES = {"train": "trn", "val": "val", "test": "tst"}
 
 
 class MMINLayout(Dataset):
-    """Features in AIM3-RUC/MMIN's layout (IEMOCAP, MSP-IMPROV): A/V/L h5 files of frame
-    sequences plus per-fold trn/val/tst label and int2name .npy files."""
+    """Features in AIM3-RUC/MMIN's layout (IEMOCAP, MSP-IMPROV): A/V/L h5 frame sequences, per-fold labels.
+
+    A/V/L h5 files of frame sequences plus per-fold trn/val/tst label and int2name .npy files.
+    """
 
     def __init__(self, root: Path | None = None, target_root: Path | None = None,
                  features: dict[str, str] | None = None, class_names: list[str] | None = None,
-                 dims: dict[str, int] | None = None, max_frames: int | None = None,
+                 dims: dict[str, Size] | None = None, max_frames: Size | None = None,
                  pool: Literal["none", "mean"] = "none", allow_missing_modalities: bool = False,
                  on_bad_sample: Literal["error", "skip"] = "error"):
         self.root = resolve_root(root, NAME)

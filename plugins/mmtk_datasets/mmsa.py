@@ -19,6 +19,7 @@ from mmtk.safeload import load_pickle, shown
 
 from .common import (BadSamples, ModalitySource, assemble, check_disjoint, check_link, ids_of,
                      integer_label_check, log, pool_mean, resolve_root, rows_fetch)
+from .limits import Size
 
 NAME = "mmsa"
 SPLIT_KEYS = {"train": "train", "val": "valid", "test": "test"}
@@ -69,13 +70,16 @@ def sentiment_to_class(y: np.ndarray, rule: str) -> np.ndarray:
 
 
 class MMSA(Dataset):
-    """An MMSA feature pickle (MOSI/MOSEI/SIMS): train/valid/test with text (BERT features or
-    token ids), audio and vision sequences; sentiment scores mapped to classes by label_rule."""
+    """An MMSA feature pickle (MOSI/MOSEI/SIMS): text, audio and vision; scores as classes by label_rule.
+
+    Train/valid/test with text (BERT features or token ids), audio and vision sequences;
+    sentiment scores mapped to classes by label_rule.
+    """
 
     def __init__(self, root: Path | None = None, text: Literal["text", "text_bert"] = "text",
                  label_rule: Rule = "binary", select: list[str] | None = None,
                  class_names: list[str] | None = None, neg_inf_to_zero: bool = True,
-                 pool: Literal["none", "mean"] = "none", max_frames: int | None = None,
+                 pool: Literal["none", "mean"] = "none", max_frames: Size | None = None,
                  on_bad_sample: Literal["error", "skip"] = "error"):
         self.path = _pickle_path(resolve_root(root, NAME, must_be="any"))
         self.text_key, self.label_rule = text, label_rule

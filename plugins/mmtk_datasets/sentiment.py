@@ -36,35 +36,52 @@ def _metric(rule: str, score) -> metrics.Metric:
     return metrics.Metric(fn, reads="regression")
 
 
-# name -> (class rule, score of the confusion matrix, summary shown by `mmtk list`)
-TABLE = {
-    "acc2": ("binary", metrics.accuracy,
-             "Binary accuracy, negative (< 0) vs non-negative (>= 0) score (MMSA Has0_acc_2)."),
-    "f1_2": ("binary", metrics.weighted_f1,
-             "Weighted F1, negative vs non-negative score (MMSA Has0_F1_score)."),
-    "acc2_nonzero": ("binary_nonzero", metrics.accuracy,
-                     "Binary accuracy, negative vs positive, true-zero samples left out (Non0_acc_2)."),
-    "f1_2_nonzero": ("binary_nonzero", metrics.weighted_f1,
-                     "Weighted F1, negative vs positive, true-zero samples left out (Non0_F1_score)."),
-    "acc5": ("5class", metrics.accuracy, "5-class accuracy: round(clip(score, -2, 2)) (MMSA Mult_acc_5)."),
-    "acc7": ("7class", metrics.accuracy, "7-class accuracy: round(clip(score, -3, 3)) (MMSA Mult_acc_7)."),
-    "sims_acc2": ("sims2", metrics.accuracy,
-                  "CH-SIMS 2-class accuracy on scores clipped to [-1, 1]: (-1, 0] vs (0, 1]."),
-    "sims_acc3": ("sims3", metrics.accuracy,
-                  "CH-SIMS 3-class accuracy: [-1, -0.1], (-0.1, 0.1], (0.1, 1]."),
-    "sims_acc5": ("sims5", metrics.accuracy, "CH-SIMS 5-class accuracy: edges -0.7, -0.1, 0.1, 0.7."),
-    "sims_f1_2": ("sims2", metrics.weighted_f1, "CH-SIMS weighted F1 of (-1, 0] vs (0, 1]."),
-}
+# The registered metric components: module-level, so the plugin names them by import path.
+def acc2() -> metrics.Metric:
+    """Binary accuracy, negative (< 0) vs non-negative (>= 0) score (MMSA Has0_acc_2)."""
+    return _metric("binary", metrics.accuracy)
 
 
-def factory(name: str):
-    """The registered metric component ``name``: a no-argument factory with its own summary."""
-    rule, score, summary = TABLE[name]
-
-    def make() -> metrics.Metric:
-        return _metric(rule, score)
-    make.__name__, make.__qualname__, make.__doc__ = name, name, summary
-    return make
+def f1_2() -> metrics.Metric:
+    """Weighted F1, negative vs non-negative score (MMSA Has0_F1_score)."""
+    return _metric("binary", metrics.weighted_f1)
 
 
-FACTORIES = {name: factory(name) for name in TABLE}
+def acc2_nonzero() -> metrics.Metric:
+    """Binary accuracy, negative vs positive, true-zero samples left out (Non0_acc_2)."""
+    return _metric("binary_nonzero", metrics.accuracy)
+
+
+def f1_2_nonzero() -> metrics.Metric:
+    """Weighted F1, negative vs positive, true-zero samples left out (Non0_F1_score)."""
+    return _metric("binary_nonzero", metrics.weighted_f1)
+
+
+def acc5() -> metrics.Metric:
+    """5-class accuracy: round(clip(score, -2, 2)) (MMSA Mult_acc_5)."""
+    return _metric("5class", metrics.accuracy)
+
+
+def acc7() -> metrics.Metric:
+    """7-class accuracy: round(clip(score, -3, 3)) (MMSA Mult_acc_7)."""
+    return _metric("7class", metrics.accuracy)
+
+
+def sims_acc2() -> metrics.Metric:
+    """CH-SIMS 2-class accuracy on scores clipped to [-1, 1]: (-1, 0] vs (0, 1]."""
+    return _metric("sims2", metrics.accuracy)
+
+
+def sims_acc3() -> metrics.Metric:
+    """CH-SIMS 3-class accuracy: [-1, -0.1], (-0.1, 0.1], (0.1, 1]."""
+    return _metric("sims3", metrics.accuracy)
+
+
+def sims_acc5() -> metrics.Metric:
+    """CH-SIMS 5-class accuracy: edges -0.7, -0.1, 0.1, 0.7."""
+    return _metric("sims5", metrics.accuracy)
+
+
+def sims_f1_2() -> metrics.Metric:
+    """CH-SIMS weighted F1 of (-1, 0] vs (0, 1]."""
+    return _metric("sims2", metrics.weighted_f1)

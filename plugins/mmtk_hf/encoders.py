@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import Tensor, nn
 
+from mmtk.constraints import Ge
 from mmtk.errors import DataError
 from mmtk.ops import frame_mask, masked_mean
 
@@ -185,7 +186,7 @@ class HFVisualEncoder(_HFEncoder):
 
     def __init__(self, in_dim: int, latent_dim: int, model: Path,
                  patch_pooling: Literal["cls", "mean"] = "cls", layer: int = -1, freeze: bool = True,
-                 frame_chunk: int = 64):
+                 frame_chunk: Annotated[int, Ge(1)] = 64):
         super().__init__(VisualBackbone(model, layer), latent_dim, freeze)
         self.patch_pooling = patch_pooling
         self.frame_chunk = max(1, frame_chunk)

@@ -1,13 +1,20 @@
-"""MMSA's sentiment metrics on regression predictions, against hand computation."""
+"""MMSA's sentiment metrics on regression predictions, against hand computation; each is
+built as a recipe builds it, from the registry (registered by import path)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from mmtk_datasets import sentiment
+from mmtk.plugins import load_plugins
+
+REG = load_plugins().registry
 
 PRED = torch.tensor([-0.5, 0.0, 0.2, 1.6, -2.4, 0.0])
 TRUE = torch.tensor([-1.0, 0.0, -0.3, 2.0, -2.6, 0.4])
+
+
+def metric(name: str):
+    return REG.get("metric", name).obj()
 
 
 @pytest.mark.parametrize("name,expected", [
@@ -27,11 +34,11 @@ TRUE = torch.tensor([-1.0, 0.0, -0.3, 2.0, -2.6, 0.4])
     ("sims_acc2", 4 / 6),
 ])
 def test_against_hand_computation(name, expected):
-    assert sentiment.FACTORIES[name]()(PRED, TRUE) == pytest.approx(expected)
+    assert metric(name)(PRED, TRUE) == pytest.approx(expected)
 
 
 def test_nonzero_f1_counts_a_zero_prediction_as_negative():
     # MMSA: preds > 0 is positive, so a prediction of exactly 0 is negative
-    metric = sentiment.FACTORIES["f1_2_nonzero"]()
-    assert metric(torch.tensor([0.0, 1.0]), torch.tensor([-1.0, 2.0])) == pytest.approx(1.0)
-    assert sentiment.FACTORIES["acc2"]()(torch.tensor([0.0]), torch.tensor([-1.0])) == 0.0  # Has0: 0 is non-negative
+    f1 = metric("f1_2_nonzero")
+    assert f1(torch.tensor([0.0, 1.0]), torch.tensor([-1.0, 2.0])) == pytest.approx(1.0)
+    assert metric("acc2")(torch.tensor([0.0]), torch.tensor([-1.0])) == 0.0  # Has0: 0 is non-negative

@@ -1,0 +1,11 @@
+"""Limits of the dataset readers' parameters, read by the recipe check (``mmtk validate``)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from mmtk.constraints import Ge, Gt, Lt
+
+Size = Annotated[int, Ge(1)]                      # feature sizes, frame counts
+Fraction = Annotated[float, Gt(0), Lt(1)]         # leaves both sides of a split non-empty
+Rate = Annotated[float, Ge(0), Lt(1)]             # a missing rate: 0 = complete, 1 would drop all
+Seed = Annotated[int, Ge(0), Lt(2**64)]
