@@ -20,6 +20,7 @@ import torch
 from mmtk import arrays_format as fmt
 from mmtk.data import TensorData
 from mmtk.errors import DataError
+from mmtk.ops import frame_mask, masked_mean
 from mmtk.safeload import shown
 
 log = logging.getLogger("mmtk.datasets")
@@ -277,8 +278,7 @@ def pool_mean(data: TensorData) -> TensorData:
         x = inputs[m]
         if not x.is_floating_point():
             continue
-        valid = (torch.arange(x.shape[1])[None, :] < length[:, None]).unsqueeze(-1)
-        inputs[m] = (x * valid).sum(1) / length.clamp_min(1)[:, None].to(x.dtype)
+        inputs[m] = masked_mean(x, frame_mask(length, x.shape[1]))
     lengths = {m: v for m, v in data.lengths.items() if not inputs[m].is_floating_point()}
     return replace(data, inputs=inputs, lengths=lengths)
 
