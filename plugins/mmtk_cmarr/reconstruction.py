@@ -21,7 +21,7 @@ from mmtk.pipeline import Slot, State
 from .limits import Size
 
 if TYPE_CHECKING:
-    import normflows as nf   # imported where a flow is built, so that loading the plugin stays fast
+    import normflows as nf  # imported where a flow is built, so that loading the plugin stays fast
 
 
 def make_flow(dim: int, blocks: int = 4, hidden: int = 128,

@@ -15,13 +15,26 @@ import numpy as np
 import torch
 
 from mmtk import arrays_format as fmt
-from mmtk.data import DataSplits, Dataset, TensorData, stratified_split
+from mmtk.data import Dataset, DataSplits, TensorData, stratified_split
 from mmtk.errors import DataError
 from mmtk.safeload import load_npy, npz_member, open_npz, shown
 
 from . import labels as class_labels
-from .common import (BadSamples, ModalitySource, assemble, check_disjoint, check_link, h5_fetch,
-                     h5_open, log, pool_mean, read_lines, require_file, resolve_root, rows_fetch)
+from .common import (
+    BadSamples,
+    ModalitySource,
+    assemble,
+    check_disjoint,
+    check_link,
+    h5_fetch,
+    h5_open,
+    log,
+    pool_mean,
+    read_lines,
+    require_file,
+    resolve_root,
+    rows_fetch,
+)
 from .limits import Fraction, Seed, Size
 
 NAME = "arrays"

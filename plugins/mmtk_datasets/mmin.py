@@ -17,12 +17,24 @@ from typing import Literal
 
 import numpy as np
 
-from mmtk.data import DataSplits, Dataset
+from mmtk.data import Dataset, DataSplits
 from mmtk.errors import DataError
 from mmtk.safeload import load_npy, shown
 
-from .common import (BadSamples, ModalitySource, assemble, check_disjoint, check_link, h5_fetch,
-                     h5_open, ids_of, integer_label_check, log, pool_mean, resolve_root)
+from .common import (
+    BadSamples,
+    ModalitySource,
+    assemble,
+    check_disjoint,
+    check_link,
+    h5_fetch,
+    h5_open,
+    ids_of,
+    integer_label_check,
+    log,
+    pool_mean,
+    resolve_root,
+)
 from .limits import Size
 
 NAME = "mmin_layout"

@@ -13,12 +13,23 @@ from typing import Literal
 
 import numpy as np
 
-from mmtk.data import DataSplits, Dataset
+from mmtk.data import Dataset, DataSplits
 from mmtk.errors import DataError
 from mmtk.safeload import load_pickle, shown
 
-from .common import (BadSamples, ModalitySource, assemble, check_disjoint, check_link, ids_of,
-                     integer_label_check, log, pool_mean, resolve_root, rows_fetch)
+from .common import (
+    BadSamples,
+    ModalitySource,
+    assemble,
+    check_disjoint,
+    check_link,
+    ids_of,
+    integer_label_check,
+    log,
+    pool_mean,
+    resolve_root,
+    rows_fetch,
+)
 from .limits import Size
 
 NAME = "mmsa"

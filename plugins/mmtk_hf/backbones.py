@@ -168,9 +168,9 @@ def load_tokenizer(path: str | Path) -> Any:
     try:
         return transformers.AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - e.g. an audio checkpoint has no text tokenizer
-        raise MmtkError(f"could not load a tokenizer from '{path}' (local files only): {type(exc).__name__}: {exc}. The "
-                        "folder needs the tokenizer files (tokenizer.json or vocab files) next to "
-                        "config.json") from exc
+        raise MmtkError(f"could not load a tokenizer from '{path}' (local files only): "
+                        f"{type(exc).__name__}: {exc}. The folder needs the tokenizer files "
+                        "(tokenizer.json or vocab files) next to config.json") from exc
 
 
 class AudioBackbone(Backbone):

@@ -82,8 +82,14 @@ class _Progress:
         self.rich = None
         if not quiet and sys.stderr.isatty():
             from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
             self.rich = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
             self.rich.start()
@@ -282,6 +288,7 @@ class _VisualJob(_Job):
     def load(self, sample_id: str) -> Any:
         import numpy as np
         import torch
+
         from .media import read_frames
         frames = read_frames(self.dirs[sample_id])
         if self.max_frames and len(frames) > self.max_frames:
@@ -292,6 +299,7 @@ class _VisualJob(_Job):
 
     def run(self, samples: list[Any]) -> list[np.ndarray]:
         import torch
+
         from .backbones import masked_pool
         out = []
         for pixels in samples:

@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from mmtk.errors import MmtkError
-from mmtk_cmarr.maths import (entropy_margin_loss, gaussian_entropy, pairwise_w2, supcon_loss,
-                              w2_distance, w2_infonce, w2_logits)
+from mmtk_cmarr.maths import (
+    entropy_margin_loss,
+    gaussian_entropy,
+    pairwise_w2,
+    supcon_loss,
+    w2_distance,
+    w2_infonce,
+    w2_logits,
+)
 
 
 def _psd_sqrt(a: np.ndarray) -> np.ndarray:

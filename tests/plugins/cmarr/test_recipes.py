@@ -6,12 +6,12 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import RECIPES, tiny_overrides
 
+from conftest import RECIPES, tiny_overrides
 from mmtk.builder import Builder
-from mmtk.trainer import Trainer, TrialSpec
 from mmtk.data_loading import load_data
 from mmtk.pipeline import Pipeline
+from mmtk.trainer import Trainer, TrialSpec
 
 ABLATIONS = ["cmarr_no_align.yaml", "cmarr_no_flow.yaml", "cmarr_no_refine.yaml"]
 CONDITIONS = {"a", "t", "v", "at", "av", "tv", "atv", "mean"}

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import RECIPES
 from mmtk.errors import MmtkError
 from mmtk.recipe import check, resolve
 from mmtk.run import Run
-
-from conftest import RECIPES
 
 
 def _has(system, kind, name):

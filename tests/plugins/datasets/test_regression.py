@@ -19,7 +19,8 @@ MOSI_METRICS = ["mae", "corr", "acc2", "f1_2", "acc2_nonzero", "f1_2_nonzero", "
 
 def _recipe(root, epochs: int = 30) -> dict:
     return {"mmtk": 1, "name": "reg", "data": {"type": "arrays", "root": str(root)},
-            "model": {"latent_dim": 32, "encoders": {m: {"type": "mlp", "hidden": 64} for m in ("audio", "text", "visual")},
+            "model": {"latent_dim": 32,
+                      "encoders": {m: {"type": "mlp", "hidden": 64} for m in ("audio", "text", "visual")},
                       "fuser": {"type": "concat"}, "head": {"type": "mlp", "hidden": [32], "dropout": 0.0}},
             "losses": {"task": {"type": "l1"}},
             "eval": {"metrics": ["mae", "corr"]},

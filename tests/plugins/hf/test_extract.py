@@ -247,7 +247,8 @@ def test_raw_inputs_through_encoders_equal_extracted_features(tmp_path, tiny_ber
     frames.mkdir(parents=True)
     for j in range(3):
         np.save(frames / f"{j}.npy", np.random.default_rng(j).integers(0, 256, (20, 20, 3), dtype=np.uint8))
-    cases = [("text", tiny_bert, csv, HFTextEncoder, "x"), ("audio", tiny_audio_model, wav_folder, HFAudioEncoder, "u1"),
+    cases = [("text", tiny_bert, csv, HFTextEncoder, "x"),
+             ("audio", tiny_audio_model, wav_folder, HFAudioEncoder, "u1"),
              ("visual", tiny_vit, tmp_path / "frames", HFVisualEncoder, "v")]
     for modality, model, source, cls, sid in cases:
         common = ["extract", "--modality", modality, "--model", str(model), "--input", str(source), "--quiet"]
