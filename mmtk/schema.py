@@ -159,6 +159,13 @@ def value_problem(value: Any, tp: Any) -> str | None:
 def _inner_problem(value: Any, tp: Any) -> str | None:
     """Limits of the items of a list or the values of a mapping."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is tuple and args and isinstance(value, (list, tuple)):
+        item_types = [args[0]] * len(value) if args[-1] is Ellipsis else list(args)
+        for i, (v, t) in enumerate(zip(value, item_types)):
+            why = value_problem(v, t)
+            if why:
+                return f"item {i}: {why}"
+        return None
     if origin in (list, typing.Sequence, set) and args and isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             why = value_problem(v, args[0])

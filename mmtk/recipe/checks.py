@@ -59,9 +59,10 @@ class Checker:
         self.imports_skipped = imports_skipped
         self.unchecked: list[str] = []
         self.defaulted: set[str] = set()
+        self.where = ""   # appended to every path: " (stage 'x')" while a stage is checked
 
     def add(self, path: str, msg: str) -> None:
-        p = Problem(path, msg)
+        p = Problem(path + self.where, msg)
         if p not in self.problems:
             self.problems.append(p)
 
@@ -157,8 +158,11 @@ def _check_data(c: Checker, data: Any, dataset_of: Callable | None) -> Any:
     for p in check_params(section_params(Data)[0], values, "data", what="key"):
         c.add(p.path, p.message)
     block = {k: v for k, v in data.items() if k not in reserved}
+    before = len(c.problems)
     obj = c.component("dataset", block, "data")
-    dataset = dataset_of(block) if obj is not None and dataset_of is not None else None
+    # a dataset whose parameters are already wrong is not built too (one report per mistake)
+    fine = obj is not None and len(c.problems) == before and dataset_of is not None
+    dataset = dataset_of(block) if fine else None
     if dataset is None:
         return None
     _check_folds(c, dataset, data.get("folds"), block["type"])

@@ -16,8 +16,17 @@ MODEL_SLOTS = ("aligner", "reconstructor", "refiner", "fuser", "head")
 
 
 def check_stage(c: Checker, tree: dict, ev: dict, modalities: Any, where: str) -> None:
+    """One stage's sections; every problem's path ends with ``where`` (" (stage 'x')")."""
+    c.where = where
+    try:
+        _check_stage(c, tree, ev, modalities)
+    finally:
+        c.where = ""
+
+
+def _check_stage(c: Checker, tree: dict, ev: dict, modalities: Any) -> None:
     def path(p: str) -> str:
-        return p + where
+        return p
 
     missing = tree.get("missing")
     if missing is None:

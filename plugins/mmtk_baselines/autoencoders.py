@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from mmtk.errors import MmtkError
+from mmtk import MmtkError
 
 
 def check_layers(layers: Sequence[int], blocks: int, owner: str) -> list[int]:

@@ -17,9 +17,8 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from mmtk.errors import MmtkError
+from mmtk import MmtkError, Slot, State
 from mmtk.ops import masked_mean, sequence_mask, zero_loss
-from mmtk.pipeline import Slot, State
 
 from .autoencoders import AutoEncoder, CascadeResidualAE, check_layers
 from .limits import Dropout, LayerSizes, Momentum, Size

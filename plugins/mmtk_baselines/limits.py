@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mmtk.constraints import Ge, Gt, Le, Lt, NonEmpty
+from mmtk import Ge, Gt, Le, Lt, NonEmpty
 
 Size = Annotated[int, Ge(1)]                              # blocks, widths
 LayerSizes = Annotated[list[Annotated[int, Gt(0)]], NonEmpty()]   # autoencoder layers, bottleneck last

@@ -16,8 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mmtk.errors import MmtkError
-from mmtk.pipeline import Fuser, Slot, State
+from mmtk import Fuser, MmtkError, Slot, State
 
 from .autoencoders import CascadeResidualAE, check_layers
 from .limits import Dropout, LayerSizes, Size

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mmtk
+from mmtk.plugin_kit import register_by_path, register_recipe_folder
 
 # kind, name, "module:attribute" in this package, summary (= the docstring's first line)
 COMPONENTS = [
@@ -30,11 +31,9 @@ COMPONENTS = [
 
 @mmtk.hookimpl
 def mmtk_register_components(register):
-    for kind, name, target, summary in COMPONENTS:
-        register(kind, name, f"{__package__}.{target}", summary=summary)
+    register_by_path(register, __package__, COMPONENTS)
 
 
 @mmtk.hookimpl
 def mmtk_register_recipes(register):
-    for path in sorted((Path(__file__).parent / "recipes").glob("*.yaml")):
-        register(path.stem, path)
+    register_recipe_folder(register, Path(__file__).parent / "recipes")

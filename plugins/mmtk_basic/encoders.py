@@ -6,7 +6,7 @@ from typing import Annotated
 import torch
 from torch import Tensor, nn
 
-from mmtk.constraints import NonEmpty
+from mmtk import NonEmpty
 from mmtk.ops import masked_max, masked_mean, sequence_mask
 
 from .limits import Dropout, Size

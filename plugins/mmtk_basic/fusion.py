@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mmtk.pipeline import Fuser, State
+from mmtk import Fuser, State
 
 from .limits import Dropout, LayerSizes
 

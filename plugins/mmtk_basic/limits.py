@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mmtk.constraints import Finite, Ge, Gt, Le, Lt
+from mmtk import Finite, Ge, Gt, Le, Lt
 
 Size = Annotated[int, Ge(1)]                          # widths, layers, channels, sample counts
 NonNegativeInt = Annotated[int, Ge(0)]                # where 0 means "none"

@@ -7,9 +7,7 @@ import itertools
 import torch
 from torch import Tensor
 
-from mmtk.batch import condition_code, parse_condition
-from mmtk.errors import MmtkError
-from mmtk.protocols import EvalCondition, EvalPlan, MissingProtocol
+from mmtk import EvalCondition, EvalPlan, MissingProtocol, MmtkError, condition_code, parse_condition
 
 from .limits import BelowOne, Seed
 

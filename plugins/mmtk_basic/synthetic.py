@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from mmtk.data import Dataset, DataSplits, TensorData, stratified_split
+from mmtk import Dataset, DataSplits, TensorData, stratified_split
 from mmtk.ops import frame_mask
 
 from .limits import Fraction, NonNegative, NonNegativeInt, Seed, Size

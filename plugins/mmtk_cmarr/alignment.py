@@ -14,10 +14,8 @@ from typing import Annotated
 import torch
 from torch import Tensor, nn
 
-from mmtk.constraints import Ge
-from mmtk.errors import MmtkError
+from mmtk import Ge, MmtkError, Slot, State
 from mmtk.ops import zero_loss
-from mmtk.pipeline import Slot, State
 
 from .limits import Dropout, Positive, Real, Size, Temperature
 from .maths import entropy_margin_loss, w2_infonce

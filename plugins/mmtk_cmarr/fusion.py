@@ -7,9 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmtk.errors import MmtkError
+from mmtk import Fuser, MmtkError, State
 from mmtk.ops import masked_mean
-from mmtk.pipeline import Fuser, State
 
 from .limits import Dropout, Size
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mmtk.constraints import Finite, Ge, Gt, Lt
+from mmtk import Finite, Ge, Gt, Lt
 
 Size = Annotated[int, Ge(1)]                          # heads, tokens, layers, blocks, widths, ratios
 Dropout = Annotated[float, Ge(0), Lt(1)]              # 1 would drop everything

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmtk.errors import MmtkError
+from mmtk import MmtkError
 from mmtk.ops import zero_loss
 
 

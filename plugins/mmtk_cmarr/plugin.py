@@ -6,11 +6,10 @@ one of its components is first built or inspected. The recipes ship inside the p
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import mmtk
-from mmtk.errors import PluginError
+from mmtk.plugin_kit import register_by_path, register_recipe_folder, require_packages
 
 # kind, name, "module:attribute" in this package, summary (= the docstring's first line)
 COMPONENTS = [
@@ -26,24 +25,12 @@ COMPONENTS = [
 NEEDS = {"normflows": "cmarr"}   # package -> the mmtk extra that installs it
 
 
-def check_dependencies() -> None:
-    """Refuse to load, naming the package and the extra, when a dependency is missing (looked
-    up without importing it)."""
-    for package, extra in NEEDS.items():
-        if importlib.util.find_spec(package) is None:
-            raise PluginError(f"the cmarr plugin needs the package '{package}', which is not "
-                              f"installed; install it with: pip install 'mmtk[{extra}]' (or "
-                              f"pip install {package})")
-
-
 @mmtk.hookimpl
 def mmtk_register_components(register):
-    check_dependencies()
-    for kind, name, target, summary in COMPONENTS:
-        register(kind, name, f"{__package__}.{target}", summary=summary)
+    require_packages("cmarr", NEEDS)
+    register_by_path(register, __package__, COMPONENTS)
 
 
 @mmtk.hookimpl
 def mmtk_register_recipes(register):
-    for path in sorted((Path(__file__).parent / "recipes").glob("*.yaml")):
-        register(path.stem, path)
+    register_recipe_folder(register, Path(__file__).parent / "recipes")

@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmtk.errors import MmtkError
+from mmtk import MmtkError, Slot, State
 from mmtk.ops import masked_mean, zero_loss
-from mmtk.pipeline import Slot, State
 
 from .limits import Size
 

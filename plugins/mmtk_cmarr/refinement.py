@@ -6,9 +6,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from mmtk.errors import MmtkError
+from mmtk import MmtkError, Slot, State
 from mmtk.ops import zero_loss
-from mmtk.pipeline import Slot, State
 
 from .limits import Size, Temperature
 from .maths import supcon_loss

@@ -14,9 +14,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from mmtk import DataError, Dataset, DataSplits, TensorData, stratified_split
 from mmtk import arrays_format as fmt
-from mmtk.data import Dataset, DataSplits, TensorData, stratified_split
-from mmtk.errors import DataError
 from mmtk.safeload import load_npy, npz_member, open_npz, shown
 
 from . import labels as class_labels
@@ -329,7 +328,7 @@ class Arrays(Dataset):
     def _memory_mapped_split(self, ids: list[str], labels: class_labels.ClassLabels,
                              arrays: dict[str, np.ndarray], index: dict[str, int],
                              scores: dict[str, float] | None) -> TensorData:
-        from mmtk.lazy import LazyFeatures
+        from mmtk import LazyFeatures
 
         missing = [sid for sid in ids if sid not in index]
         if missing:

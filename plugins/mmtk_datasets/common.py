@@ -17,9 +17,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from mmtk import DataError, TensorData
 from mmtk import arrays_format as fmt
-from mmtk.data import TensorData
-from mmtk.errors import DataError
 from mmtk.ops import frame_mask, masked_mean
 from mmtk.safeload import shown
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmtk.data import Dataset, DataSplits, TensorData, stratified_split
-from mmtk.errors import DataError
+from mmtk import DataError, Dataset, DataSplits, TensorData, stratified_split
 from mmtk.safeload import read_text, shown
 
 from .common import check_link

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmtk.errors import DataError, did_you_mean
+from mmtk import DataError, did_you_mean
 
 
 @dataclass

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mmtk.constraints import Ge, Gt, Lt
+from mmtk import Ge, Gt, Lt
 
 Size = Annotated[int, Ge(1)]                      # feature sizes, frame counts
 Fraction = Annotated[float, Gt(0), Lt(1)]         # leaves both sides of a split non-empty

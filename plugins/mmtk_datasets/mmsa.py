@@ -13,8 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from mmtk.data import Dataset, DataSplits
-from mmtk.errors import DataError
+from mmtk import DataError, Dataset, DataSplits
 from mmtk.safeload import load_pickle, shown
 
 from .common import (

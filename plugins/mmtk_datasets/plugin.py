@@ -9,6 +9,7 @@ inspected.
 from __future__ import annotations
 
 import mmtk
+from mmtk.plugin_kit import register_by_path
 
 # kind, name, "module:attribute" in this package, summary (= the docstring's first line)
 COMPONENTS = [
@@ -40,5 +41,4 @@ COMPONENTS = [
 
 @mmtk.hookimpl
 def mmtk_register_components(register):
-    for kind, name, target, summary in COMPONENTS:
-        register(kind, name, f"{__package__}.{target}", summary=summary)
+    register_by_path(register, __package__, COMPONENTS)

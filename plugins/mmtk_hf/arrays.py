@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from mmtk import DataError
 from mmtk import arrays_format as fmt
 from mmtk.arrays_format import read_manifest, write_manifest
-from mmtk.errors import DataError
 
 from .media import read_table
 

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from mmtk.errors import MmtkError
+from mmtk import MmtkError
 from mmtk.ops import frame_mask, masked_max, masked_mean
 
 # What each modality's backbone is fed (``model.main_input_name`` in transformers).

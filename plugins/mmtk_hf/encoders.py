@@ -24,8 +24,7 @@ from typing import Annotated, Literal
 import torch
 from torch import Tensor, nn
 
-from mmtk.constraints import Ge
-from mmtk.errors import DataError
+from mmtk import DataError, Ge
 from mmtk.ops import frame_mask, masked_mean
 
 from .backbones import AudioBackbone, Backbone, TextBackbone, VisualBackbone, masked_pool

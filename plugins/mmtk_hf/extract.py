@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from mmtk.errors import MmtkError
+from mmtk import MmtkError
 
 if TYPE_CHECKING:  # numpy, torch and the arrays format are imported when a job runs, so that
     import numpy as np  # registering this command keeps `mmtk --help` fast

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmtk.errors import DataError
+from mmtk import DataError
 
 AUDIO_SUFFIXES = {".wav", ".wave"}
 OTHER_AUDIO = {".mp3", ".flac", ".ogg", ".m4a", ".aac", ".opus", ".wma", ".aiff", ".aif"}

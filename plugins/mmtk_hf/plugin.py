@@ -6,10 +6,8 @@ when it runs. The plugin refuses to load, naming the pip extra, without transfor
 """
 from __future__ import annotations
 
-import importlib.util
-
 import mmtk
-from mmtk.errors import PluginError
+from mmtk.plugin_kit import register_by_path, require_packages
 
 from . import extract
 
@@ -25,21 +23,10 @@ COMPONENTS = [
 NEEDS = {"transformers": "hf"}   # package -> the mmtk extra that installs it
 
 
-def check_dependencies() -> None:
-    """Refuse to load, naming the package and the extra, when a dependency is missing (looked
-    up without importing it)."""
-    for package, extra in NEEDS.items():
-        if importlib.util.find_spec(package) is None:
-            raise PluginError(f"the hf plugin needs the package '{package}', which is not "
-                              f"installed; install it with: pip install 'mmtk[{extra}]' (or "
-                              f"pip install {package})")
-
-
 @mmtk.hookimpl
 def mmtk_register_components(register):
-    check_dependencies()
-    for kind, name, target, summary in COMPONENTS:
-        register(kind, name, f"{__package__}.{target}", summary=summary)
+    require_packages("hf", NEEDS)
+    register_by_path(register, __package__, COMPONENTS)
 
 
 @mmtk.hookimpl

@@ -17,12 +17,15 @@ from mmtk.plugins import load_plugins
 from mmtk.registry import first_doc_line
 
 REPO = Path(__file__).resolve().parents[2]
-OPTIONAL = ("normflows", "transformers", "h5py")
-# modules holding the built-in plugins' models: loading or listing plugins must not import them
+OPTIONAL = ("normflows", "transformers", "h5py", "torch", "numpy")
+# modules holding the built-in plugins' models and readers: loading or listing plugins must
+# not import them
 MODEL_MODULES = ("mmtk_basic.encoders", "mmtk_basic.fusion", "mmtk_basic.training",
                  "mmtk_cmarr.alignment", "mmtk_cmarr.reconstruction", "mmtk_cmarr.fusion",
                  "mmtk_cmarr.refinement", "mmtk_baselines.impute", "mmtk_baselines.mmin",
-                 "mmtk_hf.encoders", "mmtk_hf.backbones")
+                 "mmtk_hf.encoders", "mmtk_hf.backbones", "mmtk_datasets.arrays",
+                 "mmtk_datasets.mmin", "mmtk_datasets.mmsa", "mmtk_datasets.handwritten",
+                 "mmtk_datasets.sentiment")
 
 
 def python(code: str, cwd: Path | None = None, exe: str = sys.executable) -> subprocess.CompletedProcess:

@@ -73,7 +73,5 @@ def test_every_problem_is_reported_at_once(validate):
         assert path in err, err
 
 
-@pytest.mark.xfail(strict=True, reason="core: mmtk.schema checks the limits of list items but not "
-                   "of fixed-length tuple items (tuple[Annotated[float, ...], ...])")
 def test_adam_betas_are_each_in_the_unit_interval(check_limit):
     check_limit(RECIPE, "train.optimizer.betas", "[0.0, 0.999]", "[1.0, 0.999]", "must be < 1")
