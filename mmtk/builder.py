@@ -52,7 +52,7 @@ class Builder:
               out_dim: int | None = None) -> Pipeline:
         """``out_dim``: the head's output size (default ``num_classes``; 1 for regression)."""
         if isinstance(model, dict):
-            model = model_from_mapping(model)
+            model = model_from_mapping(model, self.registry)
         modalities = tuple(sorted(in_dims))
         missing = [m for m in modalities if m not in model.encoders]
         if missing:
@@ -100,10 +100,8 @@ def as_component(block: Component | dict | str) -> Component:
     return Component(block["type"], {k: v for k, v in block.items() if k != "type"})
 
 
-def model_from_mapping(node: dict) -> Model:
-    """A :class:`Model` from a ``model:`` mapping (for code that builds models directly)."""
-    slots = {s: as_component(node[s]) if node.get(s) else None
-             for s in ("aligner", "reconstructor", "refiner")}
-    return Model(latent_dim=node.get("latent_dim", 128),
-                 encoders={m: as_component(b) for m, b in node["encoders"].items() if b is not None},
-                 fuser=as_component(node["fuser"]), head=as_component(node["head"]), **slots)
+def model_from_mapping(node: dict, registry: Registry) -> Model:
+    """A :class:`Model` from a ``model:`` mapping (for code that builds models directly); absent
+    keys take the section's defaults."""
+    from .recipe.resolve import section_from_mapping
+    return section_from_mapping(Model, node, registry)

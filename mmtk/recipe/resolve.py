@@ -168,15 +168,15 @@ def typed_recipe(tree: dict, registry: Any, source: Path | None) -> Recipe:
         stages.append(Stage(
             name=name, init_from=InitFrom(**init) if init else None,
             freeze=list(block.get("freeze") or []),
-            **{k: _section(STAGE_SECTION_TYPES[k], merged[k], registry) for k in STAGE_SECTIONS}))
+            **{k: section_from_mapping(STAGE_SECTION_TYPES[k], merged[k], registry) for k in STAGE_SECTIONS}))
     recipe = Recipe(
         mmtk=tree.get("mmtk", 1), name=tree["name"], description=tree.get("description", ""),
         imports=list(tree.get("imports") or []), seed=tree.get("seed", 0),
         data=Data(**{k: data[k] for k in data_keys if k in data},
                   dataset=_component("dataset", {k: v for k, v in data.items() if k not in data_keys},
                                      registry)),
-        stages=stages, eval=_section(Eval, tree.get("eval") or {}, registry),
-        output=_section(Output, tree.get("output") or {}, registry), source=source)
+        stages=stages, eval=section_from_mapping(Eval, tree.get("eval") or {}, registry),
+        output=section_from_mapping(Output, tree.get("output") or {}, registry), source=source)
     recipe.tree = saved_tree(tree, recipe)
     return recipe
 
@@ -188,7 +188,8 @@ def _component(kind: str, block: Any, registry: Any) -> Component:
     return Component(spec.name, {k: v for k, v in block.items() if k != "type"}, spec.provider.plugin)
 
 
-def _section(cls: type, node: dict, registry: Any) -> Any:
+def section_from_mapping(cls: type, node: dict, registry: Any) -> Any:
+    """A section dataclass from a checked mapping; absent keys take the field defaults."""
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
