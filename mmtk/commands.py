@@ -60,7 +60,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from .docs import description, parameter_docs
-    from .schema import CONTEXT_NAMES, signature_params
+    from .schema import context_names, signature_params
 
     if "/" not in args.target:
         raise MmtkError(f"expected KIND/NAME (e.g. encoder/lstm), got '{args.target}'")
@@ -70,7 +70,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     meanings = parameter_docs(spec.obj)  # the docstring's "Parameters:" section
     params = [{"name": p.name, "type": p.type_name,
                "default": None if p.required else p.default, "required": p.required,
-               "context": p.name in CONTEXT_NAMES, "doc": meanings.get(p.name, "")}
+               "context": p.name in context_names(spec.kind), "doc": meanings.get(p.name, "")}
               for p in signature_params(spec.obj)]
     info = {"kind": spec.kind, "name": spec.name, "provider": spec.provider.plugin,
             "distribution": spec.provider.distribution, "version": spec.provider.version,
