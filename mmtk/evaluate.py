@@ -17,6 +17,7 @@ from .data import DataSplits, TensorData
 from .devices import autocast
 from .metrics import as_metric, confusion_matrix
 from .pipeline import Pipeline
+from .predictions import SplitPredictions
 from .protocols import EvalPlan, MissingProtocol
 from .task import LABELS, SCORES, task_output
 
@@ -40,22 +41,33 @@ class Evaluator:
 
     @torch.no_grad()
     def predict(self, model: Pipeline, data: TensorData, mask: Tensor) -> Tensor:
-        """Predicted class (or regression score) per sample; under DDP each rank predicts a
-        shard and all ranks gather."""
+        """Predicted class (or regression score) per sample."""
+        return self.outputs(model, data, mask)[0]
+
+    @torch.no_grad()
+    def outputs(self, model: Pipeline, data: TensorData, mask: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(prediction per sample, class probabilities per sample or None for regression);
+        under DDP each rank predicts a shard and all ranks gather."""
         model.eval()
         device = data.labels.device
         mask = mask.to(device)
         mine = dist.shard(torch.arange(len(data), device=device))
-        preds = []
+        preds, probs = [], []
         for start in range(0, len(mine), self.batch_size):
             idx = mine[start:start + self.batch_size]
             batch = data.batch(idx).to(device).masked(mask[idx])
             with autocast(device, self.amp_dtype):
                 logits = model(batch).logits
             preds.append(task_output(logits, self.target))
+            if self.target != SCORES:
+                probs.append(torch.softmax(logits.float(), -1))
         dtype = torch.float32 if self.target == SCORES else torch.long
         local = torch.cat(preds) if preds else torch.empty(0, dtype=dtype, device=device)
-        return dist.gather_by_index(mine, local, len(data))
+        pred = dist.gather_by_index(mine, local, len(data))
+        if self.target == SCORES:
+            return pred, None
+        local_p = torch.cat(probs) if probs else torch.empty(0, self.num_classes, device=device)
+        return pred, dist.gather_by_index(mine, local_p, len(data))
 
     def score(self, pred: Tensor, data: TensorData) -> dict[str, float]:
         """Every metric on one set of predictions (the confusion matrix is built once)."""
@@ -69,11 +81,32 @@ class Evaluator:
                 out[name] = metric(cm)
         return out
 
-    def evaluate(self, model: Pipeline, data: TensorData, plan: EvalPlan) -> dict[str, dict[str, float]]:
+    def evaluate(self, model: Pipeline, data: TensorData, plan: EvalPlan,
+                 keep: dict | None = None) -> dict[str, dict[str, float]]:
+        """Metrics per condition (and their ``mean``). With ``keep`` (a dict), the per-sample
+        predictions are stored in it as ``keep["split"]`` (:class:`SplitPredictions`)."""
         out: dict[str, dict[str, float]] = {}
+        kept = []
         for cond in plan.conditions:
-            out[cond.name] = self.score(self.predict(model, data, cond.mask), data)
+            pred, prob = self.outputs(model, data, cond.mask)
+            out[cond.name] = self.score(pred, data)
+            if keep is not None:
+                kept.append((cond, pred, prob))
         if plan.mean_over:
             out["mean"] = {name: float(np.mean([out[c][name] for c in plan.mean_over]))
                            for name in self.metrics}
+        if keep is not None:
+            keep["split"] = split_predictions(data, plan, kept)
         return out
+
+
+def split_predictions(data: TensorData, plan: EvalPlan, kept: list) -> SplitPredictions:
+    """What :meth:`Evaluator.evaluate` saw, as arrays for ``predictions.npz``."""
+    probs = [p for _, _, p in kept]
+    return SplitPredictions(
+        ids=list(data.ids), labels=data.labels.cpu().numpy(),
+        scores=None if data.scores is None else data.scores.cpu().numpy(),
+        conditions=[c.name for c, _, _ in kept], mean_over=list(plan.mean_over),
+        mask=torch.stack([c.mask.cpu().bool() & data.present.cpu() for c, _, _ in kept]).numpy(),
+        pred=torch.stack([p.cpu() for _, p, _ in kept]).numpy(),
+        prob=None if probs[0] is None else torch.stack([p.cpu() for p in probs]).numpy())

@@ -22,6 +22,8 @@ from .devices import autocast_dtype, fits_on_device, pick_device, seed_everythin
 from .errors import MmtkError
 from .evaluate import Evaluator, eval_plans
 from .pipeline import Pipeline
+from .predictions import FILE as PREDICTIONS
+from .predictions import TrialPredictions, save_predictions
 from .recipe import Recipe, Stage
 from .registry import Registry
 from .rundir import BackgroundWriter, load_torch, read_json, save_torch, write_json
@@ -81,12 +83,16 @@ class Trainer:
                               autocast_dtype(self.recipe.first_stage.train.amp, self.device), self.target)
         model = self.run_stages(trial, splits, evaluator)
         plans = eval_plans(lambda: self.missing(self.recipe.last_stage, "eval", trial.seed), splits)
-        results = {split: evaluator.evaluate(model, getattr(splits, split), plans[split])
+        kept: dict[str, dict] = {split: {} for split in plans}
+        results = {split: evaluator.evaluate(model, getattr(splits, split), plans[split], kept[split])
                    for split in ("val", "test")}
         if dist.is_main():
             self.writer.wait()
             save_torch(trial.directory / "model.pt", model.state_dict())
-            write_json(done, results)
+            save_predictions(trial.directory / PREDICTIONS, TrialPredictions(
+                list(splits.modalities), self.target, splits.num_classes, list(splits.class_names or []),
+                {split: k["split"] for split, k in kept.items()}))
+            write_json(done, results)  # last: a trial with metrics.json has its predictions too
             snapshot_path(trial.directory).unlink(missing_ok=True)
         dist.barrier()
         self.progress("trial_end", trial=trial.key, results=results)
