@@ -86,8 +86,12 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     _compare_parser(sub)
 
-    ev = sub.add_parser("eval", help="print the results of a finished run")
+    ev = sub.add_parser("eval", help="a finished run's tables, recomputed from its kept predictions")
     ev.add_argument("run_dir")
+    ev.add_argument("--metrics", nargs="+", metavar="METRIC", help="also compute these metrics")
+    ev.add_argument("--confusion", action="store_true",
+                    help="confusion matrices per condition (a table; an image with the plot extra)")
+    ev.add_argument("--split", choices=["test", "val"], default="test", help="split of --confusion")
     ev.add_argument("--json", action="store_true")
 
     for name, entry in sorted((plugin_commands or {}).items()):

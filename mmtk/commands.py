@@ -212,9 +212,35 @@ def _dry_run(args: argparse.Namespace, system: Any) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .run import read_results
-    print_summary(read_results(args.run_dir), args.json)
+    """A finished run's tables, recomputed from its trials' kept predictions."""
+    from pathlib import Path
+
+    from .reevaluate import reevaluate
+
+    results = reevaluate(args.run_dir, _system(args).registry, args.metrics)
+    for key, split, cond, name, saved, new in results["mismatches"]:
+        print(f"warning: {key} {split} {cond} {name}: recomputed {new!r} but the run saved {saved!r}",
+              file=sys.stderr)
+    if args.confusion:
+        results["confusion"] = _confusion(Path(args.run_dir), args.split, args.json)
+    print_summary(results, args.json)
     return 0
+
+
+def _confusion(run_dir: Any, split: str, as_json: bool) -> dict:
+    from .console import is_terminal
+    from .reevaluate import confusion_tables, plot_confusions, summed_confusions
+    from .report import render_table
+
+    total, first = summed_confusions(run_dir, split)
+    image = plot_confusions(total, first.class_names, run_dir / f"confusion-{split}.png")
+    if not as_json:
+        for title, header, rows in confusion_tables(total, first.class_names):
+            print(render_table(header, rows, f"{split}, {title}, summed over trials", rich_output=is_terminal()))
+        print(f"confusion image: {image}" if image else
+              "(install the plot extra, pip install 'mmtk[plot]', for a confusion image)")
+    return {"split": split, "matrices": {c: m.tolist() for c, m in total.items()},
+            "class_names": first.class_names, "image": str(image) if image else None}
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

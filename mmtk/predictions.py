@@ -10,6 +10,7 @@ from it, exactly as the evaluator did.
 from __future__ import annotations
 
 import io
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,7 @@ def load_predictions(path: Path) -> TrialPredictions:
                 pred=data[f"{split}.pred"], prob=data.get(f"{split}.prob"))
         return TrialPredictions([str(m) for m in data["modalities"]], str(data["target"]),
                                 int(data["num_classes"]), [str(c) for c in data["class_names"]], splits)
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise MmtkError(f"{path} is damaged or not an mmtk predictions file ({type(exc).__name__}: "
                         f"{exc}); rerun the trial to write it again") from None
 
@@ -126,4 +127,5 @@ def confusion_matrices(split: SplitPredictions, num_classes: int) -> dict[str, n
     """(true class x predicted class) counts per condition (classification only)."""
     labels = torch.from_numpy(split.labels)
     return {cond: confusion_matrix(labels, torch.from_numpy(split.pred[i]).long(), num_classes).numpy()
+                  .round().astype(np.int64)
             for i, cond in enumerate(split.conditions)}

@@ -77,13 +77,17 @@ def test_damaged_finished_run_files(tmp_path, capsys):
     capsys.readouterr()
     directory = _run_dir(tmp_path)
     (directory / "metrics.json").write_text('{"summary": ')
-    fails_with(capsys, ["eval", str(directory)], str(directory / "metrics.json"), "corrupt or truncated")
+    # eval recomputes from the kept predictions, so a damaged summary loses nothing ...
+    assert main(["eval", str(directory), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["test"]["mean"]
+    # ... while a damaged trial file is named, by eval and by --resume
     trial_metrics = directory / "trials/seed0/metrics.json"
     trial_metrics.write_text("{")
+    fails_with(capsys, ["eval", str(directory)], str(trial_metrics), "corrupt or truncated")
     fails_with(capsys, ["run", "--resume", str(directory)], str(trial_metrics), "corrupt or truncated")
     (directory / "recipe.yaml").write_text("name: [unclosed\n")
     fails_with(capsys, ["run", "--resume", str(directory)], str(directory / "recipe.yaml"), "invalid YAML")
-
+    fails_with(capsys, ["eval", str(directory)], str(directory / "recipe.yaml"))
 
 
 
