@@ -59,6 +59,20 @@ def _compare_parser(sub: Any) -> None:
     cmp_.add_argument("--out", help="where the comparison table goes (default: the runs folder)")
     cmp_.add_argument("--metrics", nargs="+", metavar="METRIC",
                       help="metrics shown per cell (default: the first two evaluated)")
+
+    def whole_number(text: str) -> int:  # an argparse type: an integer >= 0
+        if not text.strip().isdigit():
+            raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+        return int(text)
+
+    cmp_.add_argument("--reference", metavar="NAME",
+                      help="the method every other is compared with (default: the first)")
+    cmp_.add_argument("--stat-metric", metavar="METRIC",
+                      help="the metric of the paired differences (default: the second shown)")
+    cmp_.add_argument("--bootstrap", type=whole_number, default=2000, metavar="B",
+                      help="paired bootstrap draws for CIs and p-values (default 2000; 0: no statistics)")
+    cmp_.add_argument("--bootstrap-seed", type=whole_number, default=0, metavar="SEED",
+                      help="seed of the bootstrap draws (default 0)")
     cmp_.add_argument("--json", action="store_true")
 
 

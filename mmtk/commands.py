@@ -244,7 +244,7 @@ def _confusion(run_dir: Any, split: str, as_json: bool) -> dict:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import CompareDisplay, compare, print_comparison
+    from .compare import CompareDisplay, StatsOptions, compare, print_comparison
     from .console import is_terminal
 
     overrides = _recipe_overrides(args)
@@ -254,17 +254,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if display is None:
         from .recipe import resolve
         display = CompareDisplay([resolve(r, system, overrides).name for r in names], is_terminal())
+    opts = StatsOptions(args.reference, args.stat_metric, args.bootstrap, args.bootstrap_seed)
     try:
-        entries, paths = compare(names, system, overrides, args.jobs, not args.no_reuse,
-                                 args.out, args.plugins_dir, display, args.metrics)
+        result = compare(names, system, overrides, args.jobs, not args.no_reuse,
+                         args.out, args.plugins_dir, display, args.metrics, opts)
     finally:
         display.close()
+    entries, paths = result.entries, result.paths
     if args.json:
         _print_json({"table": {k: str(v) for k, v in paths.items()},
                      "runs": {e.name: {"directory": str(e.run_dir) if e.run_dir else None,
                                        "error": e.error,
                                        "summary": e.results["summary"] if e.results else None}
-                              for e in entries}})
+                              for e in entries},
+                     "statistics": result.stats.as_dict() if result.stats else None,
+                     "statistics_note": result.note})
     else:
-        print_comparison(entries, paths, is_terminal(), args.metrics)
+        print_comparison(entries, paths, is_terminal(), result.metrics, result.stats, result.note)
     return 1 if any(e.error for e in entries) else 0

@@ -3,7 +3,8 @@
 Each recipe becomes one run (a finished run with the same resolved recipe is reused). Runs
 go in child processes (``--jobs`` at a time, threads split between them); a failed run is
 reported and the others finish. Recipes whose data, folds, seeds or evaluation protocol
-differ are refused, naming the field that differs.
+differ are refused, naming the field that differs. The paired statistics (every method
+against a reference) are in :mod:`mmtk.compare_stats`, the tables in :mod:`mmtk.compare_tables`.
 """
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ from typing import Any
 
 import yaml
 
+from .compare_stats import ComparisonStats, StatsOptions, check_options, comparison_stats, require_predictions
+from .compare_tables import print_comparison, shown_metrics, write_outputs
 from .errors import MmtkError
 from .plugins import PluginSystem
 from .recipe import Component, Recipe, resolve
-from .report import condition_order, fmt, is_percent, markdown_table, render_table
 from .run import read_results
-from .rundir import atomic_write_text, new_run_dir
+from .rundir import new_run_dir
+
+__all__ = ["Comparison", "CompareDisplay", "Entry", "StatsOptions", "compare", "print_comparison"]
 
 
 @dataclass
@@ -146,97 +150,18 @@ def run_entries(entries: list[Entry], overrides: list[str], jobs: int, plugins_d
         list(pool.map(work, entries))
 
 
-def shown_metrics(entries: list[Entry], split: str = "test", chosen: list[str] | None = None) -> list[str]:
-    """The metrics a comparison shows: ``chosen``, else the first two evaluated (the recipe's
-    ``eval.metrics`` order: e.g. WAR / UAR, or MAE / Corr for regression)."""
-    if chosen:
-        return list(chosen)
-    done = [e for e in entries if e.results]
-    if not done:
-        return list(entries[0].resolved.eval.metrics[:2]) if entries else []
-    summary = done[0].results["summary"][split]
-    return list(next(iter(summary.values())))[:2] if summary else []
+@dataclass
+class Comparison:
+    entries: list[Entry]
+    paths: dict[str, Path]
+    metrics: list[str]                  # shown per cell
+    stats: ComparisonStats | None       # None: --bootstrap 0, or too few finished runs (see note)
+    note: str = ""
 
 
-def _info(entries: list[Entry]) -> dict:
-    return next((e.results.get("metrics_info") or {} for e in entries if e.results), {})
-
-
-def comparison_rows(entries: list[Entry], split: str = "test",
-                    chosen: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
-    done = [e for e in entries if e.results]
-    conds = condition_order(list(done[0].results["summary"][split])) if done else []
-    metrics, info = shown_metrics(entries, split, chosen), _info(entries)
-    header = ["method"] + conds
-    rows = []
-    for e in entries:
-        if not e.results:
-            rows.append([e.name] + ["failed"] * len(conds))
-            continue
-        s = e.results["summary"][split]
-        rows.append([e.name] + [" / ".join(fmt(s[c][m], is_percent(info, m)) for m in metrics)
-                                if c in s else "-" for c in conds])
-    return header, rows
-
-
-def write_outputs(entries: list[Entry], directory: Path, split: str = "test",
-                  chosen: list[str] | None = None) -> dict[str, Path]:
-    header, rows = comparison_rows(entries, split, chosen)
-    metrics, info = shown_metrics(entries, split, chosen), _info(entries)
-    paths = {"markdown": directory / "comparison.md", "csv": directory / "comparison.csv"}
-    units = ", ".join(f"{m.upper()}{' in %' if is_percent(info, m) else ''}" for m in metrics)
-    note = (f"Cells: {' / '.join(m.upper() for m in metrics)} ({units}), mean ± std over seeds "
-            f"(and folds); split: {split}; 'mean' = mean over the missing conditions.\n\n")
-    runs = "\n".join(f"- {e.name}: {e.run_dir or 'FAILED: ' + str(e.error)}" for e in entries)
-    atomic_write_text(paths["markdown"], note + markdown_table(header, rows) + "\nRuns:\n" + runs + "\n")
-    lines = ["method,condition," + ",".join(f"{m}_mean,{m}_std" for m in metrics) + ",n"]
-    for e in entries:
-        if e.results:
-            for c, stats in e.results["summary"][split].items():
-                lines.append(f"{e.name},{c}," + ",".join(
-                    f"{stats[m]['mean']:.6f},{stats[m]['std']:.6f}" for m in metrics)
-                    + f",{stats[metrics[-1]]['n']}")
-    atomic_write_text(paths["csv"], "\n".join(lines) + "\n")
-    png = plot_metric(entries, directory / f"{metrics[-1]}.png", split, metrics[-1], info)
-    if png:
-        paths["plot"] = png
-    return paths
-
-
-def plot_metric(entries: list[Entry], path: Path, split: str, metric: str, info: dict) -> Path | None:
-    """Per-condition values of one metric per method as grouped bars (needs the optional
-    matplotlib)."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    done = [e for e in entries if e.results]
-    if not done:
-        return None
-    scale = 100 if is_percent(info, metric) else 1
-    conds = condition_order(list(done[0].results["summary"][split]))
-    width = 0.8 / len(done)
-    fig, ax = plt.subplots(figsize=(1.2 * len(conds) + 2, 4))
-    for i, e in enumerate(done):
-        s = e.results["summary"][split]
-        means = [scale * s[c][metric]["mean"] for c in conds]
-        stds = [scale * s[c][metric]["std"] for c in conds]
-        ax.bar([j + i * width for j in range(len(conds))], means, width, yerr=stds, label=e.name)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(conds))], conds)
-    ax.set_ylabel(metric.upper() + (" (%)" if scale == 100 else ""))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs: int = 1,
-            reuse: bool = True, out_dir: str | None = None, plugins_dir: str | None = None,
-            show: Any = None, metrics: list[str] | None = None) -> tuple[list[Entry], dict[str, Path]]:
-    """``metrics``: which evaluated metrics the table shows (default: see shown_metrics)."""
+def prepare_entries(recipes: list[str], system: PluginSystem, overrides: list[str],
+                    metrics: list[str] | None, opts: StatsOptions) -> list[Entry]:
+    """Resolved entries, refused before anything runs when they cannot be compared."""
     entries = []
     for r in recipes:
         recipe = resolve(r, system, overrides)
@@ -250,6 +175,37 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
     if unknown:
         raise MmtkError(f"--metrics {', '.join(unknown)}: not among the recipes' eval.metrics "
                         f"({', '.join(evaluated)})")
+    if opts.n_boot > 0:
+        check_options(names, evaluated, opts)
+    return entries
+
+
+def statistics(entries: list[Entry], registry: Any, shown: list[str],
+               opts: StatsOptions) -> tuple[ComparisonStats | None, str]:
+    """The paired statistics of the finished runs (the reference first), or why there are none."""
+    if opts.n_boot <= 0:
+        return None, "turned off (--bootstrap 0)"
+    reference = next(e for e in entries if e.name == (opts.reference or entries[0].name))
+    if not reference.results:
+        return None, f"the reference '{reference.name}' failed"
+    done = [reference] + [e for e in entries if e.results and e is not reference]
+    if len(done) < 2:
+        return None, "fewer than two runs finished"
+    stat_metric = opts.metric or (shown[1] if len(shown) > 1 else shown[0])
+    from .builder import Builder
+    metric_objects = Builder(registry).metrics(list(dict.fromkeys(shown + [stat_metric])))
+    runs = {e.name: (e.run_dir, e.results) for e in done}
+    return comparison_stats(runs, metric_objects, stat_metric, opts), ""
+
+
+def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs: int = 1,
+            reuse: bool = True, out_dir: str | None = None, plugins_dir: str | None = None,
+            show: Any = None, metrics: list[str] | None = None,
+            stats_options: StatsOptions | None = None) -> Comparison:
+    """``metrics``: which evaluated metrics the table shows (default: see shown_metrics);
+    ``stats_options``: the paired statistics (default: 2000 draws against the first recipe)."""
+    opts = stats_options or StatsOptions()
+    entries = prepare_entries(recipes, system, overrides, metrics, opts)
     show = show or (lambda e, msg: None)
     todo = []
     for e in entries:
@@ -257,14 +213,18 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
         if found:
             e.run_dir = found
             e.results = read_results(found)
+            if opts.n_boot > 0:   # refused before training the others, not after
+                require_predictions(e.name, found, e.results)
             show(e, f"reusing finished run {found}")
         else:
             todo.append(e)
     if todo:
         run_entries(todo, overrides, jobs, plugins_dir, show)
+    shown = shown_metrics(entries, metrics)
+    stats, note = statistics(entries, system.registry, shown, opts)
     root = Path(out_dir) if out_dir else Path(entries[0].resolved.output.dir)
     directory = new_run_dir(root, "compare")
-    return entries, write_outputs(entries, directory, chosen=metrics)
+    return Comparison(entries, write_outputs(entries, directory, shown, stats, note), shown, stats, note)
 
 
 class CompareDisplay:
@@ -289,15 +249,3 @@ class CompareDisplay:
     def close(self) -> None:
         if self.terminal:
             self.progress.stop()
-
-
-def print_comparison(entries: list[Entry], paths: dict[str, Path], terminal: bool,
-                     chosen: list[str] | None = None) -> None:
-    header, rows = comparison_rows(entries, chosen=chosen)
-    title = " / ".join(m.upper() for m in shown_metrics(entries, chosen=chosen)) + " on test, mean ± std"
-    print(render_table(header, rows, title, rich_output=terminal))
-    for kind, p in paths.items():
-        print(f"{kind}: {p}")
-    failed = [e for e in entries if e.error]
-    for e in failed:
-        print(f"FAILED {e.name}: {e.error}", file=sys.stderr)

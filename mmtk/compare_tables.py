@@ -1,0 +1,189 @@
+"""The tables of ``mmtk compare``: Markdown, CSV, the terminal and a bar plot.
+
+The main table: per method and condition, mean ± std over trials and the bootstrap 95 % CI
+of that mean, and the number of trials. Then, per compared method, its paired difference to
+the reference with CI, p-value, Holm-adjusted p-value and a mark when significant.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .compare_stats import ComparisonStats, Difference
+from .report import condition_order, fmt, is_percent, markdown_table, render_table
+from .rundir import atomic_write_text
+
+if TYPE_CHECKING:
+    from .compare import Entry
+
+SPLIT = "test"
+
+
+def shown_metrics(entries: list[Entry], chosen: list[str] | None = None) -> list[str]:
+    """The metrics a comparison shows: ``chosen``, else the first two evaluated (the recipe's
+    ``eval.metrics`` order: e.g. WAR / UAR, or MAE / Corr for regression)."""
+    if chosen:
+        return list(chosen)
+    done = [e for e in entries if e.results]
+    if not done:
+        return list(entries[0].resolved.eval.metrics[:2]) if entries else []
+    summary = done[0].results["summary"][SPLIT]
+    return list(next(iter(summary.values())))[:2] if summary else []
+
+
+def metrics_info(entries: list[Entry]) -> dict:
+    return next((e.results.get("metrics_info") or {} for e in entries if e.results), {})
+
+
+def _cell(stat: dict, ci: tuple[float, float] | None, percent: bool) -> str:
+    text = fmt(stat, percent)
+    return text if ci is None else f"{text} [{fmt(ci[0], percent)}, {fmt(ci[1], percent)}]"
+
+
+def comparison_rows(entries: list[Entry], metrics: list[str], stats: ComparisonStats | None,
+                    info: dict) -> tuple[list[str], list[list[str]]]:
+    done = [e for e in entries if e.results]
+    conds = condition_order(list(done[0].results["summary"][SPLIT])) if done else []
+    rows = []
+    for e in entries:
+        if not e.results:
+            rows.append([e.name, "-"] + ["failed"] * len(conds))
+            continue
+        s = e.results["summary"][SPLIT]
+        ci = stats.ci.get(e.name, {}) if stats else {}
+        n = str(s[conds[0]][metrics[0]]["n"]) if conds else "0"
+        rows.append([e.name, n] + [" / ".join(_cell(s[c][m], ci.get(m, {}).get(c), is_percent(info, m))
+                                              for m in metrics) if c in s else "-" for c in conds])
+    return ["method", "n"] + conds, rows
+
+
+def difference_rows(stats: ComparisonStats, method: str, info: dict) -> tuple[list[str], list[list[str]]]:
+    percent = is_percent(info, stats.metric)
+    diffs = {d.condition: d for d in stats.differences if d.method == method}
+    rows = []
+    for cond in condition_order(list(diffs)):
+        d = diffs[cond]
+        sign = "+" if d.diff >= 0 else ""
+        rows.append([cond, sign + fmt(d.diff, percent), f"[{fmt(d.ci_low, percent)}, {fmt(d.ci_high, percent)}]",
+                     _p(d.p), _p(d.p_holm), "*" if d.significant else ""])
+    return ["condition", "difference", "95 % CI", "p", "p (Holm)", "sig."], rows
+
+
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def stats_heading(stats: ComparisonStats, info: dict) -> str:
+    better = "higher" if (info.get(stats.metric) or {}).get("higher_is_better", True) else "lower"
+    unit = " in %" if is_percent(info, stats.metric) else ""
+    return (f"Paired differences to {stats.reference} ({stats.metric.upper()}{unit}, method − reference; "
+            f"{better} is better): hierarchical paired bootstrap over seeds/folds and test samples, "
+            f"B = {stats.n_boot}, seed {stats.seed}; 95 % percentile CI; p two-sided; "
+            f"* = Holm-adjusted p < {stats.alpha:g} over the {len(stats.differences)} comparisons.")
+
+
+def markdown(entries: list[Entry], metrics: list[str], stats: ComparisonStats | None, note: str,
+             info: dict) -> str:
+    units = ", ".join(f"{m.upper()}{' in %' if is_percent(info, m) else ''}" for m in metrics)
+    ci = " [95 % bootstrap CI of the mean]" if stats else ""
+    text = (f"Cells: {' / '.join(m.upper() for m in metrics)} ({units}), mean ± std over trials (seeds and "
+            f"folds){ci}; n = trials; split: {SPLIT}; 'mean' = mean over the missing conditions.\n\n")
+    text += markdown_table(*comparison_rows(entries, metrics, stats, info))
+    if stats:
+        text += "\n" + stats_heading(stats, info) + "\n"
+        for method in dict.fromkeys(d.method for d in stats.differences):
+            text += f"\n### {method} − {stats.reference}\n\n" + markdown_table(*difference_rows(stats, method, info))
+    elif note:
+        text += f"\nNo paired statistics: {note}\n"
+    runs = "\n".join(f"- {e.name}: {e.run_dir or 'FAILED: ' + str(e.error)}" for e in entries)
+    return text + "\nRuns:\n" + runs + "\n"
+
+
+def csv_text(entries: list[Entry], metrics: list[str], stats: ComparisonStats | None) -> str:
+    """One row per (method, condition) with mean, std, n (and CIs); then, with statistics, one
+    row per difference to the reference (its own columns filled, the others empty)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    head = ["method", "condition"] + [f"{m}_{s}" for m in metrics for s in ("mean", "std")] + ["n"]
+    diff_cols = ["reference", "metric", "diff", "ci_low", "ci_high", "p", "p_holm", "significant"]
+    if stats:
+        head += [f"{m}_ci_{s}" for m in metrics for s in ("low", "high")] + diff_cols
+    w.writerow(head)
+    for e in (e for e in entries if e.results):
+        ci = stats.ci.get(e.name, {}) if stats else {}
+        for c, st in e.results["summary"][SPLIT].items():
+            row = [e.name, c] + [f"{st[m][k]:.6f}" for m in metrics for k in ("mean", "std")] + [st[metrics[-1]]["n"]]
+            if stats:
+                row += [f"{v:.6f}" for m in metrics for v in ci[m][c]] + [""] * len(diff_cols)
+            w.writerow(row)
+    for d in stats.differences if stats else []:
+        w.writerow([d.method, d.condition] + [""] * (len(head) - 2 - len(diff_cols)) + _diff_cells(stats, d))
+    return buf.getvalue()
+
+
+def _diff_cells(stats: ComparisonStats, d: Difference) -> list[str]:
+    return [stats.reference, stats.metric, f"{d.diff:.6f}", f"{d.ci_low:.6f}", f"{d.ci_high:.6f}",
+            f"{d.p:.6f}", f"{d.p_holm:.6f}", str(d.significant).lower()]
+
+
+def write_outputs(entries: list[Entry], directory: Path, metrics: list[str], stats: ComparisonStats | None,
+                  note: str = "") -> dict[str, Path]:
+    info = metrics_info(entries)
+    paths = {"markdown": directory / "comparison.md", "csv": directory / "comparison.csv"}
+    atomic_write_text(paths["markdown"], markdown(entries, metrics, stats, note, info))
+    atomic_write_text(paths["csv"], csv_text(entries, metrics, stats))
+    png = plot_metric(entries, directory / f"{metrics[-1]}.png", metrics[-1], info)
+    if png:
+        paths["plot"] = png
+    return paths
+
+
+def plot_metric(entries: list[Entry], path: Path, metric: str, info: dict) -> Path | None:
+    """Per-condition values of one metric per method as grouped bars (needs the optional
+    matplotlib)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    done = [e for e in entries if e.results]
+    if not done:
+        return None
+    scale = 100 if is_percent(info, metric) else 1
+    conds = condition_order(list(done[0].results["summary"][SPLIT]))
+    width = 0.8 / len(done)
+    fig, ax = plt.subplots(figsize=(1.2 * len(conds) + 2, 4))
+    for i, e in enumerate(done):
+        s = e.results["summary"][SPLIT]
+        means = [scale * s[c][metric]["mean"] for c in conds]
+        stds = [scale * s[c][metric]["std"] for c in conds]
+        ax.bar([j + i * width for j in range(len(conds))], means, width, yerr=stds, label=e.name)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(conds))], conds)
+    ax.set_ylabel(metric.upper() + (" (%)" if scale == 100 else ""))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def print_comparison(entries: list[Entry], paths: dict[str, Path], terminal: bool, metrics: list[str],
+                     stats: ComparisonStats | None, note: str = "") -> None:
+    info = metrics_info(entries)
+    title = " / ".join(m.upper() for m in metrics) + f" on {SPLIT}, mean ± std" + (" [95 % CI]" if stats else "")
+    print(render_table(*comparison_rows(entries, metrics, stats, info), title, rich_output=terminal))
+    if stats:
+        print(stats_heading(stats, info))
+        for method in dict.fromkeys(d.method for d in stats.differences):
+            print(render_table(*difference_rows(stats, method, info), f"{method} − {stats.reference}",
+                               rich_output=terminal))
+    elif note:
+        print(f"No paired statistics: {note}")
+    for kind, p in paths.items():
+        print(f"{kind}: {p}")
+    for e in (e for e in entries if e.error):
+        print(f"FAILED {e.name}: {e.error}", file=sys.stderr)
