@@ -25,7 +25,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(["Dataset", "DataSplits", "TensorData", "stratified_split"], "mmtk.data"),
     "LazyFeatures": "mmtk.lazy",
     # missing-modality protocols
-    **dict.fromkeys(["MissingProtocol", "EvalCondition", "EvalPlan"], "mmtk.protocols"),
+    **dict.fromkeys(["MissingProtocol", "EvalCondition", "EvalPlan", "exact_rate_mask"], "mmtk.protocols"),
     # metrics
     **dict.fromkeys(["Metric", "confusion_matrix", "accuracy", "macro_recall", "macro_f1",
                      "weighted_f1", "mean_absolute_error", "pearson"], "mmtk.metrics"),
@@ -76,5 +76,5 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; nothing here runs
         weighted_f1,
     )
     from .pipeline import Fuser, Slot, State, Targets
-    from .protocols import EvalCondition, EvalPlan, MissingProtocol
+    from .protocols import EvalCondition, EvalPlan, MissingProtocol, exact_rate_mask
     from .registry import KINDS

@@ -9,6 +9,12 @@ def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
+def excluded_note(excluded: dict[str, int]) -> str:
+    """One line saying which samples were not scored (they were shown no modality)."""
+    parts = ", ".join(f"{where}: {n}" for where, n in excluded.items())
+    return f"not scored (shown no modality): {parts} sample(s)"
+
+
 class PlainProgress:
     """One line per epoch and per trial on stderr; nothing per step."""
 
@@ -22,6 +28,8 @@ class PlainProgress:
             print(f"[{info['trial']}] stage '{info['stage']}': up to {info['epochs']} epochs", file=self.stream)
         elif event == "trial_failed":
             print(f"[{info['trial']}] FAILED: {info['error']}", file=self.stream)
+        elif event == "trial_end" and info.get("excluded"):
+            print(f"[{info['trial']}] {excluded_note(info['excluded'])}", file=self.stream)
         elif event == "epoch_end":
             losses = " ".join(f"{k[5:]}={v:.3f}" for k, v in info.items() if k.startswith("loss/"))
             val = " ".join(f"{k}={v:.4f}" for k, v in info.items() if k.startswith("val/"))
@@ -55,6 +63,8 @@ class RichProgress:
             self.progress.update(self.task, completed=info["epoch"], score=val)
         elif event == "trial_end" and self.task is not None:
             self.progress.update(self.task, completed=self.progress.tasks[-1].total)
+            if info.get("excluded"):
+                self.progress.console.print(f"[{info['trial']}] {excluded_note(info['excluded'])}")
 
     def close(self) -> None:
         self.progress.stop()

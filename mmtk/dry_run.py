@@ -61,7 +61,7 @@ def _first_batch(builder: Builder, stage: Any, model: Any, splits: Any, target: 
     train = splits.train
     idx = torch.arange(min(stage.train.batch_size, len(train)))
     protocol = builder.component("missing", stage.missing.train, {"seed": seed}, "missing.train")
-    keep = training_masks(protocol, len(train), train.modalities)(
+    keep = training_masks(protocol, len(train), train.modalities, train.present)(
         idx, train.present[idx], torch.Generator().manual_seed(seed))
     batch = train.batch(idx)
     task_loss = builder.component("loss", stage.losses.task, where="losses.task")

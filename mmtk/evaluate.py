@@ -18,7 +18,7 @@ from .devices import autocast
 from .metrics import as_metric, confusion_matrix
 from .pipeline import Pipeline
 from .predictions import SplitPredictions
-from .protocols import EvalPlan, MissingProtocol
+from .protocols import EvalPlan, MissingProtocol, call_with_present
 from .task import LABELS, SCORES, task_output
 
 
@@ -26,7 +26,8 @@ def eval_plans(protocol: Callable[[], MissingProtocol], splits: DataSplits,
                which: tuple[str, ...] = ("val", "test")) -> dict[str, EvalPlan]:
     """The evaluation plan of each split, each drawn by a fresh protocol (so a split's masks
     do not depend on which splits were drawn before it)."""
-    return {split: protocol().eval_conditions(splits.modalities, len(getattr(splits, split)))
+    return {split: call_with_present(protocol().eval_conditions, getattr(splits, split).present,
+                                     splits.modalities, len(getattr(splits, split)))
             for split in which}
 
 
@@ -69,15 +70,21 @@ class Evaluator:
         local_p = torch.cat(probs) if probs else torch.empty(0, self.num_classes, device=device)
         return pred, dist.gather_by_index(mine, local_p, len(data))
 
-    def score(self, pred: Tensor, data: TensorData) -> dict[str, float]:
-        """Every metric on one set of predictions (the confusion matrix is built once)."""
+    def score(self, pred: Tensor, data: TensorData, scored: Tensor | None = None) -> dict[str, float]:
+        """Every metric on one set of predictions (the confusion matrix is built once);
+        ``scored`` (N,) bool limits them to the samples that were shown a modality."""
+        labels, scores = data.labels, data.scores
+        if scored is not None and not bool(scored.all()):
+            keep = scored.to(pred.device)
+            pred, labels = pred[keep], labels[keep.to(labels.device)]
+            scores = None if scores is None else scores[keep.to(scores.device)]
         out, cm = {}, None
         for name, metric in self.metrics.items():
             if metric.reads == "regression":
-                out[name] = metric(pred.detach().cpu().float(), data.scores.cpu())
+                out[name] = metric(pred.detach().cpu().float(), scores.cpu())
             else:
                 if cm is None:
-                    cm = confusion_matrix(data.labels, pred, self.num_classes)
+                    cm = confusion_matrix(labels, pred, self.num_classes)
                 out[name] = metric(cm)
         return out
 
@@ -87,9 +94,14 @@ class Evaluator:
         predictions are stored in it as ``keep["split"]`` (:class:`SplitPredictions`)."""
         out: dict[str, dict[str, float]] = {}
         kept = []
+        self.excluded: dict[str, int] = {}
         for cond in plan.conditions:
             pred, prob = self.outputs(model, data, cond.mask)
-            out[cond.name] = self.score(pred, data)
+            # a sample shown no modality at all is not scored (nothing to predict from)
+            scored = (cond.mask.cpu().bool() & data.present.cpu()).any(1)
+            if not bool(scored.all()):
+                self.excluded[cond.name] = int((~scored).sum())
+            out[cond.name] = self.score(pred, data, scored)
             if keep is not None:
                 kept.append((cond, pred, prob))
         if plan.mean_over:
@@ -97,6 +109,7 @@ class Evaluator:
                            for name in self.metrics}
         if keep is not None:
             keep["split"] = split_predictions(data, plan, kept)
+            keep["excluded"] = dict(self.excluded)
         return out
 
 

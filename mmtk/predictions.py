@@ -108,14 +108,19 @@ def score_predictions(split: SplitPredictions, metrics: dict[str, Metric],
         pred = torch.from_numpy(split.pred[i])
         cm = None
         row = {}
+        shown = torch.from_numpy(split.mask[i].any(-1))  # a sample shown nothing is not scored
+        cond_labels, cond_scores = labels, scores
+        if not bool(shown.all()):
+            pred, cond_labels = pred[shown], labels[shown]
+            cond_scores = None if scores is None else scores[shown]
         for name, metric in metrics.items():
             if metric.reads == "regression":
-                if scores is None:
+                if cond_scores is None:
                     raise MmtkError(f"metric '{name}' needs regression scores; these predictions have none")
-                row[name] = metric(pred.float(), scores)
+                row[name] = metric(pred.float(), cond_scores)
             else:
                 if cm is None:
-                    cm = confusion_matrix(labels, pred.long(), num_classes)
+                    cm = confusion_matrix(cond_labels, pred.long(), num_classes)
                 row[name] = metric(cm)
         out[cond] = row
     if split.mean_over:

@@ -134,7 +134,7 @@ class StageLoop:
         started = time.perf_counter()
         sums: dict[str, Tensor] = {}
         present_cpu = train.present.cpu()  # masks are drawn on the host: no device sync
-        masks_of = training_masks(self.p.train_missing, len(train), train.modalities)
+        masks_of = training_masks(self.p.train_missing, len(train), train.modalities, present_cpu)
         # On CPU checking every step is free; on a GPU it would sync, so check every 50 steps
         # (and at the end of every epoch) and still name the first bad step.
         every = 1 if self.device.type == "cpu" else 50

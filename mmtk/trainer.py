@@ -92,10 +92,14 @@ class Trainer:
             save_predictions(trial.directory / PREDICTIONS, TrialPredictions(
                 list(splits.modalities), self.target, splits.num_classes, list(splits.class_names or []),
                 {split: k["split"] for split, k in kept.items()}))
+            write_json(trial.directory / "evaluation.json", {
+                "excluded": {split: k["excluded"] for split, k in kept.items()},
+                "note": "samples shown no modality under a condition are not scored"})
             write_json(done, results)  # last: a trial with metrics.json has its predictions too
             snapshot_path(trial.directory).unlink(missing_ok=True)
         dist.barrier()
-        self.progress("trial_end", trial=trial.key, results=results)
+        excluded = {f"{split} {c}": n for split, k in kept.items() for c, n in k["excluded"].items()}
+        self.progress("trial_end", trial=trial.key, results=results, excluded=excluded)
         return results
 
     def load(self, trial: TrialSpec) -> DataSplits:

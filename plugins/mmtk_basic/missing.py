@@ -7,7 +7,7 @@ import itertools
 import torch
 from torch import Tensor
 
-from mmtk import EvalCondition, EvalPlan, MissingProtocol, MmtkError, condition_code, parse_condition
+from mmtk import EvalCondition, EvalPlan, MissingProtocol, MmtkError, condition_code, exact_rate_mask, parse_condition
 
 from .limits import BelowOne, Seed
 
@@ -61,27 +61,20 @@ class SixConditions(MissingProtocol):
         return EvalPlan(conds, [c.name for c in conds[:-1]])
 
 
-def random_rate_mask(n: int, m: int, rate: float, generator: torch.Generator) -> Tensor:
-    """CPM-Nets style: each cell missing with probability ``rate``, at least one kept per row."""
-    keep = torch.rand(n, m, generator=generator) >= rate
-    empty = ~keep.any(1)
-    if empty.any():
-        rescue = torch.randint(m, (int(empty.sum()),), generator=generator)
-        keep[empty.nonzero().flatten(), rescue] = True
-    return keep
-
-
 class RandomRate(MissingProtocol):
-    """CPM-style cell missing rate η: each (sample, modality) cell is dropped with probability η.
+    """CPM-Nets' missing rate η: exactly a fraction η of the (sample, modality) cells is missing.
 
-    At least one modality per sample is kept. Training: by default one fixed mask per
-    training sample, drawn once from the trial seed, so the training data is incomplete in
-    the same way every epoch (CPM-Nets); ``resample: true`` redraws masks every batch instead
-    (an augmentation: over the epochs the model then sees every training cell). The
-    evaluation mask is fixed by ``eval_seed``.
+    The data's own missing cells count toward η (a dataset already missing 20 % of its cells
+    gets only the rest dropped at η = 0.5), and every sample keeps at least one of the
+    modalities it has; when the data already misses more than η nothing more is dropped. A
+    sample left with no modality (possible only in data that has none for it) is never scored.
+    Training: by default one fixed mask per training sample, drawn once from the trial seed,
+    so the training data is incomplete in the same way every epoch (CPM-Nets); ``resample:
+    true`` redraws masks every batch instead (an augmentation: over the epochs the model then
+    sees every training cell). The evaluation mask is fixed by ``eval_seed``.
 
     Parameters:
-        rate: η, the probability that a (sample, modality) cell is missing, in [0, 1)
+        rate: η, the fraction of (sample, modality) cells missing, data's own included, in [0, 1)
         eval_seed: seed of the fixed evaluation mask
         train: drop cells in training too (false: train on everything the data has)
         resample: redraw the training masks every batch instead of fixing one per sample
@@ -94,22 +87,29 @@ class RandomRate(MissingProtocol):
         self.rate, self.eval_seed, self.train, self.resample = rate, eval_seed, train, resample
         self._seed = seed
 
-    def train_table(self, n: int, modalities: tuple[str, ...]) -> Tensor | None:
+    def train_table(self, n: int, modalities: tuple[str, ...],
+                    present: Tensor | None = None) -> Tensor | None:
         if not self.train or self.resample:
             return None
         g = torch.Generator().manual_seed(self._seed * 7907 + 17)
-        return random_rate_mask(n, len(modalities), self.rate, g)
+        return exact_rate_mask(_all(n, modalities) if present is None else present, self.rate, g)
 
     def train_mask(self, present: Tensor, generator: torch.Generator,
                    modalities: tuple[str, ...]) -> Tensor:
         if not self.train:
             return torch.ones_like(present, dtype=torch.bool)
-        return random_rate_mask(present.shape[0], present.shape[1], self.rate, generator)
+        return exact_rate_mask(present, self.rate, generator)
 
-    def eval_conditions(self, modalities: tuple[str, ...], n: int) -> EvalPlan:
+    def eval_conditions(self, modalities: tuple[str, ...], n: int,
+                        present: Tensor | None = None) -> EvalPlan:
         g = torch.Generator().manual_seed(self.eval_seed)
         name = f"eta{self.rate:g}"
-        return EvalPlan([EvalCondition(name, random_rate_mask(n, len(modalities), self.rate, g))], [name])
+        mask = exact_rate_mask(_all(n, modalities) if present is None else present, self.rate, g)
+        return EvalPlan([EvalCondition(name, mask)], [name])
+
+
+def _all(n: int, modalities: tuple[str, ...]) -> Tensor:
+    return torch.ones(n, len(modalities), dtype=torch.bool)
 
 
 class Fixed(MissingProtocol):

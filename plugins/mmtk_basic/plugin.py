@@ -46,7 +46,7 @@ COMPONENTS = [
     ("missing", "six_conditions", "missing:SixConditions",
      "MMIN's six conditions: a random one per sample in training, every one at evaluation."),
     ("missing", "random_rate", "missing:RandomRate",
-     "CPM-style cell missing rate η: each (sample, modality) cell is dropped with probability η."),
+     "CPM-Nets' missing rate η: exactly a fraction η of the (sample, modality) cells is missing."),
     ("missing", "fixed", "missing:Fixed",
      "One fixed condition, e.g. ``at`` = audio and text present, for training and evaluation."),
     ("dataset", "synthetic", "synthetic:Synthetic",

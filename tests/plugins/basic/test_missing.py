@@ -61,3 +61,13 @@ def test_random_rate_keeps_one_and_matches_rate():
     mask = proto.eval_conditions(MODS, 5000).conditions[0].mask
     assert mask.any(1).all()
     assert 0.33 < 1 - mask.float().mean().item() < 0.42
+
+
+def test_random_rate_counts_the_datas_own_missing_cells():
+    present = torch.ones(3000, 3, dtype=torch.bool)
+    present[:1000, 2] = False                              # the data already misses 1/9 of its cells
+    proto = Builder(REG).component("missing", {"type": "random_rate", "rate": 0.5}, {"seed": 3})
+    mask = proto.eval_conditions(MODS, 3000, present=present).conditions[0].mask
+    assert (~mask).sum() == 4500 and not (mask & ~present).any() and mask.any(1).all()
+    table = proto.train_table(3000, MODS, present=present)
+    assert (~table).sum() == 4500 and not (table & ~present).any()
