@@ -98,7 +98,8 @@ class Checker:
         if isinstance(block, str):
             block = {"type": block}
         if not isinstance(block, dict):
-            self.add(path, f"expected a {kind} block {{type: NAME, ...}}, got {block!r}")
+            self.add(path, f"expected {'an' if kind[0] in 'aeiou' else 'a'} {kind} block {{type: NAME, ...}}, "
+                           f"got {block!r}")
             return None
         if "type" not in block:
             self.add(f"{path}.type", f"missing 'type' naming a {kind}; "

@@ -56,8 +56,9 @@ def check(source: str | Path | dict, system: Any, overrides: list[str] | tuple[s
     tree = apply_overrides(tree, list(overrides))
     tree, problems = interpolate_env(tree)
     defaults = plugin_defaults(system)
+    given = {section: node for section, node in tree.items() if isinstance(node, dict)}
     defaulted = {f"{section}.{key}" for section, node in defaults.items() if isinstance(node, dict)
-                 for key in node if key not in (tree.get(section) or {})}
+                 for key in node if key not in given.get(section, {})}
     tree = deep_merge(defaults, tree)
     tree.setdefault("name", path.stem if path else "run")
     imports = tree.get("imports") or []
