@@ -82,7 +82,20 @@ def stats_heading(stats: ComparisonStats, info: dict) -> str:
     return (f"Paired differences to {stats.reference} ({stats.metric.upper()}{unit}, method − reference; "
             f"{better} is better): hierarchical paired bootstrap over seeds/folds and test samples, "
             f"B = {stats.n_boot}, seed {stats.seed}; 95 % percentile CI; p two-sided; "
-            f"* = Holm-adjusted p < {stats.alpha:g} over the {len(stats.differences)} comparisons.")
+            f"* = Holm-adjusted p < {stats.alpha:g} over the {len(stats.differences)} comparisons."
+            + _floor_warning(stats))
+
+
+def _floor_warning(stats: ComparisonStats) -> str:
+    """A bootstrap p-value is at least 2 / (B + 1), so with many comparisons and few draws
+    nothing can be significant after Holm: say so rather than let 'no *' read as 'no effect'."""
+    m = len(stats.differences)
+    floor = m * 2 / (stats.n_boot + 1)
+    if floor < stats.alpha:
+        return ""
+    needed = int(2 * m / stats.alpha * 2)
+    return (f" Note: with B = {stats.n_boot} draws no Holm-adjusted p can fall below {min(floor, 1):.3f}; "
+            f"rerun with --bootstrap {needed} or more to be able to detect differences.")
 
 
 def markdown(entries: list[Entry], metrics: list[str], stats: ComparisonStats | None, note: str,

@@ -121,9 +121,9 @@ def test_compare_shows_regression_metrics(system, fx, tmp_path, capsys):
     table = (folder / "comparison.md").read_text()
     assert table.startswith("Cells: MAE / CORR (MAE, CORR)")
     csv_head = (folder / "comparison.csv").read_text().splitlines()[0]
-    assert csv_head == "method,condition,mae_mean,mae_std,corr_mean,corr_std,n"
+    assert csv_head.startswith("method,condition,mae_mean,mae_std,corr_mean,corr_std,n,mae_ci_low,")
     row = next(line for line in table.splitlines() if line.startswith("| baseline-mosi"))
-    mae = float(row.split("|")[-2].split("/")[0])        # the 'mean' column, raw (not x100)
+    mae = float(row.split("|")[-2].split("/")[0].split("[")[0])  # the 'mean' column, raw (not x100)
     assert 0.0 < mae < 10.0
     # chosen metrics; the finished runs are reused, not trained again
     common = ["--set", f"data.root={tmp_path / 'mosi.pkl'}", "--set", "train.epochs=1",
@@ -134,7 +134,7 @@ def test_compare_shows_regression_metrics(system, fx, tmp_path, capsys):
     table = next((tmp_path / "cmp2").glob("compare/*/comparison.md")).read_text()
     assert table.startswith("Cells: ACC2 / ACC7 / MAE (ACC2 in %, ACC7 in %, MAE)")
     row = next(line for line in table.splitlines() if line.startswith("| baseline-mosi"))
-    acc2 = float(row.split("|")[-2].split("/")[0])
+    acc2 = float(row.split("|")[-2].split("/")[0].split("[")[0])
     assert 0.0 <= acc2 <= 100.0
     capsys.readouterr()
     assert main(["compare", str(RECIPES / "baseline-mosi.yaml"), str(RECIPES / "cmarr-mosi.yaml"),
