@@ -100,6 +100,10 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     _compare_parser(sub)
 
+    audit = sub.add_parser("audit", help="check runs' protocol cards for leakage and unfair protocols")
+    audit.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    audit.add_argument("--json", action="store_true")
+
     ev = sub.add_parser("eval", help="a finished run's tables, recomputed from its kept predictions")
     ev.add_argument("run_dir")
     ev.add_argument("--metrics", nargs="+", metavar="METRIC", help="also compute these metrics")
@@ -118,7 +122,8 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
 
 
 COMMANDS = {"run": commands.cmd_run, "validate": commands.cmd_validate, "list": commands.cmd_list,
-            "show": commands.cmd_show, "eval": commands.cmd_eval, "compare": commands.cmd_compare}
+            "show": commands.cmd_show, "eval": commands.cmd_eval, "audit": commands.cmd_audit,
+            "compare": commands.cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

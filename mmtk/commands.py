@@ -211,6 +211,21 @@ def _dry_run(args: argparse.Namespace, system: Any) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Protocol violations of each run; exit status 1 when any run has one."""
+    from .audit import violations
+
+    found = {run: violations(run) for run in args.run_dirs}
+    if args.json:
+        _print_json({"runs": found, "ok": not any(found.values())})
+    else:
+        for run, problems in found.items():
+            print(f"{run}: {'OK' if not problems else f'{len(problems)} violation(s)'}")
+            for p in problems:
+                print(f"  - {p}")
+    return 1 if any(found.values()) else 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """A finished run's tables, recomputed from its trials' kept predictions."""
     from pathlib import Path

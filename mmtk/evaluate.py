@@ -39,6 +39,10 @@ class Evaluator:
         self.metrics = {n: as_metric(m) for n, m in metrics.items()}
         self.num_classes, self.target = num_classes, target
         self.batch_size, self.amp_dtype = batch_size, amp_dtype
+        # which split each evaluation read, per phase: a fact for the protocol card
+        self.split_names: dict[int, str] = {}
+        self.phase = "training"
+        self.reads: dict[str, dict[str, int]] = {}
 
     @torch.no_grad()
     def predict(self, model: Pipeline, data: TensorData, mask: Tensor) -> Tensor:
@@ -95,6 +99,9 @@ class Evaluator:
         out: dict[str, dict[str, float]] = {}
         kept = []
         self.excluded: dict[str, int] = {}
+        phase = self.reads.setdefault(self.phase, {})
+        split = self.split_names.get(id(data), "other")
+        phase[split] = phase.get(split, 0) + 1
         for cond in plan.conditions:
             pred, prob = self.outputs(model, data, cond.mask)
             # a sample shown no modality at all is not scored (nothing to predict from)

@@ -7,6 +7,7 @@ from typing import Any
 
 from . import distributed as dist
 from .builder import Builder
+from .card import write_card
 from .errors import MmtkError
 from .metrics import describe, summarize_trials
 from .plugins import PluginSystem
@@ -93,6 +94,7 @@ class Run:
         if dist.is_main():
             write_json(self.directory / "metrics.json", self.results)
             write_csv(self.directory / "metrics.csv", per_trial, summary)
+            write_card(self.recipe, self.directory)
         self.system.call_run_end(self, self.results)
         if failed:
             raise MmtkError(f"{len(failed)} of {len(trials)} trial(s) failed (the others finished and are "

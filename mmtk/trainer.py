@@ -81,7 +81,9 @@ class Trainer:
         splits = self.load(trial)
         evaluator = Evaluator(self.metrics, splits.num_classes, self.recipe.eval.batch_size,
                               autocast_dtype(self.recipe.first_stage.train.amp, self.device), self.target)
+        evaluator.split_names = {id(part): name for name, part in splits.items()}
         model = self.run_stages(trial, splits, evaluator)
+        evaluator.phase = "final"
         plans = eval_plans(lambda: self.missing(self.recipe.last_stage, "eval", trial.seed), splits)
         kept: dict[str, dict] = {split: {} for split in plans}
         results = {split: evaluator.evaluate(model, getattr(splits, split), plans[split], kept[split])
@@ -94,7 +96,9 @@ class Trainer:
                 {split: k["split"] for split, k in kept.items()}))
             write_json(trial.directory / "evaluation.json", {
                 "excluded": {split: k["excluded"] for split, k in kept.items()},
-                "note": "samples shown no modality under a condition are not scored"})
+                "reads": evaluator.reads, "selected": self.selected,
+                "note": "excluded: samples shown no modality under a condition are not scored; reads: "
+                        "evaluations of each split while training and at the end"})
             write_json(done, results)  # last: a trial with metrics.json has its predictions too
             snapshot_path(trial.directory).unlink(missing_ok=True)
         dist.barrier()
@@ -123,6 +127,7 @@ class Trainer:
         """Every stage in order; returns the model selected by the last one."""
         snap = read_snapshot(trial.directory)
         finished: dict[str, dict] = {}
+        self.selected: dict[str, dict] = {}
         model: Pipeline | None = None
         for index, stage in enumerate(self.recipe.stages):
             ckpt = stage_path(trial.directory, stage.name)
@@ -130,6 +135,8 @@ class Trainer:
                 model = self.stage_model(stage, splits, trial.seed + index, finished)
                 model.load_state_dict(load_torch(ckpt))
                 finished[stage.name] = model.state_dict()
+                self.selected[stage.name] = selected_from_history(
+                    trial.directory, stage, self.metrics[stage.train.monitor].higher_is_better)
                 continue
             seed_everything(trial.seed + 1000 * index)
             model = self.stage_model(stage, splits, trial.seed + index, finished)
@@ -137,6 +144,9 @@ class Trainer:
                              splits, evaluator, trial, self.device, self.target, self.writer,
                              self.progress)
             state = loop.run(snap if snap is not None and snap.stage_index == index else None)
+            self.selected[stage.name] = {"epoch": state.best_epoch, "epochs_run": state.epoch,
+                                         "monitor": stage.train.monitor, "split": "val",
+                                         "value": state.best_score * loop.sign}
             if dist.is_main():
                 write_json(trial.directory / f"history-{stage.name}.json", state.history)
             model.load_state_dict(state.best_state)
@@ -186,3 +196,14 @@ class Trainer:
             train_missing=self.missing(stage, "train", seed),
             val_plan=eval_plans(lambda: self.missing(stage, "eval", seed), splits, ("val",))["val"],
             scaler=torch.amp.GradScaler("cuda") if amp == torch.float16 else None)
+
+
+def selected_from_history(directory: Path, stage: Stage, higher_is_better: bool) -> dict:
+    """The selection record of a stage finished before a resume, from its history file."""
+    key = f"val/{stage.train.monitor}"
+    history = read_json(directory / f"history-{stage.name}.json", "stage history")
+    values = [(r["epoch"], r[key]) for r in history if key in r]
+    best = max if higher_is_better else min   # the first best, as the stage loop keeps it
+    epoch, value = best(values, key=lambda ev: ev[1]) if values else (None, None)
+    return {"epoch": epoch, "epochs_run": len(history), "monitor": stage.train.monitor,
+            "split": "val", "value": value}
