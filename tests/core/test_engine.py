@@ -48,9 +48,9 @@ def test_selection_never_looks_at_test(system, tmp_path, monkeypatch):
     seen = []
     original = Evaluator.evaluate
 
-    def spy(self, model, data, plan):
+    def spy(self, model, data, plan, *rest):
         seen.append(len(data))
-        return original(self, model, data, plan)
+        return original(self, model, data, plan, *rest)
 
     monkeypatch.setattr(Evaluator, "evaluate", spy)
     tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(3) + ["train.patience=null"])
