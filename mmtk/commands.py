@@ -283,7 +283,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                        "summary": e.results["summary"] if e.results else None}
                               for e in entries},
                      "statistics": result.stats.as_dict() if result.stats else None,
-                     "statistics_note": result.note})
+                     "statistics_note": result.note, "cards": result.cards})
     else:
-        print_comparison(entries, paths, is_terminal(), result.metrics, result.stats, result.note)
+        print_comparison(entries, paths, is_terminal(), result.metrics, result.stats, result.note, result.cards)
     return 1 if any(e.error for e in entries) else 0

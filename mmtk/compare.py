@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from .compare_cards import check_cards
 from .compare_stats import ComparisonStats, StatsOptions, check_options, comparison_stats, require_predictions
 from .compare_tables import print_comparison, shown_metrics, write_outputs
 from .errors import MmtkError
@@ -157,6 +158,7 @@ class Comparison:
     metrics: list[str]                  # shown per cell
     stats: ComparisonStats | None       # None: --bootstrap 0, or too few finished runs (see note)
     note: str = ""
+    cards: str = ""                     # one-line summary of the rows' protocol cards
 
 
 def prepare_entries(recipes: list[str], system: PluginSystem, overrides: list[str],
@@ -220,11 +222,13 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
             todo.append(e)
     if todo:
         run_entries(todo, overrides, jobs, plugins_dir, show)
+    cards = check_cards(entries)   # refuses rows whose protocol cards differ in what matters
     shown = shown_metrics(entries, metrics)
     stats, note = statistics(entries, system.registry, shown, opts)
     root = Path(out_dir) if out_dir else Path(entries[0].resolved.output.dir)
     directory = new_run_dir(root, "compare")
-    return Comparison(entries, write_outputs(entries, directory, shown, stats, note), shown, stats, note)
+    paths = write_outputs(entries, directory, shown, stats, note, cards)
+    return Comparison(entries, paths, shown, stats, note, cards)
 
 
 class CompareDisplay:

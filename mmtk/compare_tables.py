@@ -99,7 +99,7 @@ def _floor_warning(stats: ComparisonStats) -> str:
 
 
 def markdown(entries: list[Entry], metrics: list[str], stats: ComparisonStats | None, note: str,
-             info: dict) -> str:
+             info: dict, cards: str = "") -> str:
     units = ", ".join(f"{m.upper()}{' in %' if is_percent(info, m) else ''}" for m in metrics)
     ci = " [95 % bootstrap CI of the mean]" if stats else ""
     text = (f"Cells: {' / '.join(m.upper() for m in metrics)} ({units}), mean ± std over trials (seeds and "
@@ -112,7 +112,7 @@ def markdown(entries: list[Entry], metrics: list[str], stats: ComparisonStats | 
     elif note:
         text += f"\nNo paired statistics: {note}\n"
     runs = "\n".join(f"- {e.name}: {e.run_dir or 'FAILED: ' + str(e.error)}" for e in entries)
-    return text + "\nRuns:\n" + runs + "\n"
+    return text + (f"\n{cards.capitalize()}.\n" if cards else "") + "\nRuns:\n" + runs + "\n"
 
 
 def csv_text(entries: list[Entry], metrics: list[str], stats: ComparisonStats | None) -> str:
@@ -143,10 +143,10 @@ def _diff_cells(stats: ComparisonStats, d: Difference) -> list[str]:
 
 
 def write_outputs(entries: list[Entry], directory: Path, metrics: list[str], stats: ComparisonStats | None,
-                  note: str = "") -> dict[str, Path]:
+                  note: str = "", cards: str = "") -> dict[str, Path]:
     info = metrics_info(entries)
     paths = {"markdown": directory / "comparison.md", "csv": directory / "comparison.csv"}
-    atomic_write_text(paths["markdown"], markdown(entries, metrics, stats, note, info))
+    atomic_write_text(paths["markdown"], markdown(entries, metrics, stats, note, info, cards))
     atomic_write_text(paths["csv"], csv_text(entries, metrics, stats))
     png = plot_metric(entries, directory / f"{metrics[-1]}.png", metrics[-1], info)
     if png:
@@ -185,7 +185,7 @@ def plot_metric(entries: list[Entry], path: Path, metric: str, info: dict) -> Pa
 
 
 def print_comparison(entries: list[Entry], paths: dict[str, Path], terminal: bool, metrics: list[str],
-                     stats: ComparisonStats | None, note: str = "") -> None:
+                     stats: ComparisonStats | None, note: str = "", cards: str = "") -> None:
     info = metrics_info(entries)
     title = " / ".join(m.upper() for m in metrics) + f" on {SPLIT}, mean ± std" + (" [95 % CI]" if stats else "")
     print(render_table(*comparison_rows(entries, metrics, stats, info), title, rich_output=terminal))
@@ -196,6 +196,8 @@ def print_comparison(entries: list[Entry], paths: dict[str, Path], terminal: boo
                                rich_output=terminal))
     elif note:
         print(f"No paired statistics: {note}")
+    if cards:
+        print(cards)
     for kind, p in paths.items():
         print(f"{kind}: {p}")
     for e in (e for e in entries if e.error):

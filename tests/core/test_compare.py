@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from conftest import RECIPES, fails_with
 from mmtk.builder import Builder
@@ -215,6 +216,15 @@ def test_compare_cli_reports_paired_differences(tmp_path, capsys):
     assert main(["compare", *common, "--reference", "small-head"]) == 0          # reused: plain output
     printed = capsys.readouterr().out
     assert "Paired differences to small-head" in printed and "baseline − small-head" in printed
+    assert "Protocol cards agree: 2 trial(s) per row, selection on val" in md
     run = Path(out["runs"]["baseline"]["directory"])
+    card = yaml.safe_load((run / "card.yaml").read_text())
+    card["data"]["normalisation"] = "none"
+    (run / "card.yaml").write_text(yaml.safe_dump(card))
+    fails_with(capsys, ["compare", *common], "protocol cards differ in data.normalisation")
+    card["data"]["normalisation"], card["test split"]["read while training"]["seed0"] = \
+        "standardised with statistics of each fold's training split", 1
+    (run / "card.yaml").write_text(yaml.safe_dump(card))
+    fails_with(capsys, ["compare", *common], "'baseline' read its test split while training")
     (run / "trials" / "seed1" / "predictions.npz").unlink()
     fails_with(capsys, ["compare", *common], "'baseline'", "no per-sample predictions", "--no-reuse")
