@@ -56,6 +56,7 @@ def build_card(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
         "data": {
             "dataset": _component(recipe.data.dataset),
             "data seed": recipe.data.dataset.params.get("data_seed", "the dataset's default"),
+            "sample seed": recipe.data.dataset.params.get("sample_seed", "the data seed"),
             "validation split": first["data"].get("validation", "the dataset's own"),
             "sizes (first trial)": first["data"].get("sizes"),
             "normalisation": ("none" if not norm else "standardised with statistics of each fold's "

@@ -9,6 +9,8 @@ partly inferred from the others. Default dimensions follow the features used on 
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 
 from mmtk import Dataset, DataSplits, TensorData, stratified_split
@@ -37,25 +39,37 @@ class Synthetic(Dataset):
         separation: distance of the class centres from the origin of the arousal/valence plane
             (larger = easier)
         noise: scale of the noise added to every feature
-        data_seed: seed of the generated data and of the train/test split
-        test_fraction: share of samples in the test split (stratified)
+        data_seed: seed of the task (how each modality's features arise from the affect) and,
+            unless sample_seed is set, also of the samples and the train/test split
+        test_fraction: share of samples in the test split (stratified); ignored with n_test
+        sample_seed: seed of the samples and the split only, with the task kept fixed by
+            data_seed; 'trial' ties them to the trial seed, so the seeds of a comparison also
+            sample test-set variance (null: data_seed draws everything, as before)
+        n_test: generate this many test samples in addition to the n_samples training ones
+            (e.g. 10000 for a test set whose sampling error is small); null: split n_samples
     """
 
     def __init__(self, n_samples: Size = 3000, dims: dict[str, Size] | None = None,
                  frames: dict[str, NonNegativeInt] | None = None, separation: NonNegative = 1.2,
-                 noise: NonNegative = 1.0, data_seed: Seed = 0, test_fraction: Fraction = 0.2):
+                 noise: NonNegative = 1.0, data_seed: Seed = 0, test_fraction: Fraction = 0.2,
+                 sample_seed: Seed | Literal["trial"] | None = None, n_test: Size | None = None,
+                 seed: int = 0):
         self.n_samples, self.separation, self.noise = n_samples, separation, noise
         self.dims = dims or {"audio": 130, "text": 1024, "visual": 342}
         self.frames = frames or {}
-        self.data_seed, self.test_fraction = data_seed, test_fraction
+        self.data_seed, self.test_fraction, self.n_test = data_seed, test_fraction, n_test
+        self.sample_seed = seed if sample_seed == "trial" else sample_seed
 
     @property
     def modalities(self) -> tuple[str, ...]:
         return tuple(sorted(self.dims))
 
     def _generate(self) -> TensorData:
-        g = torch.Generator().manual_seed(self.data_seed)
-        n = self.n_samples
+        # g draws the samples, gw the task's weights; one generator (the historical stream)
+        # unless sample_seed separates them
+        g = torch.Generator().manual_seed(self.data_seed if self.sample_seed is None else self.sample_seed)
+        gw = g if self.sample_seed is None else torch.Generator().manual_seed(self.data_seed)
+        n = self.n_samples + (self.n_test or 0)
         counts = [int(round(share * n)) for share in CLASS_SHARES[:-1]]
         counts.append(n - sum(counts))
         labels = torch.repeat_interleave(torch.arange(len(CLASS_NAMES)), torch.tensor(counts))
@@ -68,8 +82,8 @@ class Synthetic(Dataset):
             view = affect + blur * torch.randn(n, 2, generator=g)
             private = torch.randn(n, 4, generator=g)
             h = torch.cat([view, style, private], 1)                               # (n, 12)
-            w1 = torch.randn(h.shape[1], 64, generator=g) / h.shape[1] ** 0.5
-            w2 = torch.randn(64, self.dims[m], generator=g) / 8.0
+            w1 = torch.randn(h.shape[1], 64, generator=gw) / h.shape[1] ** 0.5
+            w2 = torch.randn(64, self.dims[m], generator=gw) / 8.0
             clean = torch.tanh(h @ w1 * 2) @ w2
             t = self.frames.get(m, 0)
             if t:
@@ -85,7 +99,14 @@ class Synthetic(Dataset):
 
     def load(self, fold: int | None = None) -> DataSplits:
         data = self._generate()
-        train_idx, test_idx = stratified_split(data.labels, self.test_fraction, self.data_seed)
+        if self.n_test:   # the first n_samples train, the rest test (labels are shuffled)
+            train_idx, test_idx = torch.arange(self.n_samples), torch.arange(self.n_samples, len(data))
+        else:
+            split_seed = self.data_seed if self.sample_seed is None else self.sample_seed
+            train_idx, test_idx = stratified_split(data.labels, self.test_fraction, split_seed)
         return DataSplits(train=data.subset(train_idx), test=data.subset(test_idx), val=None,
                           num_classes=len(CLASS_NAMES), class_names=CLASS_NAMES,
-                          info={"dataset": "synthetic", "note": "synthetic data, not real"})
+                          info={"dataset": "synthetic", "note": "synthetic data, not real",
+                                "task seed": self.data_seed,
+                                "sample seed": self.data_seed if self.sample_seed is None else self.sample_seed,
+                                "test samples": len(test_idx)})
