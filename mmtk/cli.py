@@ -73,6 +73,10 @@ def _compare_parser(sub: Any) -> None:
                       help="paired bootstrap draws for CIs and p-values (default 2000; 0: no statistics)")
     cmp_.add_argument("--bootstrap-seed", type=whole_number, default=0, metavar="SEED",
                       help="seed of the bootstrap draws (default 0)")
+    cmp_.add_argument("--missing-rates", nargs="+", type=float, metavar="RATE",
+                      help="robustness curves: evaluate every model at these cell missing rates in [0, 1)")
+    cmp_.add_argument("--rate-metric", metavar="METRIC",
+                      help="the metric of the robustness curves (default: --stat-metric, else the second shown)")
     cmp_.add_argument("--json", action="store_true")
 
 

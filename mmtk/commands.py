@@ -259,7 +259,7 @@ def _confusion(run_dir: Any, split: str, as_json: bool) -> dict:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import CompareDisplay, StatsOptions, compare, print_comparison
+    from .compare import CompareDisplay, RobustnessOptions, StatsOptions, compare, print_comparison
     from .console import is_terminal
 
     overrides = _recipe_overrides(args)
@@ -270,9 +270,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from .recipe import resolve
         display = CompareDisplay([resolve(r, system, overrides).name for r in names], is_terminal())
     opts = StatsOptions(args.reference, args.stat_metric, args.bootstrap, args.bootstrap_seed)
+    rates = RobustnessOptions(args.missing_rates, args.rate_metric) if args.missing_rates else None
     try:
         result = compare(names, system, overrides, args.jobs, not args.no_reuse,
-                         args.out, args.plugins_dir, display, args.metrics, opts)
+                         args.out, args.plugins_dir, display, args.metrics, opts, rates)
     finally:
         display.close()
     entries, paths = result.entries, result.paths
@@ -283,7 +284,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                        "summary": e.results["summary"] if e.results else None}
                               for e in entries},
                      "statistics": result.stats.as_dict() if result.stats else None,
-                     "statistics_note": result.note, "cards": result.cards})
+                     "statistics_note": result.note, "cards": result.cards,
+                     "robustness": result.robustness.as_dict() if result.robustness else None})
     else:
-        print_comparison(entries, paths, is_terminal(), result.metrics, result.stats, result.note, result.cards)
+        print_comparison(entries, paths, is_terminal(), result.metrics, result.stats, result.note, result.cards,
+                         result.robustness)
     return 1 if any(e.error for e in entries) else 0

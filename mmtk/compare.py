@@ -4,7 +4,8 @@ Each recipe becomes one run (a finished run with the same resolved recipe is reu
 go in child processes (``--jobs`` at a time, threads split between them); a failed run is
 reported and the others finish. Recipes whose data, folds, seeds or evaluation protocol
 differ are refused, naming the field that differs. The paired statistics (every method
-against a reference) are in :mod:`mmtk.compare_stats`, the tables in :mod:`mmtk.compare_tables`.
+against a reference) are in :mod:`mmtk.compare_stats`, the tables in :mod:`mmtk.compare_tables`,
+the robustness curves (``--missing-rates``) in :mod:`mmtk.compare_robustness`.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 import yaml
 
 from .compare_cards import check_cards
+from .compare_robustness import Robustness, RobustnessOptions, check_robustness_options, robustness_curves
 from .compare_stats import ComparisonStats, StatsOptions, check_options, comparison_stats, require_predictions
 from .compare_tables import print_comparison, shown_metrics, write_outputs
 from .errors import MmtkError
@@ -30,7 +32,8 @@ from .recipe import Component, Recipe, resolve
 from .run import read_results
 from .rundir import new_run_dir
 
-__all__ = ["Comparison", "CompareDisplay", "Entry", "StatsOptions", "compare", "print_comparison"]
+__all__ = ["Comparison", "CompareDisplay", "Entry", "RobustnessOptions", "StatsOptions", "compare",
+           "print_comparison"]
 
 
 @dataclass
@@ -159,10 +162,12 @@ class Comparison:
     stats: ComparisonStats | None       # None: --bootstrap 0, or too few finished runs (see note)
     note: str = ""
     cards: str = ""                     # one-line summary of the rows' protocol cards
+    robustness: Robustness | None = None   # --missing-rates: the curves
 
 
 def prepare_entries(recipes: list[str], system: PluginSystem, overrides: list[str],
-                    metrics: list[str] | None, opts: StatsOptions) -> list[Entry]:
+                    metrics: list[str] | None, opts: StatsOptions,
+                    rates: RobustnessOptions | None = None) -> list[Entry]:
     """Resolved entries, refused before anything runs when they cannot be compared."""
     entries = []
     for r in recipes:
@@ -179,6 +184,8 @@ def prepare_entries(recipes: list[str], system: PluginSystem, overrides: list[st
                         f"({', '.join(evaluated)})")
     if opts.n_boot > 0:
         check_options(names, evaluated, opts)
+    if rates is not None:
+        check_robustness_options(evaluated, rates)
     return entries
 
 
@@ -203,11 +210,13 @@ def statistics(entries: list[Entry], registry: Any, shown: list[str],
 def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs: int = 1,
             reuse: bool = True, out_dir: str | None = None, plugins_dir: str | None = None,
             show: Any = None, metrics: list[str] | None = None,
-            stats_options: StatsOptions | None = None) -> Comparison:
+            stats_options: StatsOptions | None = None,
+            robustness: RobustnessOptions | None = None) -> Comparison:
     """``metrics``: which evaluated metrics the table shows (default: see shown_metrics);
-    ``stats_options``: the paired statistics (default: 2000 draws against the first recipe)."""
+    ``stats_options``: the paired statistics (default: 2000 draws against the first recipe);
+    ``robustness``: the missing rates of the robustness curves (default: none drawn)."""
     opts = stats_options or StatsOptions()
-    entries = prepare_entries(recipes, system, overrides, metrics, opts)
+    entries = prepare_entries(recipes, system, overrides, metrics, opts, robustness)
     show = show or (lambda e, msg: None)
     todo = []
     for e in entries:
@@ -225,10 +234,11 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
     cards = check_cards(entries)   # refuses rows whose protocol cards differ in what matters
     shown = shown_metrics(entries, metrics)
     stats, note = statistics(entries, system.registry, shown, opts)
+    curves = robustness_curves(entries, system, shown, opts, robustness) if robustness else None
     root = Path(out_dir) if out_dir else Path(entries[0].resolved.output.dir)
     directory = new_run_dir(root, "compare")
-    paths = write_outputs(entries, directory, shown, stats, note, cards)
-    return Comparison(entries, paths, shown, stats, note, cards)
+    paths = write_outputs(entries, directory, shown, stats, note, cards, curves)
+    return Comparison(entries, paths, shown, stats, note, cards, curves)
 
 
 class CompareDisplay:

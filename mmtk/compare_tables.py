@@ -2,7 +2,8 @@
 
 The main table: per method and condition, mean ± std over trials and the bootstrap 95 % CI
 of that mean, and the number of trials. Then, per compared method, its paired difference to
-the reference with CI, p-value, Holm-adjusted p-value and a mark when significant.
+the reference with CI, p-value, Holm-adjusted p-value and a mark when significant. With
+``--missing-rates``, the robustness section and files of :mod:`mmtk.compare_robustness`.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .compare_robustness import Robustness, print_robustness, robustness_markdown, write_robustness
 from .compare_stats import ComparisonStats, Difference
 from .report import condition_order, fmt, is_percent, markdown_table, render_table
 from .rundir import atomic_write_text
@@ -99,7 +101,7 @@ def _floor_warning(stats: ComparisonStats) -> str:
 
 
 def markdown(entries: list[Entry], metrics: list[str], stats: ComparisonStats | None, note: str,
-             info: dict, cards: str = "") -> str:
+             info: dict, cards: str = "", robustness: Robustness | None = None) -> str:
     units = ", ".join(f"{m.upper()}{' in %' if is_percent(info, m) else ''}" for m in metrics)
     ci = " [95 % bootstrap CI of the mean]" if stats else ""
     text = (f"Cells: {' / '.join(m.upper() for m in metrics)} ({units}), mean ± std over trials (seeds and "
@@ -111,6 +113,8 @@ def markdown(entries: list[Entry], metrics: list[str], stats: ComparisonStats | 
             text += f"\n### {method} − {stats.reference}\n\n" + markdown_table(*difference_rows(stats, method, info))
     elif note:
         text += f"\nNo paired statistics: {note}\n"
+    if robustness:
+        text += robustness_markdown(robustness, info)
     runs = "\n".join(f"- {e.name}: {e.run_dir or 'FAILED: ' + str(e.error)}" for e in entries)
     return text + (f"\n{cards.capitalize()}.\n" if cards else "") + "\nRuns:\n" + runs + "\n"
 
@@ -143,10 +147,12 @@ def _diff_cells(stats: ComparisonStats, d: Difference) -> list[str]:
 
 
 def write_outputs(entries: list[Entry], directory: Path, metrics: list[str], stats: ComparisonStats | None,
-                  note: str = "", cards: str = "") -> dict[str, Path]:
+                  note: str = "", cards: str = "", robustness: Robustness | None = None) -> dict[str, Path]:
     info = metrics_info(entries)
     paths = {"markdown": directory / "comparison.md", "csv": directory / "comparison.csv"}
-    atomic_write_text(paths["markdown"], markdown(entries, metrics, stats, note, info, cards))
+    if robustness:   # first: it notes in the curves when the plot could not be drawn
+        paths.update(write_robustness(robustness, directory, info))
+    atomic_write_text(paths["markdown"], markdown(entries, metrics, stats, note, info, cards, robustness))
     atomic_write_text(paths["csv"], csv_text(entries, metrics, stats))
     png = plot_metric(entries, directory / f"{metrics[-1]}.png", metrics[-1], info)
     if png:
@@ -185,7 +191,8 @@ def plot_metric(entries: list[Entry], path: Path, metric: str, info: dict) -> Pa
 
 
 def print_comparison(entries: list[Entry], paths: dict[str, Path], terminal: bool, metrics: list[str],
-                     stats: ComparisonStats | None, note: str = "", cards: str = "") -> None:
+                     stats: ComparisonStats | None, note: str = "", cards: str = "",
+                     robustness: Robustness | None = None) -> None:
     info = metrics_info(entries)
     title = " / ".join(m.upper() for m in metrics) + f" on {SPLIT}, mean ± std" + (" [95 % CI]" if stats else "")
     print(render_table(*comparison_rows(entries, metrics, stats, info), title, rich_output=terminal))
@@ -196,6 +203,8 @@ def print_comparison(entries: list[Entry], paths: dict[str, Path], terminal: boo
                                rich_output=terminal))
     elif note:
         print(f"No paired statistics: {note}")
+    if robustness:
+        print_robustness(robustness, info, terminal)
     if cards:
         print(cards)
     for kind, p in paths.items():
