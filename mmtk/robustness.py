@@ -102,7 +102,8 @@ def evaluate_trial(recipe: Recipe, registry: Any, trial_dir: Path, rates: list[f
     builder = Builder(registry)
     seed_everything(seed)   # as the trainer did before loading the data
     splits = load_data(builder, recipe.data, fold, seed)
-    kept = load_predictions(trial_dir / PREDICTIONS).splits.get(SPLIT)
+    # the rebuilt test split must be the one the trial was scored on (older runs kept no predictions)
+    kept = load_predictions(trial_dir / PREDICTIONS).splits.get(SPLIT) if (trial_dir / PREDICTIONS).is_file() else None
     if kept is not None and kept.ids != list(splits.test.ids):
         raise MmtkError(f"the test split rebuilt for {trial_dir} is not the one the trial was evaluated on "
                         f"({len(splits.test.ids)} vs {len(kept.ids)} samples, or another order): the data "
