@@ -75,6 +75,7 @@ def protocol_fields(recipe: Recipe, registry: Any) -> dict[str, Any]:
     flat("missing.eval", with_param_defaults("missing", recipe.last_stage.missing.eval, registry))
     out["seed"] = recipe.seeds
     out["eval.metrics"] = recipe.eval.metrics
+    out["eval.missing_rates"] = recipe.eval.missing_rates
     return out
 
 
@@ -217,6 +218,10 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
     ``robustness``: the missing rates of the robustness curves (default: none drawn)."""
     opts = stats_options or StatsOptions()
     entries = prepare_entries(recipes, system, overrides, metrics, opts, robustness)
+    recipe_rates = entries[0].resolved.eval.missing_rates   # the same in every recipe (checked)
+    if robustness is None and recipe_rates:
+        robustness = RobustnessOptions(list(recipe_rates))
+        check_robustness_options(entries[0].resolved.eval.metrics, robustness)
     show = show or (lambda e, msg: None)
     todo = []
     for e in entries:

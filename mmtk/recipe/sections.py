@@ -111,6 +111,8 @@ class Eval:
 
     metrics: Annotated[list[str], NonEmpty()] = field()
     batch_size: Annotated[int, AT_LEAST_ONE] = 1024
+    # the missing rates of `mmtk compare`'s robustness curves (the --missing-rates default)
+    missing_rates: list[Annotated[float, Ge(0), Lt(1)]] | None = None
 
 
 @dataclass(kw_only=True)

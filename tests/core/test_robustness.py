@@ -267,3 +267,15 @@ def test_compare_draws_robustness_curves_on_handwritten(tmp_path, capsys):
     assert rob["achieved"][0] == pytest.approx(0.2, abs=0.03) and rob["achieved"][2] == pytest.approx(0.5, abs=1e-3)
     notes = " ".join(rob["notes"])
     assert "handwritten-rr {type: random_rate, rate: 0.3}" in notes and "η 0 → 0.2" in notes
+
+
+def test_the_rates_can_come_from_the_recipe(capsys, tmp_path):
+    """eval.missing_rates is checked like any recipe value and is --missing-rates' default."""
+    from conftest import RECIPES, fails_with
+
+    fails_with(capsys, ["validate", str(RECIPES / "baseline.yaml"), "--set", "eval.missing_rates=[0.2, 1.0]"],
+               "eval.missing_rates", "item 1: must be < 1")
+    fails_with(capsys, ["compare", str(RECIPES / "baseline.yaml"), str(RECIPES / "zero-impute.yaml"),
+                        "--set", "eval.missing_rates=[0.3]", "--set", f"output.dir={tmp_path}"],
+               "at least two")
+    assert not list(tmp_path.glob("*/*")), "nothing may train when the rates are refused"
