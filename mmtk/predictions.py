@@ -52,25 +52,35 @@ class TrialPredictions:
     splits: dict[str, SplitPredictions]
 
 
+def split_arrays(split: str, sp: SplitPredictions) -> dict[str, np.ndarray]:
+    """One split's arrays under the ``{split}.`` keys of the file format."""
+    arrays = {f"{split}.ids": np.array(sp.ids, dtype=str), f"{split}.labels": sp.labels.astype(np.int64),
+              f"{split}.conditions": np.array(sp.conditions, dtype=str),
+              f"{split}.mean_over": np.array(sp.mean_over, dtype=str),
+              f"{split}.mask": sp.mask.astype(bool), f"{split}.pred": sp.pred}
+    if sp.scores is not None:
+        arrays[f"{split}.scores"] = sp.scores.astype(np.float32)
+    if sp.prob is not None:
+        arrays[f"{split}.prob"] = sp.prob.astype(np.float32)
+    return arrays
+
+
+def write_npz(path: Path, arrays: dict[str, Any]) -> None:
+    """Compressed, plain arrays only, written atomically."""
+    from .rundir import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
 def save_predictions(path: Path, trial: TrialPredictions) -> None:
     arrays: dict[str, Any] = {"modalities": np.array(trial.modalities, dtype=str),
                               "target": np.array(trial.target), "num_classes": np.array(trial.num_classes),
                               "class_names": np.array(trial.class_names or [], dtype=str)}
     for split, sp in trial.splits.items():
-        arrays[f"{split}.ids"] = np.array(sp.ids, dtype=str)
-        arrays[f"{split}.labels"] = sp.labels.astype(np.int64)
-        arrays[f"{split}.conditions"] = np.array(sp.conditions, dtype=str)
-        arrays[f"{split}.mean_over"] = np.array(sp.mean_over, dtype=str)
-        arrays[f"{split}.mask"] = sp.mask.astype(bool)
-        arrays[f"{split}.pred"] = sp.pred
-        if sp.scores is not None:
-            arrays[f"{split}.scores"] = sp.scores.astype(np.float32)
-        if sp.prob is not None:
-            arrays[f"{split}.prob"] = sp.prob.astype(np.float32)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    from .rundir import atomic_write_bytes
-    atomic_write_bytes(Path(path), buf.getvalue())
+        arrays.update(split_arrays(split, sp))
+    write_npz(path, arrays)
 
 
 def load_predictions(path: Path) -> TrialPredictions:

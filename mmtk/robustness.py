@@ -12,7 +12,6 @@ digest), so a rerun of ``mmtk compare`` evaluates nothing twice.
 from __future__ import annotations
 
 import hashlib
-import io
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -26,10 +25,10 @@ from .devices import autocast_dtype, pick_device, seed_everything
 from .errors import MmtkError
 from .evaluate import Evaluator
 from .predictions import FILE as PREDICTIONS
-from .predictions import SplitPredictions, load_predictions
+from .predictions import SplitPredictions, load_predictions, split_arrays, write_npz
 from .protocols import EvalCondition, EvalPlan, exact_rate_mask
 from .recipe import Recipe, resolve
-from .rundir import atomic_write_bytes, load_torch, read_json
+from .rundir import load_torch, read_json
 from .task import output_width, recipe_target
 
 CACHE = "robustness.npz"
@@ -135,17 +134,8 @@ def write_cache(path: Path, entry: tuple[SplitPredictions, int], rates: list[flo
     sp, num_classes = entry
     arrays: dict[str, Any] = {"rates": np.array(rates, dtype=np.float64), "mask_seed": np.array(mask_seed),
                               "checkpoint_sha256": np.array(digest), "num_classes": np.array(num_classes),
-                              f"{SPLIT}.ids": np.array(sp.ids, dtype=str), f"{SPLIT}.labels": sp.labels,
-                              f"{SPLIT}.conditions": np.array(sp.conditions, dtype=str),
-                              f"{SPLIT}.mean_over": np.array(sp.mean_over, dtype=str),
-                              f"{SPLIT}.mask": sp.mask.astype(bool), f"{SPLIT}.pred": sp.pred}
-    if sp.scores is not None:
-        arrays[f"{SPLIT}.scores"] = sp.scores.astype(np.float32)
-    if sp.prob is not None:
-        arrays[f"{SPLIT}.prob"] = sp.prob.astype(np.float32)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+                              **split_arrays(SPLIT, sp)}
+    write_npz(path, arrays)
 
 
 def read_cache(path: Path, rates: list[float], mask_seed: int, digest: str) -> tuple[SplitPredictions, int] | None:
