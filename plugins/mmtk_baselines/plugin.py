@@ -26,6 +26,12 @@ COMPONENTS = [
      "GCNet's CRA imputation baseline: a cascade of residual AEs on the fused embedding."),
     ("reconstructor", "mean_impute", "impute:MeanImpute",
      "Mean imputation: absent representations become training-split mean representations."),
+    ("encoder", "linear", "late_fusion:LinearEncoder",
+     "One linear map of the features (no non-linearity); frame sequences are mean-pooled first."),
+    ("fuser", "late_fusion", "late_fusion:LateFusion",
+     "Sum of per-modality log-probabilities over the modalities a sample has."),
+    ("head", "identity", "late_fusion:IdentityHead",
+     "Passes the fuser's output through as the logits (its width must be the class count)."),
 ]
 
 
