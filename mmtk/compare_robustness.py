@@ -137,8 +137,9 @@ def robustness_curves(entries: list[Entry], system: Any, shown: list[str], stats
         boot = paired_bootstrap(trials, metric_obj, num_classes, n_boot, stats_opts.seed)[metric]
         observed, draws = boot.observed, boot.draws
     else:
-        observed = np.mean([[[score_predictions(sp, metric_obj, num_classes)[rate_name(r)][metric]
-                              for r in opts.rates] for sp in methods] for methods in trials], axis=0)
+        scored = [[score_predictions(sp, metric_obj, num_classes) for sp in methods] for methods in trials]
+        observed = np.mean([[[s[rate_name(r)][metric] for r in opts.rates] for s in methods]
+                            for methods in scored], axis=0)
         draws = None
     rob = Robustness(metric, list(opts.rates), reference.name if reference else "", len(trials), n_boot,
                      stats_opts.seed, MASK_SEED)

@@ -11,9 +11,10 @@ Each constraint says in words what it wants; the checker adds the path and the v
 from __future__ import annotations
 
 import math
+import operator
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 
 class Constraint:
@@ -24,51 +25,37 @@ class Constraint:
 
 
 @dataclass(frozen=True)
-class Ge(Constraint):
+class _Bound(Constraint):
+    """A comparison with a fixed bound; subclasses give the symbol and the test."""
+    bound: float
+    symbol: ClassVar[str] = ""
+    holds: ClassVar[Callable[[Any, Any], bool]]
+
+    def problem(self, value: Any) -> str | None:
+        return None if type(self).holds(value, self.bound) else f"must be {self.symbol} {self.bound}"
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.bound}"
+
+
+class Ge(_Bound):
     """value >= bound"""
-    bound: float
-
-    def problem(self, value: Any) -> str | None:
-        return None if value >= self.bound else f"must be >= {self.bound}"
-
-    def __str__(self) -> str:
-        return f">= {self.bound}"
+    symbol, holds = ">=", operator.ge
 
 
-@dataclass(frozen=True)
-class Gt(Constraint):
+class Gt(_Bound):
     """value > bound"""
-    bound: float
-
-    def problem(self, value: Any) -> str | None:
-        return None if value > self.bound else f"must be > {self.bound}"
-
-    def __str__(self) -> str:
-        return f"> {self.bound}"
+    symbol, holds = ">", operator.gt
 
 
-@dataclass(frozen=True)
-class Le(Constraint):
+class Le(_Bound):
     """value <= bound"""
-    bound: float
-
-    def problem(self, value: Any) -> str | None:
-        return None if value <= self.bound else f"must be <= {self.bound}"
-
-    def __str__(self) -> str:
-        return f"<= {self.bound}"
+    symbol, holds = "<=", operator.le
 
 
-@dataclass(frozen=True)
-class Lt(Constraint):
+class Lt(_Bound):
     """value < bound"""
-    bound: float
-
-    def problem(self, value: Any) -> str | None:
-        return None if value < self.bound else f"must be < {self.bound}"
-
-    def __str__(self) -> str:
-        return f"< {self.bound}"
+    symbol, holds = "<", operator.lt
 
 
 @dataclass(frozen=True)
@@ -110,9 +97,6 @@ class Matches(Constraint):
 POSITIVE = Gt(0)
 AT_LEAST_ONE = Ge(1)
 FINITE = Finite()
-SEED_RANGE = (Ge(0), Lt(2**64))
-FRACTION = (Gt(0), Lt(1))          # an open unit interval, e.g. a validation fraction
-PROBABILITY_BELOW_ONE = (Ge(0), Lt(1))  # dropout
 DEVICE = Matches(r"auto|cpu|mps|cuda(:[0-9]+)?", "a device: auto, cpu, mps, cuda or cuda:N")
 RUN_NAME = Matches(r"[A-Za-z0-9_][A-Za-z0-9_.+=@-]*", "a run name of letters, digits and _.+=@- "
                    "(no '/', no leading '.')")

@@ -15,7 +15,7 @@ from torch import Tensor
 from . import distributed as dist
 from .data import DataSplits, TensorData
 from .devices import autocast
-from .metrics import as_metric, confusion_matrix
+from .metrics import as_metric, score_all
 from .pipeline import Pipeline
 from .predictions import SplitPredictions
 from .protocols import EvalPlan, MissingProtocol, call_with_present
@@ -50,9 +50,11 @@ class Evaluator:
         return self.outputs(model, data, mask)[0]
 
     @torch.no_grad()
-    def outputs(self, model: Pipeline, data: TensorData, mask: Tensor) -> tuple[Tensor, Tensor | None]:
-        """(prediction per sample, class probabilities per sample or None for regression);
-        under DDP each rank predicts a shard and all ranks gather."""
+    def outputs(self, model: Pipeline, data: TensorData, mask: Tensor,
+                probabilities: bool = True) -> tuple[Tensor, Tensor | None]:
+        """(prediction per sample, class probabilities per sample, or None for regression or
+        when not asked for); under DDP each rank predicts a shard and all ranks gather."""
+        probabilities = probabilities and self.target != SCORES
         model.eval()
         device = data.labels.device
         mask = mask.to(device)
@@ -64,33 +66,19 @@ class Evaluator:
             with autocast(device, self.amp_dtype):
                 logits = model(batch).logits
             preds.append(task_output(logits, self.target))
-            if self.target != SCORES:
+            if probabilities:
                 probs.append(torch.softmax(logits.float(), -1))
         dtype = torch.float32 if self.target == SCORES else torch.long
         local = torch.cat(preds) if preds else torch.empty(0, dtype=dtype, device=device)
         pred = dist.gather_by_index(mine, local, len(data))
-        if self.target == SCORES:
+        if not probabilities:
             return pred, None
         local_p = torch.cat(probs) if probs else torch.empty(0, self.num_classes, device=device)
         return pred, dist.gather_by_index(mine, local_p, len(data))
 
     def score(self, pred: Tensor, data: TensorData, scored: Tensor | None = None) -> dict[str, float]:
-        """Every metric on one set of predictions (the confusion matrix is built once);
-        ``scored`` (N,) bool limits them to the samples that were shown a modality."""
-        labels, scores = data.labels, data.scores
-        if scored is not None and not bool(scored.all()):
-            keep = scored.to(pred.device)
-            pred, labels = pred[keep], labels[keep.to(labels.device)]
-            scores = None if scores is None else scores[keep.to(scores.device)]
-        out, cm = {}, None
-        for name, metric in self.metrics.items():
-            if metric.reads == "regression":
-                out[name] = metric(pred.detach().cpu().float(), scores.cpu())
-            else:
-                if cm is None:
-                    cm = confusion_matrix(labels, pred, self.num_classes)
-                out[name] = metric(cm)
-        return out
+        """Every metric on one set of predictions (see :func:`mmtk.metrics.score_all`)."""
+        return score_all(self.metrics, self.num_classes, pred, data.labels, data.scores, scored)
 
     def evaluate(self, model: Pipeline, data: TensorData, plan: EvalPlan,
                  keep: dict | None = None) -> dict[str, dict[str, float]]:
@@ -98,35 +86,36 @@ class Evaluator:
         predictions are stored in it as ``keep["split"]`` (:class:`SplitPredictions`)."""
         out: dict[str, dict[str, float]] = {}
         kept = []
-        self.excluded: dict[str, int] = {}
+        excluded: dict[str, int] = {}
         phase = self.reads.setdefault(self.phase, {})
         split = self.split_names.get(id(data), "other")
         phase[split] = phase.get(split, 0) + 1
+        present = data.present.cpu()
         for cond in plan.conditions:
-            pred, prob = self.outputs(model, data, cond.mask)
+            pred, prob = self.outputs(model, data, cond.mask, probabilities=keep is not None)
+            shown = cond.mask.cpu().bool() & present
             # a sample shown no modality at all is not scored (nothing to predict from)
-            scored = (cond.mask.cpu().bool() & data.present.cpu()).any(1)
+            scored = shown.any(1)
             if not bool(scored.all()):
-                self.excluded[cond.name] = int((~scored).sum())
+                excluded[cond.name] = int((~scored).sum())
             out[cond.name] = self.score(pred, data, scored)
-            if keep is not None:
-                kept.append((cond, pred, prob))
+            kept.append((cond.name, shown, pred, prob))
         if plan.mean_over:
             out["mean"] = {name: float(np.mean([out[c][name] for c in plan.mean_over]))
                            for name in self.metrics}
         if keep is not None:
             keep["split"] = split_predictions(data, plan, kept)
-            keep["excluded"] = dict(self.excluded)
+            keep["excluded"] = excluded
         return out
 
 
 def split_predictions(data: TensorData, plan: EvalPlan, kept: list) -> SplitPredictions:
     """What :meth:`Evaluator.evaluate` saw, as arrays for ``predictions.npz``."""
-    probs = [p for _, _, p in kept]
+    probs = [p for *_, p in kept]
     return SplitPredictions(
         ids=list(data.ids), labels=data.labels.cpu().numpy(),
         scores=None if data.scores is None else data.scores.cpu().numpy(),
-        conditions=[c.name for c, _, _ in kept], mean_over=list(plan.mean_over),
-        mask=torch.stack([c.mask.cpu().bool() & data.present.cpu() for c, _, _ in kept]).numpy(),
-        pred=torch.stack([p.cpu() for _, p, _ in kept]).numpy(),
+        conditions=[name for name, *_ in kept], mean_over=list(plan.mean_over),
+        mask=torch.stack([shown for _, shown, _, _ in kept]).numpy(),
+        pred=torch.stack([p.cpu() for _, _, p, _ in kept]).numpy(),
         prob=None if probs[0] is None else torch.stack([p.cpu() for p in probs]).numpy())

@@ -40,6 +40,28 @@ def describe(metrics: dict[str, Metric]) -> dict[str, dict]:
             for n, m in metrics.items()}
 
 
+def score_all(metrics: dict[str, Metric], num_classes: int, pred: Tensor, labels: Tensor,
+              scores: Tensor | None, scored: Tensor | None = None) -> dict[str, float]:
+    """Every metric on one set of predictions (class indices or scores), the confusion matrix
+    built once; ``scored`` (N,) bool limits them to the samples that were shown a modality.
+    The evaluator and the rescoring of saved predictions both use it."""
+    if scored is not None and not bool(scored.all()):
+        pred, labels = pred[scored.to(pred.device)], labels[scored.to(labels.device)]
+        scores = None if scores is None else scores[scored.to(scores.device)]
+    out, cm = {}, None
+    for name, metric in metrics.items():
+        if metric.reads == "regression":
+            if scores is None:
+                from .errors import MmtkError
+                raise MmtkError(f"metric '{name}' needs regression scores; these predictions have none")
+            out[name] = metric(pred.detach().cpu().float(), scores.cpu())
+        else:
+            if cm is None:
+                cm = confusion_matrix(labels, pred, num_classes)
+            out[name] = metric(cm)
+    return out
+
+
 # ---------------------------------------------------------------------- regression ---
 def mean_absolute_error(pred: Tensor, target: Tensor) -> float:
     return float((pred.double() - target.double()).abs().mean()) if len(target) else float("nan")

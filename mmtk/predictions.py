@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .errors import MmtkError
-from .metrics import Metric, confusion_matrix
+from .metrics import Metric, confusion_matrix, score_all
 
 FILE = "predictions.npz"
 SPLITS = ("val", "test")
@@ -110,29 +110,13 @@ def load_predictions(path: Path) -> TrialPredictions:
 
 def score_predictions(split: SplitPredictions, metrics: dict[str, Metric],
                       num_classes: int) -> dict[str, dict[str, float]]:
-    """Every metric under every condition (and their ``mean``), as the evaluator computes them."""
+    """Every metric under every condition (and their ``mean``), as the evaluator computes them
+    (the same :func:`mmtk.metrics.score_all`; a sample shown nothing is not scored)."""
     labels = torch.from_numpy(split.labels)
     scores = None if split.scores is None else torch.from_numpy(split.scores)
-    out: dict[str, dict[str, float]] = {}
-    for i, cond in enumerate(split.conditions):
-        pred = torch.from_numpy(split.pred[i])
-        cm = None
-        row = {}
-        shown = torch.from_numpy(split.mask[i].any(-1))  # a sample shown nothing is not scored
-        cond_labels, cond_scores = labels, scores
-        if not bool(shown.all()):
-            pred, cond_labels = pred[shown], labels[shown]
-            cond_scores = None if scores is None else scores[shown]
-        for name, metric in metrics.items():
-            if metric.reads == "regression":
-                if cond_scores is None:
-                    raise MmtkError(f"metric '{name}' needs regression scores; these predictions have none")
-                row[name] = metric(pred.float(), cond_scores)
-            else:
-                if cm is None:
-                    cm = confusion_matrix(cond_labels, pred.long(), num_classes)
-                row[name] = metric(cm)
-        out[cond] = row
+    out = {cond: score_all(metrics, num_classes, torch.from_numpy(split.pred[i]), labels, scores,
+                           torch.from_numpy(split.mask[i].any(-1)))
+           for i, cond in enumerate(split.conditions)}
     if split.mean_over:
         out["mean"] = {n: float(np.mean([out[c][n] for c in split.mean_over])) for n in metrics}
     return out

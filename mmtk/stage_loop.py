@@ -111,6 +111,9 @@ class StageLoop:
     # -- the stage ------------------------------------------------------------------------
     def run(self, snap: Snapshot | None) -> StageState:
         st = self.restore(snap) if snap is not None else StageState()
+        train = self.splits.train
+        self.present_cpu = train.present.cpu()  # masks are drawn on the host: no device sync
+        self.masks_of = training_masks(self.p.train_missing, len(train), train.modalities, self.present_cpu)
         epochs = self.cfg.epochs
         first_epoch = epochs if snap is not None and snap.stopped else st.epoch
         self.progress("stage_start", stage=self.stage.name, epochs=epochs, trial=self.trial.key,
@@ -133,8 +136,6 @@ class StageLoop:
         model.train()
         started = time.perf_counter()
         sums: dict[str, Tensor] = {}
-        present_cpu = train.present.cpu()  # masks are drawn on the host: no device sync
-        masks_of = training_masks(self.p.train_missing, len(train), train.modalities, present_cpu)
         # On CPU checking every step is free; on a GPU it would sync, so check every 50 steps
         # (and at the end of every epoch) and still name the first bad step.
         every = 1 if self.device.type == "cpu" else 50
@@ -143,7 +144,7 @@ class StageLoop:
         # DDP each rank takes its shard, so N ranks see exactly one process's batches.
         order = torch.randperm(len(train), generator=self.shuffle_gen)
         for step, global_idx in enumerate(batch_indices(order, bs, train, bucket, self.shuffle_gen)):
-            global_keep = masks_of(global_idx, present_cpu[global_idx], self.mask_gen)
+            global_keep = self.masks_of(global_idx, self.present_cpu[global_idx], self.mask_gen)
             if len(global_idx) < dist.world_size():
                 continue  # too small to give every rank a sample
             losses = self.step(step, global_idx, global_keep, bucket)

@@ -170,9 +170,9 @@ def typed_recipe(tree: dict, registry: Any, source: Path | None) -> Recipe:
             name=name, init_from=InitFrom(**init) if init else None,
             freeze=list(block.get("freeze") or []),
             **{k: section_from_mapping(STAGE_SECTION_TYPES[k], merged[k], registry) for k in STAGE_SECTIONS}))
+    top = {p.name: copy.deepcopy(tree[p.name]) for p in section_params(Recipe)[0] if p.name in tree}
     recipe = Recipe(
-        mmtk=tree.get("mmtk", 1), name=tree["name"], description=tree.get("description", ""),
-        imports=list(tree.get("imports") or []), seed=tree.get("seed", 0),
+        **top,
         data=Data(**{k: data[k] for k in data_keys if k in data},
                   dataset=_component("dataset", {k: v for k, v in data.items() if k not in data_keys},
                                      registry)),

@@ -179,16 +179,7 @@ class Recipe:
     def last_stage(self) -> Stage:
         return self.stages[-1]
 
-    @property
-    def has_stages(self) -> bool:
-        return bool(self.tree.get("stages"))
-
-    @property
-    def base_dir(self) -> Path:
-        return self.source.parent if self.source else Path.cwd()
 
 
 STAGE_SECTION_TYPES: dict[str, type] = {"train": Train, "missing": Missing, "losses": Losses,
                                         "model": Model}
-TOP_KEYS = ("mmtk", "name", "description", "imports", "seed", "data", "stages", "eval", "output",
-            *STAGE_SECTIONS)

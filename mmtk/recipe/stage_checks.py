@@ -2,7 +2,7 @@
 model's parts, the losses and their weights, the loop, and the metrics against the task."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MmtkError, accepted, did_you_mean
 from ..metrics import as_metric
@@ -25,78 +25,73 @@ def check_stage(c: Checker, tree: dict, ev: dict, modalities: Any, where: str) -
 
 
 def _check_stage(c: Checker, tree: dict, ev: dict, modalities: Any) -> None:
-    def path(p: str) -> str:
-        return p
-
     missing = tree.get("missing")
     if missing is None:
-        c.add(path("missing"), "missing section 'missing' (no installed plugin supplies a default)")
-    elif c.section(STAGE_SECTION_TYPES["missing"], missing, path("missing")):
+        c.add("missing", "missing section 'missing' (no installed plugin supplies a default)")
+    elif c.section(STAGE_SECTION_TYPES["missing"], missing, "missing"):
         for k in ("train", "eval"):
-            c.component("missing", missing.get(k), path(f"missing.{k}"))
-    emitted = _check_model(c, tree.get("model"), modalities, path)
-    task_loss = _check_losses(c, tree.get("losses"), emitted, tree.get("model") is not None, path)
+            c.component("missing", missing.get(k), f"missing.{k}")
+    emitted = _check_model(c, tree.get("model"), modalities)
+    task_loss = _check_losses(c, tree.get("losses"), emitted, tree.get("model") is not None)
     train = tree.get("train")
     if train is None:
-        c.add(path("train"), "missing section 'train'")
-    elif c.section(STAGE_SECTION_TYPES["train"], train, path("train")):
-        c.component("optimizer", train.get("optimizer"), path("train.optimizer"))
+        c.add("train", "missing section 'train'")
+    elif c.section(STAGE_SECTION_TYPES["train"], train, "train"):
+        c.component("optimizer", train.get("optimizer"), "train.optimizer")
         if train.get("scheduler") is not None:
-            c.component("scheduler", train["scheduler"], path("train.scheduler"))
-    _check_metrics(c, ev, train if isinstance(train, dict) else {}, task_loss, tree, path)
+            c.component("scheduler", train["scheduler"], "train.scheduler")
+    _check_metrics(c, ev, train if isinstance(train, dict) else {}, task_loss, tree)
 
 
-def _check_model(c: Checker, model: Any, modalities: Any, path: Callable[[str], str]) -> set[str]:
+def _check_model(c: Checker, model: Any, modalities: Any) -> set[str]:
     """The model's parts; returns the ``slot/loss`` names its slots emit."""
     emitted: set[str] = set()
     if model is None:
-        c.add(path("model"), "missing section 'model'")
+        c.add("model", "missing section 'model'")
         return emitted
-    if not c.section(STAGE_SECTION_TYPES["model"], model, path("model")):
+    if not c.section(STAGE_SECTION_TYPES["model"], model, "model"):
         return emitted
     encoders = model.get("encoders")
     if isinstance(encoders, dict):  # `modality: null` removes an inherited encoder
         encoders = {m: b for m, b in encoders.items() if b is not None}
     if not isinstance(encoders, dict) or not encoders:
-        c.add(path("model.encoders"), "expected a mapping modality -> {type: ENCODER}")
+        c.add("model.encoders", "expected a mapping modality -> {type: ENCODER}")
     else:
         for m, block in encoders.items():
-            c.component("encoder", block, path(f"model.encoders.{m}"))
+            c.component("encoder", block, f"model.encoders.{m}")
         if modalities is not None:
             for m in sorted(set(modalities) - set(encoders)):
-                c.add(path("model.encoders"), f"the data has modality '{m}' but no encoder is "
+                c.add("model.encoders", f"the data has modality '{m}' but no encoder is "
                       f"given for it; data modalities: {', '.join(sorted(modalities))}")
             for m in sorted(set(encoders) - set(modalities)):
-                c.add(path(f"model.encoders.{m}"), f"the data has no modality '{m}'"
+                c.add(f"model.encoders.{m}", f"the data has no modality '{m}'"
                       f"{did_you_mean(m, modalities)}; data modalities: {', '.join(sorted(modalities))}")
     for slot in MODEL_SLOTS:
-        obj = c.component(slot, model.get(slot), path(f"model.{slot}"),
+        obj = c.component(slot, model.get(slot), f"model.{slot}",
                           optional=slot in ("aligner", "reconstructor", "refiner"))
         if obj is not None:
             emitted |= {f"{slot}/{n}" for n in getattr(obj, "aux_losses", ()) or ()}
     return emitted
 
 
-def _check_losses(c: Checker, losses: Any, emitted: set[str], has_model: bool,
-                  path: Callable[[str], str]) -> Any:
+def _check_losses(c: Checker, losses: Any, emitted: set[str], has_model: bool) -> Any:
     if losses is None:
-        c.add(path("losses"), "missing section 'losses'")
+        c.add("losses", "missing section 'losses'")
         return None
-    if not c.section(STAGE_SECTION_TYPES["losses"], losses, path("losses")):
+    if not c.section(STAGE_SECTION_TYPES["losses"], losses, "losses"):
         return None
-    task_loss = c.component("loss", losses.get("task"), path("losses.task"))
+    task_loss = c.component("loss", losses.get("task"), "losses.task")
     weights = losses.get("weights") or {}
     if isinstance(weights, dict) and has_model:
         for k, w in weights.items():
             if w is not None and k not in emitted:  # null = no weight (an ablation drops a slot)
-                c.add(path(f"losses.weights.{k}"),
+                c.add(f"losses.weights.{k}",
                       f"no slot emits a loss named '{k}'{did_you_mean(k, emitted)}; "
                       f"{accepted(emitted) if emitted else 'the model emits no auxiliary loss'}")
     return task_loss
 
 
-def _check_metrics(c: Checker, ev: dict, train: dict, task_loss: Any, tree: dict,
-                   path: Callable[[str], str]) -> None:
+def _check_metrics(c: Checker, ev: dict, train: dict, task_loss: Any, tree: dict) -> None:
     """Metrics exist, read what the task loss trains (classes or scores), and include the
     monitored one."""
     names = ev.get("metrics") if isinstance(ev, dict) else None
@@ -111,19 +106,19 @@ def _check_metrics(c: Checker, ev: dict, train: dict, task_loss: Any, tree: dict
         try:
             spec = c.registry.get("metric", name)
         except MmtkError as exc:
-            c.add(path(f"eval.metrics[{i}]"), str(exc))
+            c.add(f"eval.metrics[{i}]", str(exc))
             continue
         try:
             reads = as_metric(spec.obj()).reads
         except Exception as exc:  # a broken metric factory is reported, not raised
-            c.add(path(f"eval.metrics[{i}]"), f"metric '{name}' failed to build: {exc}")
+            c.add(f"eval.metrics[{i}]", f"metric '{name}' failed to build: {exc}")
             continue
         if reads != metric_reads(target):
-            c.add(path(f"eval.metrics[{i}]"),
+            c.add(f"eval.metrics[{i}]",
                   f"'{name}' reads {'a regression score' if reads == 'regression' else 'class predictions'} "
                   f"but losses.task '{loss}' trains {trains(target)}; use {fitting_metrics(target)}"
                   + (" (set eval.metrics)" if "eval.metrics" in c.defaulted else ""))
     monitor = train.get("monitor")
     if isinstance(monitor, str) and monitor not in names:
-        c.add(path("train.monitor"), f"'{monitor}' is not among eval.metrics "
+        c.add("train.monitor", f"'{monitor}' is not among eval.metrics "
               f"({', '.join(map(str, names))}); model selection needs a metric that is evaluated")
