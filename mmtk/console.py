@@ -1,8 +1,17 @@
-"""Terminal output: rich progress bars and tables on a TTY, plain lines otherwise."""
+"""Terminal output: rich progress bars and tables on a TTY, plain lines otherwise.
+
+Progress events (sent by the run, the trainer and the stage loop): ``run_start``,
+``trial_start``, ``stage_start`` (epochs, steps per epoch), ``step`` (throttled by the stage
+loop), ``epoch_end`` (losses, validation metric), ``stage_end`` (last epoch run, the selected
+epoch and its validation value), ``final_eval``, ``trial_end`` and ``trial_failed``.
+"""
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
+
+PLAIN_STEP_SECONDS = 10.0   # a log file gets a step line only when an epoch is slow
 
 
 def is_terminal() -> bool:
@@ -15,26 +24,69 @@ def excluded_note(excluded: dict[str, int]) -> str:
     return f"not scored (shown no modality): {parts} sample(s)"
 
 
-class PlainProgress:
-    """One line per epoch and per trial on stderr; nothing per step."""
+def stage_end_text(info: dict) -> str:
+    """'stopped at epoch 12, selected epoch 4 (val UAR 0.64)', or 'ran all 30 epochs, ...'."""
+    chosen = f"selected epoch {info['selected']} (val {info['monitor'].upper()} {info['value']:.4g})"
+    if info["epoch"] < info["epochs"]:
+        return f"stopped at epoch {info['epoch']} of {info['epochs']} (early stopping), {chosen}"
+    return f"ran all {info['epochs']} epochs, {chosen}"
 
-    def __init__(self, stream: Any = None):
+
+def validation_text(info: dict) -> str:
+    return " ".join(f"val {k[4:].upper()} {v:.4f}" for k, v in info.items() if k.startswith("val/"))
+
+
+def final_text(info: dict, monitor: str | None) -> str:
+    """The trial's headline: the monitored metric's mean over conditions on test."""
+    test = (info.get("results") or {}).get("test") or {}
+    cond = "mean" if "mean" in test else next(iter(test), None)
+    value = (test.get(cond) or {}).get(monitor) if cond and monitor else None
+    if value is None:
+        return "final evaluation done"
+    return f"final evaluation done: test {cond} {monitor.upper()} {value:.4f}"  # type: ignore[union-attr]
+
+
+class PlainProgress:
+    """One line per stage, epoch and trial on stderr; a step line only when an epoch is slow."""
+
+    def __init__(self, stream: Any = None, step_seconds: float = PLAIN_STEP_SECONDS):
         self.stream = stream or sys.stderr
+        self.step_seconds = step_seconds
+        self.steps: dict[str, int] = {}
+        self.monitor: dict[str, str] = {}
+        self.last_line = time.monotonic()
+
+    def say(self, trial: str, text: str) -> None:
+        print(f"[{trial}] {text}", file=self.stream)
+        self.last_line = time.monotonic()
 
     def __call__(self, event: str, **info: Any) -> None:
         if event == "run_start":
             print(f"run directory: {info['directory']} ({info['trials']} trial(s))", file=self.stream)
         elif event == "stage_start":
-            print(f"[{info['trial']}] stage '{info['stage']}': up to {info['epochs']} epochs", file=self.stream)
-        elif event == "trial_failed":
-            print(f"[{info['trial']}] FAILED: {info['error']}", file=self.stream)
-        elif event == "trial_end" and info.get("excluded"):
-            print(f"[{info['trial']}] {excluded_note(info['excluded'])}", file=self.stream)
+            self.steps[info["trial"]] = info.get("steps") or 0
+            self.say(info["trial"], f"stage '{info['stage']}': up to {info['epochs']} epochs"
+                     + (f" of {info['steps']} steps" if info.get("steps") else ""))
+        elif event == "step" and time.monotonic() - self.last_line >= self.step_seconds:
+            total = self.steps.get(info["trial"])
+            self.say(info["trial"], f"{info['stage']} epoch {info['epoch']}: step {info['step']}"
+                     + (f"/{total}" if total else ""))
         elif event == "epoch_end":
             losses = " ".join(f"{k[5:]}={v:.3f}" for k, v in info.items() if k.startswith("loss/"))
             val = " ".join(f"{k}={v:.4f}" for k, v in info.items() if k.startswith("val/"))
-            print(f"[{info['trial']}] {info['stage']} epoch {info['epoch']}: {losses} {val} "
-                  f"({info['train_seconds']:.2f}s)", file=self.stream)
+            self.say(info["trial"], f"{info['stage']} epoch {info['epoch']}: {losses} {val} "
+                     f"({info['train_seconds']:.2f}s)")
+        elif event == "stage_end":
+            self.say(info["trial"], f"stage '{info['stage']}': {stage_end_text(info)}")
+        elif event == "final_eval":
+            self.monitor[info["trial"]] = info["monitor"]
+            self.say(info["trial"], f"final evaluation of the selected model on {' and '.join(info['splits'])}")
+        elif event == "trial_failed":
+            self.say(info["trial"], f"FAILED: {info['error']}")
+        elif event == "trial_end":
+            if info.get("excluded"):
+                self.say(info["trial"], excluded_note(info["excluded"]))
+            self.say(info["trial"], final_text(info, self.monitor.get(info["trial"])))
         self.stream.flush()
 
     def close(self) -> None:
@@ -42,7 +94,8 @@ class PlainProgress:
 
 
 class RichProgress:
-    """A live progress bar per stage with the latest validation score."""
+    """A live bar per trial and stage that moves with the steps; the validation metric per
+    epoch beside it; an early stop says so and leaves the bar where the stage ended."""
 
     def __init__(self) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -50,21 +103,41 @@ class RichProgress:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[score]}"), TimeElapsedColumn(), transient=False)
         self.progress.start()
-        self.task: Any = None
+        self.tasks: dict[str, Any] = {}     # trial -> its current bar
+        self.steps: dict[str, int] = {}     # trial -> steps per epoch of its current stage
+        self.monitor: dict[str, str] = {}
 
     def __call__(self, event: str, **info: Any) -> None:
+        trial = info.get("trial", "")
+        task = self.tasks.get(trial)
         if event == "run_start":
             self.progress.console.print(f"run directory: {info['directory']}")
         elif event == "stage_start":
-            self.task = self.progress.add_task(f"{info['trial']} {info['stage']}", total=info["epochs"],
-                                               completed=info.get("start", 0), score="")
-        elif event == "epoch_end" and self.task is not None:
-            val = " ".join(f"{k}={v:.4f}" for k, v in info.items() if k.startswith("val/"))
-            self.progress.update(self.task, completed=info["epoch"], score=val)
-        elif event == "trial_end" and self.task is not None:
-            self.progress.update(self.task, completed=self.progress.tasks[-1].total)
+            steps = self.steps[trial] = max(1, info.get("steps") or 1)
+            self.tasks[trial] = self.progress.add_task(
+                f"{trial} {info['stage']}", total=info["epochs"] * steps,
+                completed=info.get("start", 0) * steps, score="")
+        elif event == "step" and task is not None:
+            done = (info["epoch"] - 1) * self.steps[trial] + info["step"]
+            self.progress.update(task, completed=done)
+        elif event == "epoch_end" and task is not None:
+            self.progress.update(task, completed=info["epoch"] * self.steps[trial],
+                                 score=f"epoch {info['epoch']}: {validation_text(info)}")
+        elif event == "stage_end" and task is not None:
+            if info["epoch"] >= info["epochs"]:
+                self.progress.update(task, completed=info["epochs"] * self.steps[trial])
+            self.progress.update(task, score=stage_end_text(info))
+            self.progress.stop_task(task)
+        elif event == "final_eval":
+            self.monitor[trial] = info["monitor"]
+            self.tasks[trial] = self.progress.add_task(f"{trial} final evaluation", total=1, score="")
+        elif event == "trial_end":
+            if task is not None:
+                self.progress.update(task, completed=1, score=final_text(info, self.monitor.get(trial)))
             if info.get("excluded"):
-                self.progress.console.print(f"[{info['trial']}] {excluded_note(info['excluded'])}")
+                self.progress.console.print(f"[{trial}] {excluded_note(info['excluded'])}")
+        elif event == "trial_failed":
+            self.progress.console.print(f"[{trial}] FAILED: {info['error']}")
 
     def close(self) -> None:
         self.progress.stop()

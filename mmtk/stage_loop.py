@@ -27,6 +27,8 @@ from .recipe import Stage
 from .rundir import BackgroundWriter
 from .task import SCORES, check_output, output_width
 
+STEP_EVENT_SECONDS = 0.2   # progress inside an epoch, throttled so it costs nothing
+
 
 class NonFiniteWatch:
     """Remembers, on the device and without syncing, the first step with a non-finite loss."""
@@ -117,7 +119,7 @@ class StageLoop:
         epochs = self.cfg.epochs
         first_epoch = epochs if snap is not None and snap.stopped else st.epoch
         self.progress("stage_start", stage=self.stage.name, epochs=epochs, trial=self.trial.key,
-                      start=st.epoch)
+                      start=st.epoch, steps=math.ceil(len(train) / self.cfg.batch_size))
         for epoch in range(first_epoch, epochs):
             record = self.epoch(epoch)
             stop = self.select(st, epoch, record)
@@ -128,6 +130,9 @@ class StageLoop:
                 break
         if st.best_state is None:
             raise MmtkError(f"stage '{self.stage.name}' ran no epoch (train.epochs = {epochs})")
+        self.progress("stage_end", stage=self.stage.name, trial=self.trial.key, epoch=st.epoch,
+                      epochs=epochs, selected=st.best_epoch, monitor=self.cfg.monitor,
+                      value=st.best_score * self.sign)
         return st
 
     def epoch(self, epoch: int) -> dict:
@@ -143,6 +148,7 @@ class StageLoop:
         # One global order and one global mask per batch, identical on every rank; under
         # DDP each rank takes its shard, so N ranks see exactly one process's batches.
         order = torch.randperm(len(train), generator=self.shuffle_gen)
+        shown = started  # step events at most every STEP_EVENT_SECONDS: a clock read per step
         for step, global_idx in enumerate(batch_indices(order, bs, train, bucket, self.shuffle_gen)):
             global_keep = self.masks_of(global_idx, self.present_cpu[global_idx], self.mask_gen)
             if len(global_idx) < dist.world_size():
@@ -152,6 +158,10 @@ class StageLoop:
                 self.watch.raise_if_bad(epoch + 1)
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0) + v.detach()
+            if time.perf_counter() - shown >= STEP_EVENT_SECONDS:
+                shown = time.perf_counter()
+                self.progress("step", stage=self.stage.name, trial=self.trial.key, epoch=epoch + 1,
+                              step=step + 1)
         self.watch.raise_if_bad(epoch + 1)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # once per epoch, for an honest train time

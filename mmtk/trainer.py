@@ -86,6 +86,8 @@ class Trainer:
         evaluator.phase = "final"
         plans = eval_plans(lambda: self.missing(self.recipe.last_stage, "eval", trial.seed), splits)
         kept: dict[str, dict] = {split: {} for split in plans}
+        self.progress("final_eval", trial=trial.key, splits=["val", "test"],
+                      monitor=self.recipe.last_stage.train.monitor)
         results = {split: evaluator.evaluate(model, getattr(splits, split), plans[split], kept[split])
                    for split in ("val", "test")}
         if dist.is_main():

@@ -1,0 +1,77 @@
+"""Progress that tells the truth: steps inside an epoch, the validation metric per epoch, an
+early stop named with the stopped and selected epochs, the final evaluation as a step."""
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+
+from conftest import RECIPES, prepare, tiny_overrides
+from mmtk.console import PlainProgress, RichProgress, stage_end_text
+from mmtk.run import Run
+
+
+def stage_end(epoch: int, epochs: int = 30) -> dict:
+    return {"trial": "seed0", "stage": "main", "epoch": epoch, "epochs": epochs, "selected": 4,
+            "monitor": "uar", "value": 0.64}
+
+
+def test_stage_end_text_says_early_stop_or_full_run():
+    assert stage_end_text(stage_end(12)) == ("stopped at epoch 12 of 30 (early stopping), "
+                                             "selected epoch 4 (val UAR 0.64)")
+    assert stage_end_text(stage_end(30)) == "ran all 30 epochs, selected epoch 4 (val UAR 0.64)"
+
+
+def test_plain_step_lines_are_throttled():
+    out = io.StringIO()
+    progress = PlainProgress(out, step_seconds=3600)
+    progress("stage_start", trial="seed0", stage="main", epochs=3, steps=40)
+    for step in range(1, 41):
+        progress("step", trial="seed0", stage="main", epoch=1, step=step)
+    assert "step" not in out.getvalue().split("\n", 1)[1]   # nothing but the stage line yet
+    fast = PlainProgress(out, step_seconds=0)
+    fast("stage_start", trial="seed0", stage="main", epochs=3, steps=40)
+    fast("step", trial="seed0", stage="main", epoch=2, step=17)
+    assert "[seed0] main epoch 2: step 17/40" in out.getvalue()
+
+
+def test_rich_bar_moves_with_steps_and_stays_where_an_early_stop_left_it():
+    progress = RichProgress()
+    try:
+        progress("stage_start", trial="seed0", stage="main", epochs=30, steps=10, start=0)
+        progress("step", trial="seed0", stage="main", epoch=1, step=3)
+        task = progress.progress.tasks[-1]
+        assert task.completed == 3 and task.total == 300
+        progress("epoch_end", trial="seed0", stage="main", epoch=12, train_seconds=0.1,
+                 **{"val/uar": 0.61})
+        assert "val UAR 0.6100" in task.fields["score"]
+        progress("stage_end", **stage_end(12))
+        assert task.completed == 120 < task.total
+        assert "stopped at epoch 12" in task.fields["score"]
+        progress("final_eval", trial="seed0", splits=["val", "test"], monitor="uar")
+        progress("trial_end", trial="seed0", results={"test": {"mean": {"uar": 0.625}}}, excluded={})
+        final = progress.progress.tasks[-1]
+        assert final.description == "seed0 final evaluation" and final.completed == 1
+        assert final.fields["score"] == "final evaluation done: test mean UAR 0.6250"
+    finally:
+        progress.close()
+
+
+@pytest.mark.slow
+def test_plain_progress_of_a_run_that_stops_early(system, tmp_path):
+    # a learning rate of 1e-12 leaves the validation score unchanged after epoch 1, so with
+    # patience 2 the stage stops at epoch 3 of 30 and keeps epoch 1
+    tree = prepare(system, RECIPES / "baseline.yaml", tmp_path,
+                   tiny_overrides(30) + ["train.patience=2", "train.optimizer.lr=1e-12"])
+    out = io.StringIO()
+    run = Run.create(tree, system)
+    run.progress = PlainProgress(out)
+    run.execute()
+    text = out.getvalue()
+    assert re.search(r"\[seed0\] stage 'main': stopped at epoch 3 of 30 \(early stopping\), "
+                     r"selected epoch 1 \(val UAR 0\.\d+\)", text), text
+    assert re.search(r"main epoch 3: .*val/uar=0\.\d{4}", text)       # the val metric per epoch
+    assert "main epoch 4:" not in text
+    assert "[seed0] final evaluation of the selected model on val and test" in text
+    assert re.search(r"\[seed0\] final evaluation done: test mean UAR 0\.\d{4}", text)
