@@ -12,6 +12,7 @@ from typing import Any
 from . import commands
 from .commands import EXIT_USER_ERROR
 from .errors import MmtkError
+from .threads import parse_setting as parse_thread_setting
 
 
 def _global_options(p: argparse.ArgumentParser) -> None:
@@ -46,6 +47,8 @@ def _run_parser(sub: Any) -> None:
     run.add_argument("--json", action="store_true", help="print results as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--jobs", type=_positive, default=1, help="trials (seeds x folds) run in parallel processes")
+    run.add_argument("--threads", type=parse_thread_setting, metavar="N|auto",
+                     help="torch threads per process (default: the recipe's train.threads, auto: the idle cores)")
 
 
 def _compare_parser(sub: Any) -> None:
@@ -55,6 +58,8 @@ def _compare_parser(sub: Any) -> None:
     cmp_.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override applied to every recipe")
     cmp_.add_argument("--jobs", type=_positive, default=1, help="runs in parallel (threads are split)")
+    cmp_.add_argument("--threads", type=parse_thread_setting, default="auto", metavar="N|auto",
+                      help="torch threads per run (default auto: the idle cores split across --jobs)")
     cmp_.add_argument("--no-reuse", action="store_true", help="rerun even if a finished run exists")
     cmp_.add_argument("--out", help="where the comparison table goes (default: the runs folder)")
     cmp_.add_argument("--metrics", nargs="+", metavar="METRIC",

@@ -171,7 +171,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = Run.create(resolve(args.recipe, system, _recipe_overrides(args)), system, device=args.device)
     progress = make_progress(args.quiet or not distributed.is_main(), plain=args.json)
     run.progress = progress
-    run.jobs, run.plugins_dir = args.jobs, args.plugins_dir
+    run.jobs, run.plugins_dir, run.threads = args.jobs, args.plugins_dir, args.threads
     try:
         results = run.execute()
     except KeyboardInterrupt:
@@ -273,7 +273,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rates = RobustnessOptions(args.missing_rates, args.rate_metric) if args.missing_rates else None
     try:
         result = compare(names, system, overrides, args.jobs, not args.no_reuse,
-                         args.out, args.plugins_dir, display, args.metrics, opts, rates)
+                         args.out, args.plugins_dir, display, args.metrics, opts, rates, args.threads)
     finally:
         display.close()
     entries, paths = result.entries, result.paths

@@ -31,6 +31,8 @@ from .plugins import PluginSystem
 from .recipe import Component, Recipe, resolve
 from .run import read_results
 from .rundir import new_run_dir
+from .threads import ThreadSetting
+from .threads import choose as choose_threads
 
 __all__ = ["Comparison", "CompareDisplay", "Entry", "RobustnessOptions", "StatsOptions", "compare",
            "print_comparison"]
@@ -113,24 +115,24 @@ def find_finished_run(recipe: Recipe) -> Path | None:
     return None
 
 
-def _child_command(entry: Entry, overrides: list[str], plugins_dir: str | None) -> list[str]:
+def _child_command(entry: Entry, overrides: list[str], plugins_dir: str | None, threads: int) -> list[str]:
     cmd = [sys.executable, "-m", "mmtk"]
     if plugins_dir:
         cmd += ["--plugins-dir", plugins_dir]
-    cmd += ["run", entry.recipe, "--json"]
+    cmd += ["run", entry.recipe, "--json", "--threads", str(threads)]
     for o in overrides:
         cmd += ["--set", o]
     return cmd
 
 
 def run_entries(entries: list[Entry], overrides: list[str], jobs: int, plugins_dir: str | None,
-                show: Any) -> None:
-    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+                show: Any, thread_setting: ThreadSetting = "auto") -> None:
+    threads = choose_threads(thread_setting, min(jobs, len(entries))).count  # per child run
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
 
     def work(entry: Entry) -> None:
         show(entry, "started")
-        proc = subprocess.Popen(_child_command(entry, overrides, plugins_dir), stdout=subprocess.PIPE,
+        proc = subprocess.Popen(_child_command(entry, overrides, plugins_dir, threads), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env)
         out_chunks: list[str] = []
         reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
@@ -212,7 +214,7 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
             reuse: bool = True, out_dir: str | None = None, plugins_dir: str | None = None,
             show: Any = None, metrics: list[str] | None = None,
             stats_options: StatsOptions | None = None,
-            robustness: RobustnessOptions | None = None) -> Comparison:
+            robustness: RobustnessOptions | None = None, threads: ThreadSetting = "auto") -> Comparison:
     """``metrics``: which evaluated metrics the table shows (default: see shown_metrics);
     ``stats_options``: the paired statistics (default: 2000 draws against the first recipe);
     ``robustness``: the missing rates of the robustness curves (default: none drawn)."""
@@ -235,7 +237,7 @@ def compare(recipes: list[str], system: PluginSystem, overrides: list[str], jobs
         else:
             todo.append(e)
     if todo:
-        run_entries(todo, overrides, jobs, plugins_dir, show)
+        run_entries(todo, overrides, jobs, plugins_dir, show, threads)
     cards = check_cards(entries)   # refuses rows whose protocol cards differ in what matters
     shown = shown_metrics(entries, metrics)
     stats, note = statistics(entries, system.registry, shown, opts)

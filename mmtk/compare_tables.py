@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,6 +101,15 @@ def _floor_warning(stats: ComparisonStats) -> str:
             f"rerun with --bootstrap {needed} or more to be able to detect differences.")
 
 
+def thread_note(run_dir: Path) -> str:
+    """`` (N torch threads)`` from the run's environment.json: a reused run says how it ran."""
+    try:
+        threads = json.loads((Path(run_dir) / "environment.json").read_text()).get("threads")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return f" ({threads} torch thread{'s' if threads != 1 else ''})" if isinstance(threads, int) else ""
+
+
 def markdown(entries: list[Entry], metrics: list[str], stats: ComparisonStats | None, note: str,
              info: dict, cards: str = "", robustness: Robustness | None = None) -> str:
     units = ", ".join(f"{m.upper()}{' in %' if is_percent(info, m) else ''}" for m in metrics)
@@ -115,7 +125,8 @@ def markdown(entries: list[Entry], metrics: list[str], stats: ComparisonStats | 
         text += f"\nNo paired statistics: {note}\n"
     if robustness:
         text += robustness_markdown(robustness, info)
-    runs = "\n".join(f"- {e.name}: {e.run_dir or 'FAILED: ' + str(e.error)}" for e in entries)
+    runs = "\n".join(f"- {e.name}: {e.run_dir}{thread_note(e.run_dir)}" if e.run_dir
+                     else f"- {e.name}: FAILED: {e.error}" for e in entries)
     return text + (f"\n{cards.capitalize()}.\n" if cards else "") + "\nRuns:\n" + runs + "\n"
 
 

@@ -65,7 +65,7 @@ def run_trials_in_parallel(run: Any, trials: list[TrialSpec]) -> tuple[dict, dic
 
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
-    threads = max(1, (os.cpu_count() or 1) // run.jobs)
+    threads = run.thread_choice.count  # the thread policy's count for each of --jobs workers
     per_trial, failed = {}, {}
 
     def drain(timeout: float | None) -> None:

@@ -12,6 +12,7 @@ from .errors import MmtkError
 from .metrics import describe, summarize_trials
 from .plugins import PluginSystem
 from .recipe import Recipe, resolve
+from .threads import ThreadChoice, ThreadSetting
 from .report import write_csv
 from .rundir import WriteError, environment, new_run_dir, read_json, remove_temporary_files, write_json, write_yaml
 from .trainer import Progress, Trainer, TrialSpec, quiet
@@ -36,6 +37,8 @@ class Run:
     jobs: int = 1
     plugins_dir: str | None = None
     discarded: bool = False     # set when a failed run left nothing and its folder was removed
+    threads: ThreadSetting | None = None   # --threads; None: the recipe's train.threads
+    thread_choice: ThreadChoice | None = None  # what the thread policy chose (set by execute)
 
     @classmethod
     def create(cls, recipe: Recipe, system: PluginSystem, **kw: Any) -> "Run":
@@ -72,7 +75,22 @@ class Run:
                 raise WriteError(f"{exc} Continue with: mmtk run --resume {self.directory}") from None
             raise
 
+    def _apply_thread_policy(self) -> None:
+        """Choose and set torch's threads (per worker with --jobs) and record the choice."""
+        from . import threads
+
+        setting = self.threads if self.threads is not None else self.recipe.first_stage.train.threads
+        self.thread_choice = threads.choose(setting, self.jobs)
+        threads.apply(self.thread_choice)
+        path = self.directory / "environment.json"
+        if dist.is_main() and path.is_file():  # every execution (a resume too) is recorded
+            env = read_json(path, "environment file")
+            env["threads"] = self.thread_choice.count
+            env["thread_policy"] = [*env.get("thread_policy", []), self.thread_choice.as_record()]
+            write_json(path, env)
+
     def _execute(self) -> dict:
+        self._apply_thread_policy()
         self.system.call_run_start(self)
         trials = trials_of(self.recipe, self.system, self.directory)
         self.progress("run_start", directory=str(self.directory), trials=len(trials))

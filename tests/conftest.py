@@ -15,6 +15,13 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 
 
+def pytest_configure(config):
+    """The suite uses the toolkit's own thread policy (mmtk.threads), as a run does."""
+    from mmtk import threads
+
+    threads.apply(threads.choose("auto"))
+
+
 @pytest.fixture(scope="session")
 def system():
     """All installed plugins (built-ins via the entry-point group), loaded once."""

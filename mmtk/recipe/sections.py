@@ -99,6 +99,7 @@ class Train:
     deterministic: bool = True
     min_epochs: Annotated[int, AT_LEAST_ONE] = 1
     bucket_by_length: bool = False
+    threads: Annotated[int, AT_LEAST_ONE] | Literal["auto"] = "auto"   # torch threads: mmtk.threads
     checkpoint_every: Annotated[int, AT_LEAST_ONE] = 1
     checkpoint_seconds: Annotated[float, Ge(0)] = 30.0
     optimizer: Component = component("optimizer")

@@ -1,0 +1,82 @@
+"""The thread policy: how many threads torch uses for one run (or each ``--jobs`` worker).
+
+torch's default is one intra-op thread per core. For the model sizes mmtk trains on a CPU
+that is right only on an idle machine: with anything else running, threads that wait for a
+core turn an epoch of seconds into minutes (measured: benchmarks/threads.py, README). So
+``auto`` counts the cores nobody else is using (cores minus the 1-minute load average, at
+least 1) and splits them across the run's worker processes. A number is taken as given.
+Results do not depend on the count beyond float noise (different summation orders).
+
+Inter-op threads are set to 1: mmtk's eager models never run independent ops in parallel,
+and a second pool would only compete with the first.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal, Union
+
+ThreadSetting = Union[int, Literal["auto"]]
+
+
+@dataclass(frozen=True)
+class ThreadChoice:
+    count: int            # intra-op threads per process
+    setting: str          # what was asked: "auto" or the number
+    reason: str           # one line, shown in environment.json and by --threads
+
+    def as_record(self) -> dict:
+        return {"count": self.count, "setting": self.setting, "reason": self.reason}
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (the affinity mask, e.g. under taskset or a container)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def busy_cores() -> float:
+    """Cores other processes keep busy: the 1-minute load average (0 where unknown)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def choose(setting: ThreadSetting = "auto", jobs: int = 1, cores: int | None = None,
+           load: float | None = None) -> ThreadChoice:
+    """The thread count for each of ``jobs`` processes."""
+    jobs = max(1, jobs)
+    if setting != "auto":
+        return ThreadChoice(int(setting), str(setting), "set by the recipe or --threads")
+    cores = usable_cores() if cores is None else cores
+    load = busy_cores() if load is None else load
+    idle = max(1, min(cores, cores - int(load + 0.25)))  # a core is busy from a load of 0.75
+    count = max(1, idle // jobs)
+    return ThreadChoice(count, "auto", f"{cores} core(s), load {load:.2f} -> {idle} idle, "
+                                       f"{jobs} process(es) -> {count} thread(s) each")
+
+
+def parse_setting(text: str) -> ThreadSetting:
+    """``--threads`` as typed: ``auto`` or a whole number >= 1 (an argparse type)."""
+    import argparse
+
+    if text == "auto":
+        return "auto"
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def apply(choice: ThreadChoice) -> None:
+    """Set torch's thread pools in this process (and the env for its children)."""
+    import torch
+
+    torch.set_num_threads(choice.count)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only settable before the first parallel op; then it stays as it was
+        pass
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(choice.count)

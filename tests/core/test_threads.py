@@ -1,0 +1,85 @@
+"""The thread policy: what `auto` chooses, that the choice is applied and recorded, and that
+results do not depend on the thread count beyond float noise."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+from conftest import RECIPES, prepare, tiny_overrides
+
+from mmtk import threads
+from mmtk.cli import main
+from mmtk.run import Run
+
+
+@pytest.mark.parametrize("cores, load, jobs, expected", [
+    (2, 0.0, 1, 2),     # idle machine: every core
+    (2, 0.6, 1, 2),     # a little background work does not cost a core
+    (2, 1.0, 1, 1),     # one core busy elsewhere
+    (2, 7.5, 1, 1),     # overloaded: never fewer than one
+    (16, 2.0, 4, 3),    # 14 idle cores split across 4 workers
+    (16, 0.0, 32, 1),   # more workers than cores
+])
+def test_auto_counts_idle_cores_and_splits_them(cores, load, jobs, expected):
+    choice = threads.choose("auto", jobs=jobs, cores=cores, load=load)
+    assert choice.count == expected
+    assert choice.setting == "auto" and f"load {load:.2f}" in choice.reason
+
+
+def test_a_number_is_taken_as_given():
+    assert threads.choose(3, jobs=4, cores=2, load=9.0).count == 3
+
+
+@pytest.mark.parametrize("text, expected", [("auto", "auto"), ("1", 1), ("12", 12)])
+def test_parse_setting(text, expected):
+    assert threads.parse_setting(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two", "1.5", ""])
+def test_parse_setting_refuses(text):
+    with pytest.raises(argparse.ArgumentTypeError):
+        threads.parse_setting(text)
+
+
+def test_recipe_threads_value_is_checked(system, tmp_path, capsys):
+    code = main(["validate", str(RECIPES / "baseline.yaml"), "--set", "train.threads=0"])
+    assert code == 2 and "threads" in capsys.readouterr().err
+
+
+def _run(system, tmp_path, count):
+    before = torch.get_num_threads()
+    try:
+        run = Run.create(prepare(system, RECIPES / "baseline.yaml", tmp_path / str(count),
+                                 tiny_overrides(3)), system, threads=count)
+        results = run.execute()
+        applied = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    env = json.loads((run.directory / "environment.json").read_text())
+    return results, applied, env
+
+
+@pytest.mark.slow
+def test_choice_is_applied_recorded_and_results_agree_across_counts(system, tmp_path):
+    one, applied_one, env_one = _run(system, tmp_path, 1)
+    two, applied_two, env_two = _run(system, tmp_path, 2)
+    assert (applied_one, applied_two) == (1, 2)
+    assert env_one["threads"] == 1 and env_one["thread_policy"][-1]["setting"] == "1"
+    assert env_two["threads"] == 2
+    # float noise only: a different summation order may flip a rare borderline prediction
+    for cond, metrics in one["summary"]["test"].items():
+        for name, value in metrics.items():
+            assert value["mean"] == pytest.approx(two["summary"]["test"][cond][name]["mean"], abs=0.02), \
+                (cond, name)
+
+
+@pytest.mark.slow
+def test_cli_threads_option_and_recipe_key(tmp_path):
+    out = tmp_path / "runs"
+    code = main(["run", str(RECIPES / "baseline.yaml"), "--quiet", "--threads", "1",
+                 *[a for o in tiny_overrides(1) + [f"output.dir={out}"] for a in ("--set", o)]])
+    assert code == 0
+    env = json.loads(next(out.rglob("environment.json")).read_text())
+    assert env["threads"] == 1 and env["thread_policy"][0]["reason"] == "set by the recipe or --threads"
