@@ -7,8 +7,8 @@ import json
 
 import pytest
 import torch
-from conftest import RECIPES, prepare, tiny_overrides
 
+from conftest import RECIPES, prepare, tiny_overrides
 from mmtk import threads
 from mmtk.cli import main
 from mmtk.run import Run
