@@ -1,0 +1,152 @@
+"""DiCMoR-style distribution-consistent recovery (Wang, Cui, Li; ICCV 2023).
+
+Every modality has its own normalizing flow into one latent space shared by all modalities,
+where each class is a Gaussian (class means and scales learnt). A missing modality m of a
+sample is recovered from each available modality n by the inverse of m's OWN flow applied to
+n's latent: ``from_latent(flow_m, to_latent(flow_n, x_n))``; with two available, both
+recoveries are averaged; a residual MLP then refines the result.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmtk import Slot, State
+from mmtk.ops import zero_loss
+
+from .flows import from_latent, import_normflows, latent_log_prob, make_flow, to_latent
+from .limits import Size
+from .refinement import refiners
+
+
+class DiCMoRFlow(Slot):
+    """DiCMoR-style recovery: per-modality flows into class-conditional Gaussian latents.
+
+    A missing modality is recovered by the inverse of its own flow applied to the latent of
+    each available modality (several available: their recoveries averaged), then refined by
+    a residual MLP; present modalities pass through unchanged and recovered ones are marked
+    in ``state.represented``. Training only: ``nll``, the negative log-likelihood per
+    dimension of every present representation under its modality's flow (its class's
+    Gaussian for labelled samples; for unlabelled ones (label -1) the equal-weight mixture
+    over classes, or nothing with ``unlabelled: exclude``); ``rec``, the MSE between each
+    refined recovery and the true, detached representation of the complete input, only for
+    modalities the data really has (``targets.available``).
+
+    Parameters:
+        blocks: flow steps per modality (affine coupling + learnt invertible linear map)
+        hidden: width of the coupling networks
+        scale_map: how coupling scales are bounded: sigmoid (Glow) or exp (RealNVP)
+        refine: refine each recovery with a residual MLP
+        refine_hidden: width of the refinement MLP
+        unlabelled: what nll does with an unlabelled sample (label -1): mixture (likelihood
+            under the equal-weight mixture of the class Gaussians) or exclude (left out)
+        detach_nll_input: nll trains the flows only and does not pull the representations
+            towards them (the reference code's encoders are frozen there)
+        detach_recovery: recoveries are detached from the flows (as in the reference code), so
+            the flows learn from nll only and rec and the task loss train the refinement
+        target_after: what rec compares a recovery with: the complete input's representation
+            after the encoders or after the aligner
+    """
+
+    aux_losses = ("nll", "rec")
+    needs_targets = True
+    needs_labels = True
+
+    def __init__(self, modalities: tuple[str, ...], latent_dim: int, num_classes: int,
+                 blocks: Size = 4, hidden: Size = 128,
+                 scale_map: Literal["sigmoid", "exp"] = "sigmoid", refine: bool = True,
+                 refine_hidden: Size = 128,
+                 unlabelled: Literal["mixture", "exclude"] = "mixture",
+                 detach_nll_input: bool = True, detach_recovery: bool = True,
+                 target_after: Literal["encoders", "aligner"] = "aligner"):
+        super().__init__()
+        nf = import_normflows()
+        self.modalities = tuple(sorted(modalities))
+        self.dim = latent_dim
+        self.unlabelled, self.target_after = unlabelled, target_after
+        self.detach_nll_input, self.detach_recovery = detach_nll_input, detach_recovery
+        # one class-conditional latent shared by every modality's flow (DiCMoR's priors are
+        # shared by the three flows): a common space where recovery can cross modalities
+        self.prior = nf.distributions.ClassCondDiagGaussian(latent_dim, max(num_classes, 1))
+        self.flows = nn.ModuleDict({m: make_flow(latent_dim, blocks, hidden, scale_map)
+                                    for m in self.modalities})
+        self.refiners = refiners(self.modalities, latent_dim, refine_hidden) if refine else None
+
+    # -- pieces ------------------------------------------------------------------------------
+    def log_prob(self, modality: str, x: Tensor, labels: Tensor) -> Tensor:
+        """log p(x) per sample under ``modality``'s flow (label -1: the class mixture)."""
+        z, log_det = to_latent(self.flows[modality], x)
+        return latent_log_prob(self.prior, z, labels) + log_det
+
+    def translate(self, source: str, target: str, x: Tensor) -> Tensor:
+        """``target``'s representation recovered from ``source``'s: the inverse of target's
+        own flow on source's latent."""
+        z, _ = to_latent(self.flows[source], x)
+        return from_latent(self.flows[target], z)
+
+    def recover(self, state: State, target: str, rows: Tensor) -> Tensor:
+        """(len(rows), D): ``target`` recovered for the given rows from every modality
+        present there, averaged, then refined."""
+        i = self.modalities.index(target)
+        total = torch.zeros(len(rows), self.dim, dtype=state.reps[target].dtype,
+                            device=state.reps[target].device)
+        count = torch.zeros(len(rows), 1, dtype=total.dtype, device=total.device)
+        for j, source in enumerate(self.modalities):
+            have = state.present[rows, j] if j != i else torch.zeros_like(rows, dtype=torch.bool)
+            if not bool(have.any()):
+                continue
+            at = have.nonzero().squeeze(1)
+            guess = self.translate(source, target, state.reps[source][rows[at]])
+            total = total.index_add(0, at, guess)
+            count = count.index_add(0, at, torch.ones_like(guess[:, :1]))
+        guess = total / count.clamp_min(1)
+        if self.detach_recovery:
+            guess = guess.detach()
+        return self.refiners[target](guess) if self.refiners is not None else guess
+
+    # -- the slot ----------------------------------------------------------------------------
+    def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
+        present = state.present
+        reps, represented = dict(state.reps), state.represented.clone()
+        truth = state.targets.reps(after=self.target_after) if state.targets is not None else None
+        rec_terms = []
+        for i, m in enumerate(self.modalities):
+            missing = ~present[:, i] & present.any(1)
+            if not bool(missing.any()):
+                continue
+            rows = missing.nonzero().squeeze(1)
+            recovered = self.recover(state, m, rows)
+            reps[m] = state.reps[m].index_put((rows,), recovered)
+            represented[:, i] |= missing
+            if truth is not None:
+                real = state.targets.available[rows, i].to(rows.device)
+                if bool(real.any()):
+                    rec_terms.append(F.mse_loss(recovered[real], truth[m][rows[real]]))
+        new_state = replace(state, reps=reps, represented=represented)
+        if not state.training:
+            return new_state, {}
+        anchor = state.reps[self.modalities[0]]
+        losses = {"nll": self._nll(state, anchor)}
+        if truth is not None:
+            losses["rec"] = torch.stack(rec_terms).mean() if rec_terms else zero_loss(anchor)
+        return new_state, losses
+
+    def _nll(self, state: State, anchor: Tensor) -> Tensor:
+        """Mean negative log-likelihood per dimension of the present representations."""
+        if state.labels is None:   # e.g. a label-free prefix run: no likelihood is guessed
+            return zero_loss(anchor)
+        terms = []
+        for i, m in enumerate(self.modalities):
+            rows = state.present[:, i]
+            if self.unlabelled == "exclude":
+                rows = rows & (state.labels >= 0)
+            if not bool(rows.any()):
+                continue
+            x = state.reps[m][rows]
+            x = x.detach() if self.detach_nll_input else x
+            terms.append(-self.log_prob(m, x, state.labels[rows]).mean() / self.dim)
+        return torch.stack(terms).mean() if terms else zero_loss(anchor)
