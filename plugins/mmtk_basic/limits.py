@@ -20,3 +20,4 @@ Positive = Annotated[float, Gt(0), Finite()]
 NonNegative = Annotated[float, Ge(0), Finite()]       # weight decay, noise, a minimum learning rate
 Fraction = Annotated[float, Gt(0), Lt(1)]             # leaves both sides of a split non-empty
 Seed = Annotated[int, Ge(0), Lt(2**64)]               # what torch.Generator.manual_seed takes
+ClassCount = Annotated[int, Ge(2)]                    # a classification task needs two classes

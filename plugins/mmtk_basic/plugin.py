@@ -51,6 +51,8 @@ COMPONENTS = [
      "One fixed condition, e.g. ``at`` = audio and text present, for training and evaluation."),
     ("dataset", "synthetic", "synthetic:Synthetic",
      "Synthetic tri-modal emotion-like data (audio, text, visual; 4 classes); deterministic by data_seed."),
+    ("dataset", "latent_views", "latent_views:LatentViews",
+     "Synthetic Gaussian class views: tunable headroom, exact Bayes bound."),
 ]
 
 
