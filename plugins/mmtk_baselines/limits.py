@@ -13,3 +13,4 @@ Size = Annotated[int, Ge(1)]                              # blocks, widths
 LayerSizes = Annotated[list[Annotated[int, Gt(0)]], NonEmpty()]   # autoencoder layers, bottleneck last
 Dropout = Annotated[float, Ge(0), Lt(1)]                  # 1 would drop everything
 Momentum = Annotated[float, Gt(0), Le(1)]                 # share of a new batch in a running mean
+Moments = Annotated[int, Ge(1), Le(10)]                   # CMD order K; high moments of wide features overflow

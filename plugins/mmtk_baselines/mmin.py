@@ -27,6 +27,46 @@ LATENTS = "mmin_latents"      # (B, blocks * bottleneck)
 IMAGINED = "mmin_imagined"    # (B, M * latent_dim), the imagined embedding
 
 
+def guard_pretrained_load(part: nn.Module, loaded_flag: Tensor, owner: str, what: str, fix: str) -> None:
+    """Set ``loaded_flag`` when ``part`` receives all its tensors through ``load_state_dict``
+    (``init_from`` or resume); refuse a load that fills only some of them, which would leave
+    a silently half-random copy of the pretraining stage's encoders."""
+    def check(module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
+        own = list(module.state_dict())
+        given = [k for k in own if prefix + k in state_dict]
+        if not given:
+            return  # this load does not concern the part
+        if len(given) != len(own):
+            missing = [k for k in own if prefix + k not in state_dict]
+            raise MmtkError(
+                f"{owner}: {what} received only {len(given)} of its {len(own)} tensors (missing "
+                f"e.g. {prefix}{missing[0]}), so it differs from the part copied in; {fix}")
+        loaded_flag.fill_(True)
+    part.register_load_state_dict_pre_hook(check)
+
+
+def teacher_target(teacher: nn.ModuleDict, modalities: tuple[str, ...], state: State) -> tuple[Tensor, Tensor]:
+    """MMIN's imagination target and where it counts, both (B, M*L), training only.
+
+    The teacher encodes the complete inputs with the *available* modalities zeroed: the true
+    embedding for missing slots, the teacher's response to a zero input for available ones. A
+    slot whose modality the data itself lacks has no target (weight 0).
+    """
+    targets = state.targets
+    parts, weights = [], []
+    with torch.no_grad():
+        for i, m in enumerate(modalities):
+            x = targets.inputs[m]
+            missing = ~state.present[:, i]
+            keep = missing.view(-1, *([1] * (x.dim() - 1)))
+            only_missing = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
+            rep = teacher[m](only_missing, targets.lengths.get(m))
+            parts.append(rep)
+            usable = state.present[:, i] | targets.available[:, i]
+            weights.append(usable[:, None].expand_as(rep).to(rep.dtype))
+    return torch.cat(parts, -1), torch.cat(weights, -1)
+
+
 class MMINImagination(Slot):
     """MMIN's imagination: forward and backward cascade residual AEs, frozen teacher.
 
@@ -77,7 +117,9 @@ class MMINImagination(Slot):
         self.pretrained_teacher = pretrained_teacher
         # set when the teacher's weights arrive through load_state_dict (init_from or resume)
         self.register_buffer("teacher_loaded", torch.zeros((), dtype=torch.bool))
-        self.teacher.register_load_state_dict_pre_hook(self._check_teacher_load)
+        guard_pretrained_load(self.teacher, self.teacher_loaded, "reconstructor 'mmin_imagination'",
+                              "the teacher", "make model.reconstructor.teacher list the same encoder "
+                              "blocks (types and parameters) as model.encoders of the pretraining stage")
 
     @staticmethod
     def contract_partners() -> dict:
@@ -87,40 +129,13 @@ class MMINImagination(Slot):
     def example_params(workdir: Any) -> dict:
         return {"pretrained_teacher": False}  # the generic contract test has no stage 1
 
-    def _check_teacher_load(self, module: nn.Module, state_dict: dict, prefix: str, *args: Any) -> None:
-        own = list(module.state_dict())
-        given = [k for k in own if prefix + k in state_dict]
-        if not given:
-            return  # this load does not concern the teacher
-        if len(given) != len(own):
-            missing = [k for k in own if prefix + k not in state_dict]
-            raise MmtkError(
-                f"reconstructor 'mmin_imagination': the teacher received only {len(given)} of "
-                f"its {len(own)} tensors (missing e.g. {prefix}{missing[0]}), so its encoders "
-                "differ from the ones copied in; make model.reconstructor.teacher list the same "
-                "encoder blocks (types and parameters) as model.encoders of the pretraining stage")
-        self.teacher_loaded.fill_(True)
-
     def train(self, mode: bool = True) -> "MMINImagination":
         super().train(mode)
         self.teacher.eval()  # the teacher is a fixed target: no dropout, ever
         return self
 
     def _teacher_target(self, state: State) -> tuple[Tensor, Tensor]:
-        """(B, M*L) target and (B, M*L) weight of the slots that have one."""
-        targets = state.targets
-        parts, weights = [], []
-        with torch.no_grad():
-            for i, m in enumerate(self.modalities):
-                x = targets.inputs[m]
-                missing = ~state.present[:, i]
-                keep = missing.view(-1, *([1] * (x.dim() - 1)))
-                only_missing = torch.where(keep, x, torch.zeros((), dtype=x.dtype, device=x.device))
-                rep = self.teacher[m](only_missing, targets.lengths.get(m))
-                parts.append(rep)
-                usable = state.present[:, i] | targets.available[:, i]
-                weights.append(usable[:, None].expand_as(rep).to(rep.dtype))
-        return torch.cat(parts, -1), torch.cat(weights, -1)
+        return teacher_target(self.teacher, self.modalities, state)
 
     def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
         observed = torch.cat([state.reps[m] for m in self.modalities], -1)

@@ -32,6 +32,14 @@ COMPONENTS = [
      "Sum of per-modality log-probabilities over the modalities a sample has."),
     ("head", "identity", "late_fusion:IdentityHead",
      "Passes the fuser's output through as the logits (its width must be the class count)."),
+    ("fuser", "if_mmin_invariant", "if_mmin:IFMMINInvariant",
+     "IF-MMIN's pretraining fuser: [specific ; invariant] features, CMD between modalities."),
+    ("reconstructor", "if_mmin_imagination", "if_mmin:IFMMINImagination",
+     "IF-MMIN's imagination: invariant features added to every cascade block, frozen teacher."),
+    ("fuser", "momke_experts", "momke:MoMKEExperts",
+     "MoMKE's first stage: one expert and one classifier head per modality, trained unimodally."),
+    ("fuser", "momke", "momke:MoMKEMixture",
+     "MoMKE's second stage: a soft mixture of all modality experts for each available modality."),
 ]
 
 
