@@ -21,6 +21,11 @@ def _global_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--traceback", action="store_true", help="show Python tracebacks on errors")
 
 
+def _runs_dir_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs-dir", default="runs", metavar="DIR",
+                   help="where the run folders are, for latest / NAME@latest (default: runs)")
+
+
 def _positive(text: str) -> int:
     """An argparse type: an integer >= 1 (e.g. --jobs)."""
     try:
@@ -43,7 +48,9 @@ def _run_parser(sub: Any) -> None:
                      help="validate, build the model and run one batch; train nothing")
     run.add_argument("--allow-imports", action="store_true",
                      help="with --dry-run: execute the recipe's imports: files (a run always does)")
-    run.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue an interrupted run (a run folder, latest or NAME@latest)")
+    _runs_dir_option(run)
     run.add_argument("--json", action="store_true", help="print results as JSON")
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--jobs", type=_positive, default=1, help="trials (seeds x folds) run in parallel processes")
@@ -86,9 +93,12 @@ def _compare_parser(sub: Any) -> None:
 
 
 def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="mmtk", description="Incomplete multimodal learning toolkit.")
     _global_options(p)
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"mmtk {__version__}")
+    sub = p.add_subparsers(dest="command")   # none: the help is printed
     _run_parser(sub)
     val = sub.add_parser("validate", help="check a recipe and report every problem")
     val.add_argument("recipe")
@@ -110,11 +120,20 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
     _compare_parser(sub)
 
     audit = sub.add_parser("audit", help="check runs' protocol cards for leakage and unfair protocols")
-    audit.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    audit.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders, latest or NAME@latest")
     audit.add_argument("--json", action="store_true")
+    _runs_dir_option(audit)
+
+    runs = sub.add_parser("runs", help="list runs: name, start time, status, trials, headline metric")
+    runs.add_argument("name", nargs="?", help="only runs whose name matches (glob or substring)")
+    runs.add_argument("--json", action="store_true")
+    _runs_dir_option(runs)
 
     ev = sub.add_parser("eval", help="a finished run's tables, recomputed from its kept predictions")
-    ev.add_argument("run_dir")
+    ev.add_argument("run_dir", help="a run folder, latest or NAME@latest")
+    ev.add_argument("--plot", action="store_true",
+                    help="draw the training curves (losses, validation metric, selected epoch) as a PNG")
+    _runs_dir_option(ev)
     ev.add_argument("--metrics", nargs="+", metavar="METRIC", help="also compute these metrics")
     ev.add_argument("--confusion", action="store_true",
                     help="confusion matrices per condition (a table; an image with the plot extra)")
@@ -132,7 +151,7 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
 
 COMMANDS = {"run": commands.cmd_run, "validate": commands.cmd_validate, "list": commands.cmd_list,
             "show": commands.cmd_show, "eval": commands.cmd_eval, "audit": commands.cmd_audit,
-            "compare": commands.cmd_compare}
+            "compare": commands.cmd_compare, "runs": commands.cmd_runs}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
                         if n in COMMANDS]
             for line in notices:
                 print(f"mmtk: warning: {line}", file=sys.stderr)
+        if args.command is None:   # bare `mmtk`
+            _parser(system.commands).print_help()
+            return 0
         plugin_run = getattr(args, "_plugin_run", None)
         if plugin_run is None:
             return COMMANDS[args.command](args)

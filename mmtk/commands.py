@@ -153,6 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .console import make_progress
     from .devices import pick_device
     from .run import Run
+    from .runs_listing import resolve_run_dir, resume_command, write_status
 
     system = _system(args)
     if distributed.launched_by_torchrun():
@@ -161,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.set or args.seeds or args.folds:
             raise MmtkError("--resume continues a run exactly as it was recorded; "
                             "--set/--seeds/--folds cannot change it")
-        run = Run.resume(args.resume, system, device=args.device)
+        run = Run.resume(resolve_run_dir(args.resume, args.runs_dir), system, device=args.device)
     else:
         if not args.recipe:
             raise MmtkError("mmtk run needs a RECIPE (file or registered name) or --resume RUN_DIR")
@@ -172,6 +173,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = make_progress(args.quiet or not distributed.is_main(), plain=args.json)
     run.progress = progress
     run.jobs, run.plugins_dir, run.threads = args.jobs, args.plugins_dir, args.threads
+    main = distributed.is_main()
+    if main:  # what `mmtk runs` shows while this command works on the run
+        write_status(run.directory, "running")
     try:
         results = run.execute()
     except KeyboardInterrupt:
@@ -180,10 +184,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("interrupted before anything was saved; the empty run folder was removed",
                   file=sys.stderr)
         else:
-            print(f"interrupted; continue with: mmtk run --resume {run.directory}", file=sys.stderr)
+            if main:
+                write_status(run.directory, "interrupted")
+            print(f"interrupted; continue with: {resume_command(run.directory)}", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if main and not run.discarded and run.directory.is_dir():
+            write_status(run.directory, "failed", error=str(exc))
+        raise
     finally:
         getattr(progress, "close", lambda: None)()
+    if main:
+        write_status(run.directory, "finished")
     if distributed.is_main():
         print_summary(results, args.json)
     return 0
@@ -214,8 +226,10 @@ def _dry_run(args: argparse.Namespace, system: Any) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     """Protocol violations of each run; exit status 1 when any run has one."""
     from .audit import violations
+    from .runs_listing import resolve_run_dir
 
-    found = {run: violations(run) for run in args.run_dirs}
+    dirs = [str(resolve_run_dir(run, args.runs_dir)) for run in args.run_dirs]
+    found = {run: violations(run) for run in dirs}
     if args.json:
         _print_json({"runs": found, "ok": not any(found.values())})
     else:
@@ -228,17 +242,53 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """A finished run's tables, recomputed from its trials' kept predictions."""
-    from pathlib import Path
-
     from .reevaluate import reevaluate
+    from .runs_listing import require_finished, resolve_run_dir
 
-    results = reevaluate(args.run_dir, _system(args).registry, args.metrics)
+    run_dir = resolve_run_dir(args.run_dir, args.runs_dir)
+    if require_finished(run_dir) == "failed":
+        print(f"warning: some trials of {run_dir} failed; the tables cover those that finished",
+              file=sys.stderr)
+    results = reevaluate(run_dir, _system(args).registry, args.metrics)
     for key, split, cond, name, saved, new in results["mismatches"]:
         print(f"warning: {key} {split} {cond} {name}: recomputed {new!r} but the run saved {saved!r}",
               file=sys.stderr)
     if args.confusion:
-        results["confusion"] = _confusion(Path(args.run_dir), args.split, args.json)
+        results["confusion"] = _confusion(run_dir, args.split, args.json)
+    if args.plot:
+        results["curves"] = _curves(run_dir, args.json)
     print_summary(results, args.json)
+    return 0
+
+
+def _curves(run_dir: Any, as_json: bool) -> str:
+    from .training_curves import plot_training_curves
+
+    image = plot_training_curves(run_dir, run_dir / "training-curves.png")
+    if not as_json:
+        print(f"training curves: {image}")
+    return str(image)
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """The runs under --runs-dir (of runs named like NAME), oldest first; exit 1 when none."""
+    from .console import is_terminal
+    from .report import render_table
+    from .runs_listing import list_runs
+
+    runs = list_runs(args.runs_dir, args.name)
+    if args.json:
+        _print_json([r.as_dict() for r in runs])
+    elif runs:
+        rows = [[r.name, r.started, r.status,
+                 f"{r.trials_done}/{'?' if r.trials_total is None else r.trials_total}",
+                 r.headline or "-", str(r.directory)] for r in runs]
+        print(render_table(["run", "started", "status", "trials", "headline", "folder"], rows,
+                           rich_output=is_terminal()), end="")
+    if not runs:
+        which = f"named like '{args.name}' " if args.name else ""
+        print(f"no runs {which}under {args.runs_dir}/", file=sys.stderr)
+        return 1
     return 0
 
 
