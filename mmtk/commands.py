@@ -59,7 +59,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .docs import description, parameter_docs
+    from .docs import description, parameter_docs, readable_type
     from .schema import context_names, signature_params
 
     if "/" not in args.target:
@@ -68,7 +68,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     registry = _system(args).registry
     spec = registry.get(kind, name)
     meanings = parameter_docs(spec.obj)  # the docstring's "Parameters:" section
-    params = [{"name": p.name, "type": p.type_name,
+    params = [{"name": p.name, "type": readable_type(p.annotation),
                "default": None if p.required else p.default, "required": p.required,
                "context": p.name in context_names(spec.kind), "doc": meanings.get(p.name, "")}
               for p in signature_params(spec.obj)]
@@ -131,7 +131,8 @@ def print_summary(results: dict, as_json: bool) -> None:
         _print_json(results)
         return
     for split in ("test", "val"):
-        header, rows = summary_rows(results["summary"], split, info=results.get("metrics_info"))
+        header, rows = summary_rows(results["summary"], split, info=results.get("metrics_info"),
+                                    bounds=results.get("bayes_bound"))
         title = (f"{results.get('name') or 'run'}: {split} (rates in %, mean ± std over "
                  f"{len(results['trials'])} trial(s))")
         print(render_table(header, rows, title, rich_output=is_terminal()))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from .compare_robustness import Robustness, print_robustness, robustness_markdown, write_robustness
 from .compare_stats import ComparisonStats, Difference
-from .report import condition_order, fmt, is_percent, markdown_table, render_table
+from .report import BOUND_KEY, BOUND_LABEL, bound_cells, condition_order, fmt, is_percent, markdown_table, render_table
 from .rundir import atomic_write_text
 
 if TYPE_CHECKING:
@@ -41,6 +41,11 @@ def metrics_info(entries: list[Entry]) -> dict:
     return next((e.results.get("metrics_info") or {} for e in entries if e.results), {})
 
 
+def dataset_bound(entries: list[Entry]) -> dict:
+    """The bound the compared runs' dataset gives (the same data in every row: checked)."""
+    return next((e.results[BOUND_KEY] for e in entries if e.results and e.results.get(BOUND_KEY)), {})
+
+
 def _cell(stat: dict, ci: tuple[float, float] | None, percent: bool) -> str:
     text = fmt(stat, percent)
     return text if ci is None else f"{text} [{fmt(ci[0], percent)}, {fmt(ci[1], percent)}]"
@@ -60,6 +65,10 @@ def comparison_rows(entries: list[Entry], metrics: list[str], stats: ComparisonS
         n = str(s[conds[0]][metrics[0]]["n"]) if conds else "0"
         rows.append([e.name, n] + [" / ".join(_cell(s[c][m], ci.get(m, {}).get(c), is_percent(info, m))
                                               for m in metrics) if c in s else "-" for c in conds])
+    bound = dataset_bound(entries)
+    if any(m in bound for m in metrics):
+        per_metric = [bound_cells(bound.get(m, {}), conds, is_percent(info, m)) for m in metrics]
+        rows.append([BOUND_LABEL, "-"] + [" / ".join(cells) for cells in zip(*per_metric)])
     return ["method", "n"] + conds, rows
 
 
@@ -149,6 +158,10 @@ def csv_text(entries: list[Entry], metrics: list[str], stats: ComparisonStats | 
             w.writerow(row)
     for d in stats.differences if stats else []:
         w.writerow([d.method, d.condition] + [""] * (len(head) - 2 - len(diff_cols)) + _diff_cells(stats, d))
+    bound = dataset_bound(entries)   # one row per condition, method "bayes_bound", the means filled
+    for c in sorted({c for m in metrics for c in bound.get(m, {})}):
+        cells = [x for m in metrics for x in (f"{bound[m][c]:.6f}" if c in bound.get(m, {}) else "", "")]
+        w.writerow([BOUND_KEY, c] + cells + [""] * (len(head) - 2 - len(cells)))
     return buf.getvalue()
 
 
@@ -192,6 +205,11 @@ def plot_metric(entries: list[Entry], path: Path, metric: str, info: dict) -> Pa
         means = [scale * s[c][metric]["mean"] for c in conds]
         stds = [scale * s[c][metric]["std"] for c in conds]
         ax.bar([j + i * width for j in range(len(conds))], means, width, yerr=stds, label=e.name)
+    bound = dataset_bound(entries).get(metric, {})
+    marked = [j for j, c in enumerate(conds) if c in bound]
+    for j in marked:   # a dashed line over each condition's bars; one legend entry
+        ax.hlines(scale * bound[conds[j]], j - width / 2, j + 0.8 - width / 2, colors="k", linestyles="dashed",
+                  label=BOUND_LABEL if j == marked[0] else None)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(conds))], conds)
     ax.set_ylabel(metric.upper() + (" (%)" if scale == 100 else ""))
     ax.legend(fontsize=8)

@@ -1,9 +1,20 @@
-"""Result tables: rich on a terminal, plain text otherwise, CSV for files."""
+"""Result tables: rich on a terminal, plain text otherwise, CSV for files.
+
+A dataset may know the best score any model can reach on it (a synthetic one whose
+distribution is known): it puts ``{metric: {condition: rate}}`` in ``DataSplits.info
+["bayes_bound"]``, the trial records it in its ``data.json``, the run in ``metrics.json``
+(:func:`dataset_bounds`), and every table shows it as one more row, :data:`BOUND_LABEL`. The
+core neither computes nor interprets it: it shows what the dataset provides.
+"""
 from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
+
+BOUND_KEY = "bayes_bound"
+BOUND_LABEL = "Bayes bound (from the dataset)"
 
 
 def condition_order(conds: list[str]) -> list[str]:
@@ -33,17 +44,47 @@ def metric_label(info: dict | None, metric: str) -> str:
 
 
 def summary_rows(summary: dict, split: str = "test", metrics: list[str] | None = None,
-                 info: dict | None = None) -> tuple[list[str], list[list[str]]]:
+                 info: dict | None = None, bounds: dict | None = None) -> tuple[list[str], list[list[str]]]:
     """One row per metric (default: every metric in the summary), one column per condition.
-    ``info`` is a run's ``metrics_info`` (which metrics are rates shown in %)."""
+    ``info`` is a run's ``metrics_info`` (which metrics are rates shown in %); ``bounds`` its
+    dataset's bound (``results["bayes_bound"]``), shown as one more row per bounded metric."""
     conds = condition_order(list(summary.get(split, {})))
     header = ["metric"] + conds
-    rows = []
+    rows, shown = [], []
     for m in metrics or (list(summary[split][conds[0]]) if conds else []):
         if conds and m in summary[split][conds[0]]:
             rows.append([metric_label(info, m)] +
                         [fmt(summary[split][c][m], is_percent(info, m)) for c in conds])
+            shown.append(m)
+    for m in shown:
+        if m in (bounds or {}):
+            label = f"{metric_label(info, m)}: {BOUND_LABEL}"
+            rows.append([label] + bound_cells(bounds[m], conds, is_percent(info, m)))
     return header, rows
+
+
+def bound_cells(bound: dict[str, float], conds: list[str], percent: bool = True) -> list[str]:
+    """A bound's value per column; '-' where the dataset gives none (e.g. another protocol's
+    condition names)."""
+    return [fmt(bound[c], percent) if c in bound else "-" for c in conds]
+
+
+def dataset_bounds(directory: Path, trial_keys: list[str]) -> dict[str, dict[str, float]]:
+    """``{metric: {condition: rate}}``: the bound the dataset gave in each trial's
+    ``data.json``, averaged over the trials that have one (it is one value per task: trials
+    that redraw samples of the same task agree). Empty when the dataset gives none."""
+    given: dict[str, dict[str, list[float]]] = {}
+    for key in trial_keys:
+        path = Path(directory) / "trials" / key / "data.json"
+        try:
+            bound = json.loads(path.read_text(encoding="utf-8")).get(BOUND_KEY)
+        except (OSError, ValueError, AttributeError):
+            continue   # no data.json (e.g. not the main DDP rank): nothing to show
+        for metric, conds in (bound or {}).items():
+            for cond, value in (conds or {}).items():
+                if isinstance(value, (int, float)):
+                    given.setdefault(metric, {}).setdefault(cond, []).append(float(value))
+    return {m: {c: sum(v) / len(v) for c, v in conds.items()} for m, conds in given.items()}
 
 
 def render_table(header: list[str], rows: list[list[str]], title: str = "", rich_output: bool = False) -> str:
@@ -73,8 +114,9 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_csv(path: Path, per_trial: dict, summary: dict) -> None:
-    """One row per (trial or summary, split, condition, metric)."""
+def write_csv(path: Path, per_trial: dict, summary: dict, bounds: dict | None = None) -> None:
+    """One row per (trial or summary, split, condition, metric); then the dataset's bound, if
+    it gives one (trial ``bayes_bound``, no split: it holds for any sample of the data)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["trial", "split", "condition", "metric", "value", "std", "n"])
@@ -87,5 +129,8 @@ def write_csv(path: Path, per_trial: dict, summary: dict) -> None:
         for cond, metrics in conds.items():
             for m, s in metrics.items():
                 w.writerow(["summary", split, cond, m, f"{s['mean']:.6f}", f"{s['std']:.6f}", s["n"]])
+    for m, conds in (bounds or {}).items():
+        for cond, v in conds.items():
+            w.writerow([BOUND_KEY, "", cond, m, f"{v:.6f}", "", ""])
     from .rundir import atomic_write_text  # imports torch: not at module level, so listings stay fast
     atomic_write_text(path, buf.getvalue())

@@ -12,9 +12,9 @@ from .errors import MmtkError
 from .metrics import describe, summarize_trials
 from .plugins import PluginSystem
 from .recipe import Recipe, resolve
-from .threads import ThreadChoice, ThreadSetting
-from .report import write_csv
+from .report import BOUND_KEY, dataset_bounds, write_csv
 from .rundir import WriteError, environment, new_run_dir, read_json, remove_temporary_files, write_json, write_yaml
+from .threads import ThreadChoice, ThreadSetting
 from .trainer import Progress, Trainer, TrialSpec, quiet
 
 
@@ -107,11 +107,14 @@ class Run:
         self.results = {"name": self.recipe.name, "directory": str(self.directory),
                         "trials": per_trial, "summary": summary,
                         "metrics_info": metrics_info(self.recipe, self.system.registry)}
+        bounds = dataset_bounds(self.directory, list(per_trial))   # the dataset's, if it gives one
+        if bounds:
+            self.results[BOUND_KEY] = bounds
         if failed:
             self.results["failed"] = failed
         if dist.is_main():
             write_json(self.directory / "metrics.json", self.results)
-            write_csv(self.directory / "metrics.csv", per_trial, summary)
+            write_csv(self.directory / "metrics.csv", per_trial, summary, bounds)
             write_card(self.recipe, self.directory)
         self.system.call_run_end(self, self.results)
         if failed:

@@ -3,6 +3,7 @@ checked against a Monte-Carlo estimate of the likelihood rule on the un-mixed vi
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pytest
@@ -179,3 +180,37 @@ def test_bound_is_in_the_splits_info():
 def test_bad_parameters_are_explained(params, words):
     with pytest.raises(MmtkError, match=words):
         Builder(REG).dataset({"type": "latent_views", **SMALL, **params})
+
+
+def _tiny_run(system, tmp_path, capsys, data: str) -> tuple[dict, str]:
+    from conftest import RECIPES, run_recipe
+    from mmtk.commands import print_summary
+
+    results = run_recipe(system, RECIPES / "baseline.yaml", tmp_path,
+                         [f"data={{type: latent_views, {data}, dims: {{audio: 8, text: 10, visual: 7}}}}",
+                          "train.epochs=2", "seed=[0]", "model.latent_dim=16", "eval.batch_size=512"])
+    capsys.readouterr()
+    print_summary(results, as_json=False)
+    return results, capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_run_prints_the_bound_next_to_the_results(system, tmp_path, capsys):
+    results, out = _tiny_run(system, tmp_path, capsys, "labels: 120, complete_fraction: 0.5, n_test: 300")
+    expected = make(labels=120, n_test=300).bayes_bound()
+    assert results["bayes_bound"]["uar"] == pytest.approx(expected)
+    line = next(row for row in out.splitlines() if "Bayes bound (from the dataset)" in row)
+    assert f"{100 * expected['atv']:.2f}" in line and f"{100 * expected['mean']:.2f}" in line
+    data = json.loads(next((tmp_path / "runs").rglob("data.json")).read_text())
+    assert data["sizes"]["train"] + data["sizes"]["val"] == 120 and data["sizes"]["test"] == 300
+
+
+@pytest.mark.slow
+def test_a_run_trains_on_the_unlabelled_pool(system, tmp_path, capsys):
+    # needs the unlabelled-sample contract (#15 §1): label -1 ignored by the task loss,
+    # validation carved from the labelled samples only
+    results, _ = _tiny_run(system, tmp_path, capsys, "labels: 120, unlabeled: 200, complete_fraction: 0.5, "
+                                                     "n_test: 300")
+    data = json.loads(next((tmp_path / "runs").rglob("data.json")).read_text())
+    assert data["sizes"]["train"] + data["sizes"]["val"] == 320 and data["sizes"]["val"] == 12
+    assert 0.25 < results["summary"]["test"]["atv"]["uar"]["mean"] <= 1
