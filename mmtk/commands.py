@@ -59,7 +59,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from .docs import description, parameter_docs, readable_type
+    from .docs import description, parameter_docs
     from .schema import context_names, signature_params
 
     if "/" not in args.target:
@@ -68,7 +68,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     registry = _system(args).registry
     spec = registry.get(kind, name)
     meanings = parameter_docs(spec.obj)  # the docstring's "Parameters:" section
-    params = [{"name": p.name, "type": readable_type(p.annotation),
+    params = [{"name": p.name, "type": p.type_name,
                "default": None if p.required else p.default, "required": p.required,
                "context": p.name in context_names(spec.kind), "doc": meanings.get(p.name, "")}
               for p in signature_params(spec.obj)]
