@@ -47,6 +47,7 @@ FIELDS = ("videoIDs", "videoLabels", "videoSpeakers", "videoSentences")
 # GCNet's published run (run.sh): the same feature folders for every corpus
 DEFAULT_FEATURES = {"audio": "wav2vec-large-c-UTT", "text": "deberta-large-4-UTT", "visual": "manet_UTT"}
 SHOWN_IDS = 5                                     # ids quoted in a message about many
+UNLABELED = -1                                    # the data contract's label of an unlabelled sample
 
 
 @dataclass(frozen=True)
@@ -162,32 +163,36 @@ class Labels:
 
 
 def class_labels(utts: Utterances, num_classes: int, corpus: str) -> Labels:
-    """IEMOCAP: integer classes 0..K-1 (bools, floats with a fraction, text are problems)."""
-    classes, problems = np.full(len(utts.ids), -1, dtype=np.int64), {}
+    """IEMOCAP: integer classes 0..K-1; -1 or None is an unlabelled utterance (label -1, the
+    data contract's mark); anything else (7 in a 4-way file, 'hap', 2.5, True) is a problem."""
+    classes, problems = np.full(len(utts.ids), UNLABELED, dtype=np.int64), {}
     for row, (uid, value) in enumerate(zip(utts.ids, utts.labels)):
-        whole = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
         if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            whole, value = True, int(value)
+            value = int(value)
+        whole = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
         if whole and 0 <= int(value) < num_classes:
             classes[row] = int(value)
-        else:
+        elif not (value is None or (whole and int(value) == UNLABELED)):
             problems[uid] = (f"has label {value!r}, which is not a class of {corpus} (integers "
-                             f"0..{num_classes - 1})")
+                             f"0..{num_classes - 1}; -1 marks an unlabelled utterance)")
     return Labels(classes, None, problems)
 
 
 def sentiment_labels(utts: Utterances, rule: str) -> Labels:
-    """MOSI/MOSEI: the score in [-3, 3] is kept (``TensorData.scores``); classes by ``rule``."""
+    """MOSI/MOSEI: the score in [-3, 3] is kept (``TensorData.scores``); classes by ``rule``.
+    None or NaN is an unlabelled utterance (score NaN, label -1); binary_nonzero leaves the
+    score-0 utterances out (``excluded``)."""
     scores, problems = np.full(len(utts.ids), np.nan), {}
     for row, (uid, value) in enumerate(zip(utts.ids, utts.labels)):
         number = isinstance(value, (int, float, np.integer, np.floating)) and \
             not isinstance(value, (bool, np.bool_))
-        if number and np.isfinite(float(value)):
+        if number and not np.isinf(float(value)):
             scores[row] = float(value)
-        else:
+        elif value is not None:
             problems[uid] = f"has label {value!r}; a finite sentiment score is expected"
-    classes = np.where(np.isnan(scores), -1, sentiment_to_class(np.nan_to_num(scores), rule))
-    excluded = {u for u, c in zip(utts.ids, classes) if c == -1 and u not in problems}
+    labelled = ~np.isnan(scores)
+    classes = np.where(labelled, sentiment_to_class(np.nan_to_num(scores), rule), UNLABELED)
+    excluded = {u for u, y in zip(utts.ids, scores) if rule == "binary_nonzero" and y == 0}
     return Labels(classes.astype(np.int64), scores, problems, excluded)
 
 
@@ -307,7 +312,8 @@ class GCNetLayout(Dataset):
     validation split, so the core carves one from the training sessions (stratified by class,
     seeded by the trial seed, data.val_fraction): the test session is never used to select.
     MOSI/MOSEI: the pickle's official train/valid/test dialogue sets; sentiment scores are kept
-    as TensorData.scores and mapped to classes by label_rule.
+    as TensorData.scores and mapped to classes by label_rule. An utterance whose label is -1
+    or None (NaN for a score) is kept as unlabelled (label -1, score NaN), per the data contract.
 
     Parameters:
         root: the corpus folder holding features/ (and, by default, the label pickle);
@@ -411,6 +417,9 @@ class GCNetLayout(Dataset):
             parts[split], facts[split] = assemble(
                 split, part.ids, labels.classes, sources, bad, True, labels.check,
                 f"{shown(table.path)} ({FIELDS[1]})", scores=labels.scores)
+            unlabelled = int((parts[split].labels < 0).sum())
+            if unlabelled:
+                facts[split]["unlabelled"] = unlabelled
         info = {"dataset": NAME, "corpus": self.corpus, "fold": fold, "protocol": protocol,
                 "label_pickle": str(table.path), "splits": facts, **bad.info(),
                 "feature_folders": {s.name: str(s.folder) for s in sources}}
