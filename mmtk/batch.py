@@ -2,7 +2,8 @@
 
 ``present`` (B, M) is the only truth about which modalities a sample has; columns follow
 the sorted modality order. Absent values are physically zeroed by :meth:`masked` before a
-model sees them.
+model sees them. ``labels`` are class indices, -1 for an unlabelled sample (see
+:mod:`mmtk.data`); ``scores`` NaN for a sample without a regression target.
 """
 from __future__ import annotations
 
@@ -40,7 +41,9 @@ def parse_condition(code: str, modalities: tuple[str, ...]) -> tuple[bool, ...]:
 
 @dataclass
 class ModalityBatch:
-    """A batch whose modalities may be absent; ``present`` (B, M) is the only truth about which."""
+    """A batch whose modalities may be absent; ``present`` (B, M) is the only truth about which.
+
+    ``labels`` (B,) hold -1 for an unlabelled sample (``labeled`` says which have one)."""
 
     inputs: dict[str, Tensor]          # (B, D) or (B, T, D) per modality
     present: Tensor                    # (B, M) bool, columns in ``modalities`` order
@@ -57,6 +60,11 @@ class ModalityBatch:
 
     def column(self, modality: str) -> Tensor:
         return self.present[:, self.modalities.index(modality)]
+
+    @property
+    def labeled(self) -> Tensor | None:
+        """(B,) bool: which samples have a class label (label >= 0); None without labels."""
+        return None if self.labels is None else self.labels >= 0
 
     def masked(self, present: Tensor) -> "ModalityBatch":
         """A copy where only ``present & self.present`` survive; absent values become zeros."""

@@ -1,11 +1,20 @@
 """In-memory datasets held as tensors: splits, validation carving, normalisation, batching.
 
 Batches are slices of pre-built tensors (no per-sample collation). Normalisation statistics
-are always fitted on the training split only.
+are always fitted on the training split only (on every present training row, labelled or not).
+
+Unlabelled and incomplete samples: a sample without a class label has label ``-1``
+(:data:`UNLABELED`; any negative label reads as unlabelled), and a sample without a regression
+target has a NaN score (and label -1: an unlabelled sample has neither). The task loss and the
+supervised slot losses ignore such samples, label-free losses (reconstruction, alignment, ...)
+use them, validation is carved from labelled training samples only, and evaluation scores
+labelled samples only (it counts the others). Any split may also be incomplete: ``present``
+says which modalities each sample really has, in training too.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -15,10 +24,19 @@ from .errors import DataError
 from .lazy import LazyFeatures, streaming_mean_std
 from .ops import frame_mask
 
+UNLABELED = -1   # the label of a sample without one (any negative label reads as unlabelled)
+
 
 @dataclass
 class TensorData:
-    """One split: per-modality tensors with a shared first dimension N."""
+    """One split: per-modality tensors with a shared first dimension N.
+
+    ``labels`` (N,) are class indices, ``-1`` (:data:`UNLABELED`) for a sample without a
+    label (``labeled`` is the (N,) mask of those with one). ``scores`` (N,) are float
+    regression targets when the data has them, NaN for a sample without one; such a sample
+    must also have label -1. ``present`` (N, M) says which modalities a sample really has
+    (columns in sorted modality order), for training samples as for test ones.
+    """
 
     inputs: dict[str, Tensor]
     labels: Tensor
@@ -26,6 +44,7 @@ class TensorData:
     present: Tensor | None = None              # (N, M) bool; None = all present
     lengths: dict[str, Tensor] = field(default_factory=dict)
     scores: Tensor | None = None               # (N,) float regression targets (e.g. sentiment)
+    UNLABELED: ClassVar[int] = UNLABELED       # the label of a sample without one
 
     def __post_init__(self) -> None:
         n = len(self.labels)
@@ -34,6 +53,8 @@ class TensorData:
                 raise DataError(f"regression scores have shape {tuple(self.scores.shape)}; one "
                                 f"score per sample ({n},) is expected")
             self.scores = self.scores.float()
+            if self.scores.device.type == "cpu" and len(self.scores):  # no sync on a GPU copy
+                self._check_unscored_unlabelled()
         for m, x in self.inputs.items():
             if x.shape[0] != n:
                 raise DataError(f"modality '{m}' has {x.shape[0]} samples but there are {n} labels")
@@ -42,9 +63,23 @@ class TensorData:
         if self.present is None:
             self.present = torch.ones(n, len(self.inputs), dtype=torch.bool)
 
+    def _check_unscored_unlabelled(self) -> None:
+        assert self.scores is not None
+        bad = torch.isnan(self.scores) & (self.labels >= 0)
+        if bad.any():
+            sample = self.ids[int(bad.nonzero()[0])]
+            raise DataError(f"sample '{sample}' has a class label but a NaN regression score "
+                            f"({int(bad.sum())} such sample(s)); a NaN score marks an unlabelled "
+                            "sample, whose label must be -1 as well: drop both or give both.")
+
     @property
     def modalities(self) -> tuple[str, ...]:
         return tuple(sorted(self.inputs))
+
+    @property
+    def labeled(self) -> Tensor:
+        """(N,) bool: which samples have a class label (label >= 0)."""
+        return self.labels >= 0
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -111,10 +146,12 @@ class DataSplits:
 
 
 def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
-    """Indices (keep, carved) with ``fraction`` of every class carved out, seeded."""
+    """Indices (keep, carved) with ``fraction`` of every class carved out, seeded.
+
+    Only labelled samples are carved; unlabelled ones (label < 0) are all kept."""
     g = torch.Generator().manual_seed(seed)
-    keep, carved = [], []
-    for c in torch.unique(labels):
+    keep, carved = [torch.nonzero(labels < 0).flatten()], []
+    for c in torch.unique(labels[labels >= 0]):
         idx = torch.nonzero(labels == c).flatten()
         idx = idx[torch.randperm(len(idx), generator=g)]
         n_out = int(round(len(idx) * fraction))
@@ -124,15 +161,21 @@ def stratified_split(labels: Tensor, fraction: float, seed: int) -> tuple[Tensor
             n_out = 0
         carved.append(idx[:n_out])
         keep.append(idx[n_out:])
-    return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(carved)).values
+    empty = torch.empty(0, dtype=torch.long)
+    return torch.sort(torch.cat(keep)).values, torch.sort(torch.cat(carved or [empty])).values
 
 
 def ensure_validation(splits: DataSplits, fraction: float, seed: int) -> DataSplits:
-    """Carve a stratified, seeded validation split from train when the dataset has none."""
+    """Carve a stratified, seeded validation split from train when the dataset has none;
+    it comes from the labelled training samples only (unlabelled ones all stay in train)."""
     if splits.val is not None:
         return splits
     keep, carved = stratified_split(splits.train.labels, fraction, seed)
-    info = dict(splits.info, validation=f"carved {fraction:g} of train, stratified, seed {seed}")
+    how = f"carved {fraction:g} of train, stratified, seed {seed}"
+    unlabelled = int((~splits.train.labeled).sum())
+    if unlabelled:
+        how += f", from the labelled samples only ({unlabelled} unlabelled stay in train)"
+    info = dict(splits.info, validation=how)
     return replace(splits, train=splits.train.subset(keep), val=splits.train.subset(carved), info=info)
 
 

@@ -2,7 +2,8 @@
 
 The plans (which modalities each evaluation condition hides, per sample) are drawn once per
 trial from the stage's ``missing.eval`` protocol and its seed, so validation during training
-and the final evaluation see the very same masks.
+and the final evaluation see the very same masks. Only labelled samples are scored: an
+unlabelled one (label -1, or a NaN score for regression) is left out and counted.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .metrics import as_metric, score_all
 from .pipeline import Pipeline
 from .predictions import SplitPredictions
 from .protocols import EvalPlan, MissingProtocol, call_with_present
-from .task import LABELS, SCORES, task_output
+from .task import LABELS, SCORES, supervised, task_output
 
 
 def eval_plans(protocol: Callable[[], MissingProtocol], splits: DataSplits,
@@ -83,7 +84,9 @@ class Evaluator:
     def evaluate(self, model: Pipeline, data: TensorData, plan: EvalPlan,
                  keep: dict | None = None) -> dict[str, dict[str, float]]:
         """Metrics per condition (and their ``mean``). With ``keep`` (a dict), the per-sample
-        predictions are stored in it as ``keep["split"]`` (:class:`SplitPredictions`)."""
+        predictions are stored in it as ``keep["split"]`` (:class:`SplitPredictions`), the
+        samples not scored per condition (shown no modality) as ``keep["excluded"]`` and the
+        unlabelled samples, never scored, as ``keep["unlabeled"]``."""
         out: dict[str, dict[str, float]] = {}
         kept = []
         excluded: dict[str, int] = {}
@@ -91,13 +94,15 @@ class Evaluator:
         split = self.split_names.get(id(data), "other")
         phase[split] = phase.get(split, 0) + 1
         present = data.present.cpu()
+        labelled = supervised(data.labels, data.scores, self.target).cpu()
         for cond in plan.conditions:
             pred, prob = self.outputs(model, data, cond.mask, probabilities=keep is not None)
             shown = cond.mask.cpu().bool() & present
-            # a sample shown no modality at all is not scored (nothing to predict from)
+            # a sample shown no modality at all is not scored (nothing to predict from);
+            # score_all also leaves out unlabelled samples
             scored = shown.any(1)
-            if not bool(scored.all()):
-                excluded[cond.name] = int((~scored).sum())
+            if not bool(scored[labelled].all()):
+                excluded[cond.name] = int((~scored & labelled).sum())
             out[cond.name] = self.score(pred, data, scored)
             kept.append((cond.name, shown, pred, prob))
         if plan.mean_over:
@@ -106,6 +111,7 @@ class Evaluator:
         if keep is not None:
             keep["split"] = split_predictions(data, plan, kept)
             keep["excluded"] = excluded
+            keep["unlabeled"] = int((~labelled).sum())
         return out
 
 

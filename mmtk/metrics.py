@@ -44,20 +44,21 @@ def score_all(metrics: dict[str, Metric], num_classes: int, pred: Tensor, labels
               scores: Tensor | None, scored: Tensor | None = None) -> dict[str, float]:
     """Every metric on one set of predictions (class indices or scores), the confusion matrix
     built once; ``scored`` (N,) bool limits them to the samples that were shown a modality.
-    The evaluator and the rescoring of saved predictions both use it."""
-    if scored is not None and not bool(scored.all()):
-        pred, labels = pred[scored.to(pred.device)], labels[scored.to(labels.device)]
-        scores = None if scores is None else scores[scored.to(scores.device)]
+    Unlabelled samples (label < 0 for a class metric, a NaN score for a regression one) are
+    never scored. The evaluator and the rescoring of saved predictions both use it."""
+    shown = torch.ones(len(pred), dtype=torch.bool) if scored is None else scored.cpu().bool()
     out, cm = {}, None
     for name, metric in metrics.items():
         if metric.reads == "regression":
             if scores is None:
                 from .errors import MmtkError
                 raise MmtkError(f"metric '{name}' needs regression scores; these predictions have none")
-            out[name] = metric(pred.detach().cpu().float(), scores.cpu())
+            keep = shown & torch.isfinite(scores.cpu())
+            out[name] = metric(pred.detach().cpu().float()[keep], scores.cpu()[keep])
         else:
             if cm is None:
-                cm = confusion_matrix(labels, pred, num_classes)
+                keep = shown & (labels.cpu() >= 0)
+                cm = confusion_matrix(labels.cpu()[keep], pred.detach().cpu()[keep], num_classes)
             out[name] = metric(cm)
     return out
 

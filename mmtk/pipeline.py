@@ -4,6 +4,12 @@ Every slot between the encoders and the head is an ``nn.Module`` subclassing :cl
 ``forward(state) -> (state, {loss_name: scalar})``. The pipeline hands a slot the labels or
 the ground truth of dropped modalities only while training, and only if the slot declares it
 needs them (``needs_labels`` / ``needs_targets``). At evaluation neither exists.
+
+Unlabelled samples: ``state.labels`` holds -1 for a training sample without a label
+(``state.labeled`` is the mask of those with one). A slot declares which of its losses read
+labels (``label_losses``, by default all of them when it ``needs_labels``); those must be
+computed on labelled rows only (and be 0 when the batch has none), the others should use
+every row. The contract test (:mod:`mmtk.testing`) checks both for every registered slot.
 """
 from __future__ import annotations
 
@@ -65,7 +71,7 @@ class State:
     present: Tensor                         # (B, M) bool, sorted modality order: the inputs
     modalities: tuple[str, ...]
     training: bool
-    labels: Tensor | None = None            # set only for slots with needs_labels, in training
+    labels: Tensor | None = None            # only for slots with needs_labels, in training; -1 = unlabelled
     targets: Targets | None = None          # set only for slots with needs_targets, in training
     gaussians: dict[str, tuple[Tensor, Tensor]] = field(default_factory=dict)  # (mu, logvar)
     fused: Tensor | None = None             # set by the fuser
@@ -80,16 +86,46 @@ class State:
         return self.present[:, self.modalities.index(modality)]
 
     @property
+    def labeled(self) -> Tensor | None:
+        """(B,) bool: rows with a label (label >= 0), the only rows a label loss may read;
+        None when the slot gets no labels."""
+        return None if self.labels is None else self.labels >= 0
+
+    @property
     def batch_size(self) -> int:
         return int(self.present.shape[0])
 
 
 class Slot(nn.Module):
-    """Base class for aligner, reconstructor, refiner and fuser components."""
+    """Base class for aligner, reconstructor, refiner and fuser components.
+
+    ``label_losses`` names the auxiliary losses that read labels (a subset of ``aux_losses``;
+    None: all of them when ``needs_labels``, else none). They may read labelled rows only
+    (``state.labeled``); every other loss is label-free and should use unlabelled rows too.
+    """
 
     aux_losses: ClassVar[tuple[str, ...]] = ()   # names of the losses forward may emit
     needs_labels: ClassVar[bool] = False
+    label_losses: ClassVar[tuple[str, ...] | None] = None
     needs_targets: ClassVar[bool] = False
+
+
+def label_losses(slot: Slot) -> tuple[str, ...]:
+    """The losses of ``slot`` that read labels (none when it gets no labels)."""
+    if not getattr(slot, "needs_labels", False):
+        return ()
+    declared = getattr(slot, "label_losses", None)
+    return tuple(slot.aux_losses) if declared is None else tuple(declared)
+
+
+def check_label_losses(name: str, slot: Slot) -> None:
+    """``label_losses`` must name declared losses (a typo would leave a loss unchecked)."""
+    declared = getattr(slot, "label_losses", None)
+    unknown = sorted(set(declared or ()) - set(slot.aux_losses))
+    if unknown:
+        raise MmtkError(f"{name} '{type(slot).__name__}' lists {unknown} in label_losses, but its "
+                        f"aux_losses are {tuple(slot.aux_losses)}; label_losses names the "
+                        "auxiliary losses that read labels, a subset of aux_losses")
 
     def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:  # pragma: no cover
         raise NotImplementedError
@@ -117,6 +153,9 @@ class Pipeline(nn.Module):
         self.encoders = nn.ModuleDict({m: encoders[m] for m in self.modalities})
         self.aligner, self.reconstructor, self.refiner = aligner, reconstructor, refiner
         self.fuser, self.head = fuser, head
+        for name in SLOTS:
+            if getattr(self, name) is not None:
+                check_label_losses(name, getattr(self, name))
         self.frozen: tuple[str, ...] = ()
         self.latent_dim: int | None = None  # set by the builder: encoders must return this width
 
@@ -204,7 +243,8 @@ class Pipeline(nn.Module):
         raise MmtkError(f"unknown slot '{upto}'; slots are encoders, {', '.join(SLOTS)}")
 
     def forward(self, batch: ModalityBatch, truth: ModalityBatch | None = None) -> Output:
-        """``truth`` is the unmasked batch; it exists only in training."""
+        """``truth`` is the unmasked batch; it exists only in training. Its labels reach the
+        slots that need them as they are: -1 marks an unlabelled sample."""
         if not self.training:
             truth = None
         targets = Targets(truth, self) if truth is not None else None
@@ -224,3 +264,8 @@ class Pipeline(nn.Module):
     def declared_losses(self) -> set[str]:
         return {f"{n}/{k}" for n in SLOTS if getattr(self, n) is not None
                 for k in getattr(self, n).aux_losses}
+
+    def supervised_losses(self) -> set[str]:
+        """The ``slot/name`` losses that read labels (labelled rows only)."""
+        return {f"{n}/{k}" for n in SLOTS if getattr(self, n) is not None
+                for k in label_losses(getattr(self, n))}

@@ -2,8 +2,10 @@
 
 Training: :meth:`MissingProtocol.train_mask` draws a mask per batch, or
 :meth:`MissingProtocol.train_table` fixes one mask row per training sample for the whole run
-(CPM-Nets: the training data is incomplete in the same way every epoch). The caller combines
-either with what the data really has. Evaluation: :meth:`MissingProtocol.eval_conditions` returns
+(CPM-Nets: the training data is incomplete in the same way every epoch). Either is combined
+with what the data really has (:func:`training_masks` ANDs it with ``present``): a training
+protocol can only hide more of a naturally incomplete training sample, never reveal a
+modality it lacks. Evaluation: :meth:`MissingProtocol.eval_conditions` returns
 named per-sample masks, fixed by a seed, and which of them enter the reported ``mean``.
 
 A protocol may take ``present`` (the (n, M) mask of what the data really has) in
@@ -69,14 +71,23 @@ TrainingMasks = Callable[[Tensor, Tensor, torch.Generator], Tensor]
 def training_masks(protocol: MissingProtocol, n: int, modalities: tuple[str, ...],
                    present: Tensor | None = None) -> TrainingMasks:
     """``masks(rows, present_rows, generator) -> (B, M)`` for a training batch of rows: the
-    protocol's fixed table when it has one, else a draw of :meth:`train_mask`."""
+    protocol's fixed table when it has one, else a draw of :meth:`train_mask`; either way
+    ANDed with ``present_rows`` (what those samples really have)."""
     table = call_with_present(protocol.train_table, present, n, modalities)
     if table is None:
-        return lambda rows, present, generator: protocol.train_mask(present, generator, modalities)
+        return lambda rows, present, generator: (
+            _checked(protocol, protocol.train_mask(present, generator, modalities), present) & present.bool())
     if tuple(table.shape) != (n, len(modalities)) or table.dtype != torch.bool:
         raise MmtkError(f"missing protocol '{type(protocol).__name__}': train_table gave "
                         f"{tuple(table.shape)} {table.dtype}; expected ({n}, {len(modalities)}) bool")
-    return lambda rows, present, generator: table[rows.cpu()]
+    return lambda rows, present, generator: table[rows.cpu()] & present.bool()
+
+
+def _checked(protocol: MissingProtocol, mask: Tensor, present: Tensor) -> Tensor:
+    if tuple(mask.shape) != tuple(present.shape) or mask.dtype != torch.bool:
+        raise MmtkError(f"missing protocol '{type(protocol).__name__}': train_mask gave "
+                        f"{tuple(mask.shape)} {mask.dtype}; expected {tuple(present.shape)} bool")
+    return mask
 
 
 def call_with_present(method: Callable, present: Tensor | None, *args: Any) -> Any:

@@ -1,6 +1,8 @@
 """One stage of training: epoch -> step (AMP, clipping) -> selection -> snapshot.
 
-Selection and early stopping read the validation split only. A snapshot of everything the
+Selection and early stopping read the validation split only. The task loss of a step is the
+mean over the batch's labelled samples that were shown a modality (unlabelled ones train the
+label-free losses only; a batch without any gives a task loss of 0). A snapshot of everything the
 loop needs is taken every ``checkpoint_every`` epochs once ``checkpoint_seconds`` have passed
 (and when the stage ends), so a killed run loses at most that much work and resumes exactly.
 """
@@ -25,7 +27,7 @@ from .pipeline import Pipeline
 from .protocols import EvalPlan, MissingProtocol, training_masks
 from .recipe import Stage
 from .rundir import BackgroundWriter
-from .task import SCORES, check_output, output_width
+from .task import SCORES, check_output, output_width, supervised, task_loss_on
 
 STEP_EVENT_SECONDS = 0.2   # progress inside an epoch, throttled so it costs nothing
 
@@ -116,6 +118,7 @@ class StageLoop:
         train = self.splits.train
         self.present_cpu = train.present.cpu()  # masks are drawn on the host: no device sync
         self.masks_of = training_masks(self.p.train_missing, len(train), train.modalities, self.present_cpu)
+        self.supervised_cpu = supervised(train.labels, train.scores, self.target).cpu()
         epochs = self.cfg.epochs
         first_epoch = epochs if snap is not None and snap.stopped else st.epoch
         self.progress("stage_start", stage=self.stage.name, epochs=epochs, trial=self.trial.key,
@@ -171,24 +174,40 @@ class StageLoop:
         val = self.evaluator.evaluate(model, self.splits.val, self.p.val_plan)
         score = val["mean" if "mean" in val else next(iter(val))][self.cfg.monitor]
         steps = math.ceil(len(train) / bs)
-        return {"epoch": epoch + 1, **{f"loss/{k}": float(v) / steps for k, v in sums.items()},
-                f"val/{self.cfg.monitor}": score, "train_seconds": round(train_seconds, 4),
-                "train_samples": len(train)}
+        record = {"epoch": epoch + 1, **{f"loss/{k}": float(v) / steps for k, v in sums.items()},
+                  f"val/{self.cfg.monitor}": score, "train_seconds": round(train_seconds, 4),
+                  "train_samples": len(train)}
+        labelled = int(self.supervised_cpu.sum())
+        if labelled < len(train):
+            record["train_labeled"] = labelled
+        return record
+
+    def task_rows(self, idx: Tensor, keep: Tensor) -> tuple[Tensor | None, int]:
+        """(positions in this rank's batch that get a task loss, how many): the labelled
+        samples shown some modality; None when that is every row. Worked out on the host
+        from the host-side index and mask, so it costs no device sync."""
+        rows = self.supervised_cpu[idx] & keep.any(1)
+        if bool(rows.all()):
+            return None, len(idx)
+        positions = rows.nonzero().flatten()
+        return positions.to(self.device), len(positions)
 
     def step(self, step: int, global_idx: Tensor, global_keep: Tensor, trim: bool) -> dict[str, Tensor]:
         """Forward, losses, backward (scaled under fp16), clipping, optimizer step."""
         p, train = self.p, self.splits.train
-        idx = dist.shard(global_idx).to(train.labels.device)
+        idx_cpu, keep_cpu = dist.shard(global_idx), dist.shard(global_keep)
+        rows, count = self.task_rows(idx_cpu, keep_cpu)
+        idx = idx_cpu.to(train.labels.device)
         batch = train.batch(idx, trim=trim)
         if batch.labels.device != self.device:  # features left on the host (lazy / too big)
             batch = batch.to(self.device)
-        keep = dist.shard(global_keep).to(self.device)
+        keep = keep_cpu.to(self.device)
         with autocast(self.device, self.evaluator.amp_dtype):
             out = p.forward(batch.masked(keep), truth=batch)
             if step == 0:
                 check_output(out.logits, self.width, self.target)
             wanted = batch.scores if self.target == SCORES else batch.labels
-            losses = {"task": p.task_loss(out.logits, wanted), **out.aux}
+            losses = {"task": task_loss_on(p.task_loss, out.logits, wanted, rows, count), **out.aux}
             total = losses["task"] + sum(p.weights.get(k, 1.0) * v for k, v in out.aux.items())
         self.watch.observe(step, total, losses)
         p.optimizer.zero_grad(set_to_none=True)

@@ -6,17 +6,23 @@ The task loss decides. A loss component reads ``batch.labels`` unless it declare
 (``out_dim`` = 1 instead of the class count). Metrics declare what they read (see
 :class:`mmtk.metrics.Metric`); this module checks that loss, metrics and data agree, so a
 mismatch is a clear error before training rather than a shape error inside it.
+
+A sample without a target (label -1, or a NaN score for regression) is unlabelled: it gets no
+task loss (the mean is over the labelled samples of a batch; a batch without any gives 0) and
+is never scored (:func:`supervised`).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
-
-from .data import DataSplits
 from .errors import DataError, MmtkError
 from .metrics import Metric
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from .data import DataSplits
+# torch is imported by the functions that compute: the recipe checks import this module
 
 LABELS = "labels"
 SCORES = "scores"
@@ -67,20 +73,60 @@ def check_metrics(target: str, metrics: dict[str, Metric], loss_name: str) -> No
                         f"{fitting_metrics(target)}.")
 
 
+def supervised(labels: Tensor, scores: Tensor | None, target: str) -> Tensor:
+    """(N,) bool: the samples that have what the task trains on (a label >= 0, or a finite
+    score for regression)."""
+    import torch
+
+    if target == SCORES:
+        if scores is None:
+            return torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
+        return torch.isfinite(scores)
+    return labels >= 0
+
+
+def task_loss_on(loss: Any, prediction: Tensor, wanted: Tensor, rows: Tensor | None,
+                 count: int) -> Tensor:
+    """The task loss on the ``rows`` (positions in the batch, ``count`` of them) that have a
+    target; ``rows`` None: every row. Without any such row the loss is 0, still attached to
+    the graph (so DDP sees every parameter take part)."""
+    if rows is None:
+        return loss(prediction, wanted)
+    if count == 0:
+        return prediction.float().sum() * 0.0
+    return loss(prediction[rows], wanted[rows])
+
+
+def check_supervision(splits: DataSplits, dataset: str, target: str) -> None:
+    """Training needs at least one labelled training sample; selection and evaluation need
+    at least one labelled sample in validation and in test."""
+    what = "regression score" if target == SCORES else "label"
+    for split, part in splits.items():
+        if len(part) and not bool(supervised(part.labels, part.scores, target).any()):
+            use = ("nothing to train the task on" if split == "train" else
+                   "nothing to select a model on" if split == "val" else "nothing to score")
+            raise DataError(f"dataset '{dataset}': none of the {len(part)} {split} sample(s) has a "
+                            f"{what} ({use}); unlabelled samples are for training only. Give "
+                            f"labels to some {split} samples, or move the unlabelled ones to train.")
+
+
 def check_scores(splits: DataSplits, dataset: str, loss_name: str) -> None:
-    """Regression needs a finite score for every sample of every split."""
+    """Regression needs a score for every sample of every split, finite or NaN (NaN: an
+    unlabelled sample); an infinite one is an error."""
+    import torch
+
     for split, part in splits.items():
         if part.scores is None:
             raise DataError(f"losses.task '{loss_name}' trains on regression scores, but dataset "
                             f"'{dataset}' gives no scores for its {split} split; use a "
                             "classification loss (cross_entropy) or a dataset with scores "
                             "(mmsa, arrays with data.scores).")
-        bad = ~torch.isfinite(part.scores)
+        bad = torch.isinf(part.scores)
         if bad.any():
             sample = part.ids[int(bad.nonzero()[0])]
             raise DataError(f"dataset '{dataset}': the regression score of {split} sample "
-                            f"'{sample}' is NaN or infinite ({int(bad.sum())} such sample(s) in "
-                            "that split).")
+                            f"'{sample}' is infinite ({int(bad.sum())} such sample(s) in that "
+                            "split); fix it, or make it NaN to mark the sample unlabelled.")
 
 
 def task_output(logits: Tensor, target: str) -> Tensor:

@@ -28,7 +28,16 @@ from .recipe import Recipe, Stage
 from .registry import Registry
 from .rundir import BackgroundWriter, load_torch, read_json, save_torch, write_json
 from .stage_loop import StageLoop, StageParts
-from .task import SCORES, check_metrics, check_scores, loss_target, output_width, recipe_target
+from .task import (
+    SCORES,
+    check_metrics,
+    check_scores,
+    check_supervision,
+    loss_target,
+    output_width,
+    recipe_target,
+    supervised,
+)
 
 Progress = Callable[..., None]
 
@@ -50,6 +59,9 @@ class TrialSpec:
 
 class Trainer:
     """Runs one trial of a resolved recipe."""
+
+    # the splits of the final evaluation; a tuning trial sets ("val",) so test is never read
+    final_splits: tuple[str, ...] = ("val", "test")
 
     def __init__(self, recipe: Recipe, registry: Registry, device: str | None = None,
                  progress: Progress = quiet):
@@ -84,12 +96,13 @@ class Trainer:
         evaluator.split_names = {id(part): name for name, part in splits.items()}
         model = self.run_stages(trial, splits, evaluator)
         evaluator.phase = "final"
-        plans = eval_plans(lambda: self.missing(self.recipe.last_stage, "eval", trial.seed), splits)
+        plans = eval_plans(lambda: self.missing(self.recipe.last_stage, "eval", trial.seed), splits,
+                           self.final_splits)
         kept: dict[str, dict] = {split: {} for split in plans}
-        self.progress("final_eval", trial=trial.key, splits=["val", "test"],
+        self.progress("final_eval", trial=trial.key, splits=list(self.final_splits),
                       monitor=self.recipe.last_stage.train.monitor)
         results = {split: evaluator.evaluate(model, getattr(splits, split), plans[split], kept[split])
-                   for split in ("val", "test")}
+                   for split in self.final_splits}
         if dist.is_main():
             self.writer.wait()
             save_torch(trial.directory / "model.pt", model.state_dict())
@@ -98,14 +111,18 @@ class Trainer:
                 {split: k["split"] for split, k in kept.items()}))
             write_json(trial.directory / "evaluation.json", {
                 "excluded": {split: k["excluded"] for split, k in kept.items()},
+                "unlabeled": {split: k["unlabeled"] for split, k in kept.items()},
                 "reads": evaluator.reads, "selected": self.selected,
-                "note": "excluded: samples shown no modality under a condition are not scored; reads: "
+                "note": "excluded: labelled samples shown no modality under a condition are not "
+                        "scored; unlabeled: samples without a label, never scored; reads: "
                         "evaluations of each split while training and at the end"})
             write_json(done, results)  # last: a trial with metrics.json has its predictions too
             snapshot_path(trial.directory).unlink(missing_ok=True)
         dist.barrier()
         excluded = {f"{split} {c}": n for split, k in kept.items() for c, n in k["excluded"].items()}
-        self.progress("trial_end", trial=trial.key, results=results, excluded=excluded)
+        unlabeled = {split: k["unlabeled"] for split, k in kept.items() if k["unlabeled"]}
+        self.progress("trial_end", trial=trial.key, results=results, excluded=excluded,
+                      unlabeled=unlabeled)
         return results
 
     def load(self, trial: TrialSpec) -> DataSplits:
@@ -113,12 +130,15 @@ class Trainer:
         splits = load_data(self.builder, self.recipe.data, trial.fold, trial.seed)
         if self.target == SCORES:
             check_scores(splits, self.recipe.data.dataset.type, self.loss_name)
+        check_supervision(splits, self.recipe.data.dataset.type, self.target)
         if dist.is_main():
             write_json(trial.directory / "data.json", {
                 **splits.info, "fold": trial.fold, "modalities": list(splits.modalities),
                 "in_dims": splits.in_dims, "num_classes": splits.num_classes,
                 "class_names": splits.class_names,
-                "sizes": {name: len(part) for name, part in splits.items()}})
+                "sizes": {name: len(part) for name, part in splits.items()},
+                "labeled": {name: int(supervised(part.labels, part.scores, self.target).sum())
+                            for name, part in splits.items()}})
         if self.device.type == "cuda" and fits_on_device(sum(p.nbytes() for _, p in splits.items()), self.device):
             # the whole dataset lives on the GPU; batches are sliced there
             splits.train, splits.val, splits.test = (splits.train.to(self.device),

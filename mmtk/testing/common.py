@@ -11,11 +11,13 @@ IN_DIMS = {"audio": 12, "text": 10, "visual": 8}
 LATENT_DIM = 16
 NUM_CLASSES = 3
 MODEL_PARTS = ("encoder", "aligner", "reconstructor", "refiner", "fuser", "head")
+SLOT_KINDS = ("aligner", "reconstructor", "refiner", "fuser")   # the parts that may get labels
 DEFAULT_PARTS = {"encoder": "basic:mlp", "fuser": "basic:concat", "head": "basic:mlp"}
 
 CHECKS: dict[str, tuple[str, ...]] = {
     "encoder": ("train_step", "absent_modality", "encoder_output", "padding"),
     **{k: ("train_step", "absent_modality") for k in MODEL_PARTS[1:]},
+    **{k: ("train_step", "absent_modality", "unlabelled") for k in SLOT_KINDS},
     "loss": ("loss",), "metric": ("metric",), "optimizer": ("optimizer",),
     "scheduler": ("scheduler",), "missing": ("protocol",), "dataset": ("dataset",),
 }

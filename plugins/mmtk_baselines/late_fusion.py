@@ -34,8 +34,8 @@ class LateFusion(Fuser):
 
     Each modality has its own linear classifier on its representation. In training each expert
     also gets its own cross-entropy on the samples that have its modality (the auxiliary loss
-    ``fuser/experts``), so every expert is a classifier in its own right, as when one classifier
-    per modality is trained separately. The fused output is the normalised product of the
+    ``fuser/experts``, on labelled samples only), so every expert is a classifier in its own
+    right, as when one classifier per modality is trained separately. The fused output is the normalised product of the
     experts, read by the ``identity`` head as class logits.
 
     Parameters:
@@ -61,9 +61,11 @@ class LateFusion(Fuser):
         state.fused = F.log_softmax((weights[..., None] * logp).sum(1), -1)
         losses = {}
         if state.labels is not None:
-            per = F.cross_entropy(logits.flatten(0, 1), state.labels.repeat_interleave(len(state.modalities)),
-                                  reduction="none").view_as(have)
-            losses["experts"] = (per * have).sum() / have.sum().clamp_min(1.0)
+            labels = state.labels.clamp_min(-1)                            # -1: unlabelled, ignored
+            per = F.cross_entropy(logits.flatten(0, 1), labels.repeat_interleave(len(state.modalities)),
+                                  reduction="none", ignore_index=-1).view_as(have)
+            scored = have * state.labeled[:, None]
+            losses["experts"] = (per * scored).sum() / scored.sum().clamp_min(1.0)
         return state, losses
 
 

@@ -79,6 +79,7 @@ class FlowReconstructor(Slot):
     aux_losses = ("nll", "rec")
     needs_targets = True
     needs_labels = True
+    label_losses = ("nll",)   # with a class-conditional base; rec never reads labels
 
     def __init__(self, modalities: tuple[str, ...], latent_dim: int, num_classes: int,
                  base: Literal["class_conditional", "standard"] = "class_conditional",
@@ -184,6 +185,8 @@ class FlowReconstructor(Slot):
         can_nll = self.base_kind == "standard" or state.labels is not None
         for i, m in enumerate(mods):
             rows = present[:, i]
+            if self.base_kind == "class_conditional" and state.labeled is not None:
+                rows = rows & state.labeled   # the class's Gaussian needs the label
             if not can_nll or not bool(rows.any()):
                 continue
             xin = x[m][rows].detach() if self.detach_nll_input else x[m][rows]

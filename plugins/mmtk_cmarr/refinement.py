@@ -19,7 +19,8 @@ class SupConRefiner(Slot):
     Every usable modality representation of a sample is one view of it (``views:
     completed`` = present or filled in by a reconstructor, ``state.represented``; ``views:
     present`` = observed ones only). Views with
-    the same label attract, others repel (cosine similarity / ``temperature``). With
+    the same label attract, others repel (cosine similarity / ``temperature``). Unlabelled
+    samples (label -1) are left out of the loss. With
     ``projection_dim`` set, the loss is taken on a small projection head (SupCon's design);
     otherwise on the representations themselves. The representations pass through
     unchanged: refinement acts through the gradient of the loss.
@@ -56,7 +57,7 @@ class SupConRefiner(Slot):
         usable = state.represented if self.views == "completed" else state.present
         feats, labels = [], []
         for i, m in enumerate(state.modalities):
-            rows = usable[:, i]
+            rows = usable[:, i] & state.labeled     # a supervised loss: labelled samples only
             feats.append(state.reps[m][rows])
             labels.append(state.labels[rows])
         features = torch.cat(feats)

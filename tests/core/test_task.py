@@ -69,9 +69,12 @@ def test_missing_or_bad_scores_are_named():
     with pytest.raises(DataError, match="gives no scores for its train split"):
         check_scores(DataSplits(train=_data(scores=False), test=data), "arrays", "l1")
     bad = _data()
-    bad.scores[4] = float("nan")
-    with pytest.raises(DataError, match="sample 's4' is NaN"):
+    bad.scores[4] = float("inf")
+    with pytest.raises(DataError, match="sample 's4' is infinite"):
         check_scores(DataSplits(train=data, test=bad), "arrays", "l1")
+    unlabelled = _data()
+    unlabelled.scores[4], unlabelled.labels[4] = float("nan"), -1   # NaN: no target, allowed
+    check_scores(DataSplits(train=unlabelled, test=data), "arrays", "l1")
 
 
 def test_evaluator_scores_regression_predictions(system):
