@@ -30,11 +30,12 @@ class DiCMoRFlow(Slot):
     each available modality (several available: their recoveries averaged), then refined by
     a residual MLP; present modalities pass through unchanged and recovered ones are marked
     in ``state.represented``. Training only: ``nll``, the negative log-likelihood per
-    dimension of every present representation under its modality's flow (its class's
-    Gaussian for labelled samples; for unlabelled ones (label -1) the equal-weight mixture
-    over classes, or nothing with ``unlabelled: exclude``); ``rec``, the MSE between each
-    refined recovery and the true, detached representation of the complete input, only for
-    modalities the data really has (``targets.available``).
+    dimension of the present representations of labelled samples under their modality's
+    flow and their class's Gaussian; ``nll_unlabelled``, the same for unlabelled samples
+    (label -1) under the equal-weight mixture of the class Gaussians (a label-free loss;
+    weight 0 leaves them out); ``rec``, the MSE between each refined recovery and the true,
+    detached representation of the complete input, only for modalities the data really has
+    (``targets.available``).
 
     Parameters:
         blocks: flow steps per modality (affine coupling + learnt invertible linear map)
@@ -42,8 +43,6 @@ class DiCMoRFlow(Slot):
         scale_map: how coupling scales are bounded: sigmoid (Glow) or exp (RealNVP)
         refine: refine each recovery with a residual MLP
         refine_hidden: width of the refinement MLP
-        unlabelled: what nll does with an unlabelled sample (label -1): mixture (likelihood
-            under the equal-weight mixture of the class Gaussians) or exclude (left out)
         detach_nll_input: nll trains the flows only and does not pull the representations
             towards them (the reference code's encoders are frozen there)
         detach_recovery: recoveries are detached from the flows (as in the reference code), so
@@ -52,7 +51,8 @@ class DiCMoRFlow(Slot):
             after the encoders or after the aligner
     """
 
-    aux_losses = ("nll", "rec")
+    aux_losses = ("nll", "nll_unlabelled", "rec")
+    label_losses = ("nll",)   # the class's Gaussian needs the label; the mixture does not
     needs_targets = True
     needs_labels = True
 
@@ -60,14 +60,13 @@ class DiCMoRFlow(Slot):
                  blocks: Size = 4, hidden: Size = 128,
                  scale_map: Literal["sigmoid", "exp"] = "sigmoid", refine: bool = True,
                  refine_hidden: Size = 128,
-                 unlabelled: Literal["mixture", "exclude"] = "mixture",
                  detach_nll_input: bool = True, detach_recovery: bool = True,
                  target_after: Literal["encoders", "aligner"] = "aligner"):
         super().__init__()
         nf = import_normflows()
         self.modalities = tuple(sorted(modalities))
         self.dim = latent_dim
-        self.unlabelled, self.target_after = unlabelled, target_after
+        self.target_after = target_after
         self.detach_nll_input, self.detach_recovery = detach_nll_input, detach_recovery
         # one class-conditional latent shared by every modality's flow (DiCMoR's priors are
         # shared by the three flows): a common space where recovery can cross modalities
@@ -130,20 +129,21 @@ class DiCMoRFlow(Slot):
         if not state.training:
             return new_state, {}
         anchor = state.reps[self.modalities[0]]
-        losses = {"nll": self._nll(state, anchor)}
+        losses = {}
+        if state.labels is not None:   # a label-free prefix run: no likelihood is guessed
+            labelled = state.labels >= 0
+            losses["nll"] = self._nll(state, labelled, anchor)
+            losses["nll_unlabelled"] = self._nll(state, ~labelled, anchor)
         if truth is not None:
             losses["rec"] = torch.stack(rec_terms).mean() if rec_terms else zero_loss(anchor)
         return new_state, losses
 
-    def _nll(self, state: State, anchor: Tensor) -> Tensor:
-        """Mean negative log-likelihood per dimension of the present representations."""
-        if state.labels is None:   # e.g. a label-free prefix run: no likelihood is guessed
-            return zero_loss(anchor)
+    def _nll(self, state: State, samples: Tensor, anchor: Tensor) -> Tensor:
+        """Mean negative log-likelihood per dimension of the present representations of
+        ``samples`` (labelled ones: their class's Gaussian; unlabelled: the mixture)."""
         terms = []
         for i, m in enumerate(self.modalities):
-            rows = state.present[:, i]
-            if self.unlabelled == "exclude":
-                rows = rows & (state.labels >= 0)
+            rows = state.present[:, i] & samples
             if not bool(rows.any()):
                 continue
             x = state.reps[m][rows]
