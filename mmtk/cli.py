@@ -154,6 +154,14 @@ COMMANDS = {"run": commands.cmd_run, "validate": commands.cmd_validate, "list": 
             "compare": commands.cmd_compare, "runs": commands.cmd_runs}
 
 
+def _lists_failed_plugins(args: argparse.Namespace, system: Any) -> bool:
+    """Whether the command is `list plugins` showing every failed plugin in its table (then
+    the warning lines would say it twice)."""
+    if getattr(args, "command", None) != "list" or args.what != "plugins":
+        return False
+    return all(commands.matches(s.name, args.pattern) for s in system.statuses.values() if s.status == "failed")
+
+
 def main(argv: list[str] | None = None) -> int:
     from .errors import PluginError
     from .plugins import describe_exception, get_plugin_system
@@ -168,8 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             args = _parser(system.commands).parse_args(argv)
         finally:  # also before --help and usage errors: every command mentions plugin trouble
-            listing_plugins = getattr(args, "command", None) == "list" and args.what == "plugins"
-            notices = system.notices(failed=not listing_plugins)
+            notices = system.notices(failed=not _lists_failed_plugins(args, system))
             notices += [f"plugin '{c.provider.plugin}' registers the command '{n}', which is a core "
                         "command; the plugin's is ignored" for n, c in system.commands.items()
                         if n in COMMANDS]

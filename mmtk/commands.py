@@ -22,44 +22,78 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
+def matches(name: str, pattern: str | None) -> bool:
+    """The listing filter: a glob (``cmarr*``) or a substring (``impute``) of the name."""
+    import fnmatch
+    return not pattern or fnmatch.fnmatch(name, pattern) or pattern in name
+
+
 def cmd_list(args: argparse.Namespace) -> int:
-    from .console import is_terminal
+    """Components, plugins or recipes whose name matches PATTERN; exit 1 when none does."""
     from .registry import KINDS
-    from .report import render_table
 
     system = _system(args)
     if args.what == "components":
         if args.kind and args.kind not in KINDS:
             raise MmtkError(f"unknown kind '{args.kind}'; kinds are {', '.join(KINDS)}")
-        specs = system.registry.list(args.kind, args.pattern)
-        if args.json:
-            _print_json([{"kind": s.kind, "name": s.name, "provider": s.provider.plugin,
-                          "distribution": s.provider.distribution, "version": s.provider.version,
-                          "summary": s.summary} for s in specs])
-            return 0
-        rows = [[s.kind, s.name, str(s.provider), s.summary] for s in specs]
-        print(render_table(["kind", "name", "provider", "summary"], rows, rich_output=is_terminal()), end="")
+        found = _list_components(system, args)
     elif args.what == "plugins":
-        stats = list(system.statuses.values())
-        if args.json:
-            _print_json([vars(s) for s in stats])
-            return 0
-        rows = [[s.name, s.status, f"{s.distribution or '-'} {s.version or ''}".strip(), str(s.components),
-                 s.error or s.source] for s in stats]
-        print(render_table(["plugin", "status", "distribution", "components", "source / error"], rows,
-                           rich_output=is_terminal()), end="")
+        found = _list_plugins(system, args)
     else:
-        recs = sorted(system.recipes.values(), key=lambda r: r.name)
-        if args.json:
-            _print_json([{"name": r.name, "path": str(r.path), "provider": r.provider.plugin} for r in recs])
-            return 0
-        rows = [[r.name, str(r.path), r.provider.plugin] for r in recs]
-        print(render_table(["recipe", "path", "provider"], rows, rich_output=is_terminal()), end="")
+        found = _list_recipes(system, args)
+    if not found:
+        kind = f" of kind '{args.kind}'" if args.what == "components" and args.kind else ""
+        which = f" matching '{args.pattern}'" if args.pattern else ""
+        print(f"no {args.what}{kind}{which}", file=sys.stderr)
+        return 1
     return 0
 
 
+def _table(header: list[str], rows: list[list[str]]) -> None:
+    from .console import is_terminal
+    from .report import render_table
+    print(render_table(header, rows, rich_output=is_terminal()), end="")
+
+
+def _list_components(system: Any, args: argparse.Namespace) -> int:
+    specs = system.registry.list(args.kind, args.pattern)
+    if args.json:
+        _print_json([{"kind": s.kind, "name": s.name, "provider": s.provider.plugin,
+                      "distribution": s.provider.distribution, "version": s.provider.version,
+                      "summary": s.summary} for s in specs])
+    elif specs:
+        _table(["kind", "name", "provider", "summary"],
+               [[s.kind, s.name, str(s.provider), s.summary] for s in specs])
+    return len(specs)
+
+
+def _list_plugins(system: Any, args: argparse.Namespace) -> int:
+    stats = [s for s in system.statuses.values() if matches(s.name, args.pattern)]
+    if args.json:
+        _print_json([vars(s) for s in stats])
+    elif stats:
+        _table(["plugin", "status", "distribution", "components", "source / error"],
+               [[s.name, s.status, f"{s.distribution or '-'} {s.version or ''}".strip(), str(s.components),
+                 s.error or s.source] for s in stats])
+    return len(stats)
+
+
+def _list_recipes(system: Any, args: argparse.Namespace) -> int:
+    from .recipe.loading import recipe_description
+
+    recs = sorted((r for r in system.recipes.values() if matches(r.name, args.pattern)), key=lambda r: r.name)
+    described = [(r, r.summary or recipe_description(r.path)) for r in recs]
+    if args.json:
+        _print_json([{"name": r.name, "description": text, "path": str(r.path), "provider": r.provider.plugin}
+                     for r, text in described])
+    elif recs:
+        _table(["recipe", "description", "provider", "path"],
+               [[r.name, text, r.provider.plugin, str(r.path)] for r, text in described])
+    return len(recs)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    from .docs import description, parameter_docs
+    from .docs import description, parameter_docs, readable_type
     from .schema import context_names, signature_params
 
     if "/" not in args.target:
@@ -68,7 +102,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     registry = _system(args).registry
     spec = registry.get(kind, name)
     meanings = parameter_docs(spec.obj)  # the docstring's "Parameters:" section
-    params = [{"name": p.name, "type": p.type_name,
+    params = [{"name": p.name, "type": readable_type(p.annotation),
                "default": None if p.required else p.default, "required": p.required,
                "context": p.name in context_names(spec.kind), "doc": meanings.get(p.name, "")}
               for p in signature_params(spec.obj)]
@@ -113,7 +147,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
                      "problems": [{"path": p.path, "message": p.message} for p in report.problems]})
         return EXIT_USER_ERROR if report.problems else 0
     if report.problems:
-        raise RecipeError(report.problems, str(report.source))
+        raise RecipeError(report.problems, report.where())
     print(f"{args.recipe}: OK")
     if report.skipped_imports:
         print("not executed (a recipe is data; pass --allow-imports to run them): "
@@ -141,11 +175,15 @@ def print_summary(results: dict, as_json: bool) -> None:
 
 def _recipe_overrides(args: argparse.Namespace) -> list[str]:
     """--set, plus --seeds / --folds written as the recipe keys they override."""
+    from .recipe.loading import Override
+
     overrides = list(args.set)
     if getattr(args, "seeds", None):
-        overrides.append(f"seed=[{', '.join(map(str, args.seeds))}]")
+        overrides.append(Override(f"seed=[{', '.join(map(str, args.seeds))}]",
+                                  "--seeds " + " ".join(map(str, args.seeds))))
     if getattr(args, "folds", None):
-        overrides.append("data.folds=all" if args.folds == ["all"] else f"data.folds=[{', '.join(args.folds)}]")
+        overrides.append(Override("data.folds=all" if args.folds == ["all"] else
+                                  f"data.folds=[{', '.join(args.folds)}]", "--folds " + " ".join(args.folds)))
     return overrides
 
 
@@ -212,7 +250,7 @@ def _dry_run(args: argparse.Namespace, system: Any) -> int:
             raise MmtkError(f"{args.recipe} imports plugin files ({', '.join(report.skipped_imports)}); "
                             "a dry run does not execute a recipe's code unless you pass --allow-imports")
         if report.problems:
-            raise RecipeError(report.problems, str(report.source))
+            raise RecipeError(report.problems, report.where())
     built = dry_run(resolve(args.recipe, system, _recipe_overrides(args)), system, args.device)
     if args.json:
         _print_json(built)

@@ -94,3 +94,52 @@ def description(obj: Any) -> str:
     if bounds is not None:
         lines = lines[:bounds[0]] + lines[bounds[1]:]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else repr(value)
+
+
+def _limited(base: str, limits: tuple) -> str:
+    """``int >= 1``, ``0 <= float < 1``, ``list[str] (non-empty)``: the limits in words."""
+    from .constraints import _Bound
+
+    bounds = [c for c in limits if isinstance(c, _Bound)]
+    lower = [c for c in bounds if c.symbol in (">", ">=")]
+    upper = [c for c in bounds if c.symbol in ("<", "<=")]
+    if len(lower) == 1 and len(upper) == 1:
+        flipped = {">": "<", ">=": "<="}[lower[0].symbol]
+        text = f"{_number(lower[0].bound)} {flipped} {base} {upper[0].symbol} {_number(upper[0].bound)}"
+    else:
+        text = " ".join([base] + [f"{c.symbol} {_number(c.bound)}" for c in bounds])
+    others = [str(c) for c in limits if not isinstance(c, _Bound)]
+    return text + (f" ({', '.join(others)})" if others else "")
+
+
+def readable_type(tp: Any) -> str:
+    """A parameter's annotation as a person writes it: ``tuple[str, ...]``, ``dict[str, int]``,
+    ``Literal['mean', 'max']``, ``int >= 1``, ``float | None``."""
+    import types
+    import typing
+
+    from .schema import split_annotated
+
+    if tp is Any or tp is inspect.Parameter.empty:
+        return "any"
+    base, limits = split_annotated(tp)
+    if limits:
+        return _limited(readable_type(base), limits)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return f"Literal[{', '.join(repr(a) for a in args)}]"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(readable_type(a) for a in args)
+    if origin is not None:
+        inner = ", ".join("..." if a is Ellipsis else readable_type(a) for a in args)
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{inner}]" if args else name
+    if tp is type(None):
+        return "None"
+    if isinstance(tp, str):   # an annotation read from source, not evaluated
+        return tp
+    return getattr(tp, "__name__", str(tp))

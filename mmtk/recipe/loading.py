@@ -145,9 +145,12 @@ def apply_overrides(tree: dict, overrides: list[str]) -> dict:
     tree = copy.deepcopy(tree)
     for item in overrides:
         if "=" not in item:
-            raise RecipeError([Problem(item, "--set expects KEY.PATH=VALUE")], "--set")
+            raise RecipeError([Problem(item, "--set expects KEY.PATH=VALUE")], given_as(item))
         key, value = item.split("=", 1)
-        set_path(tree, key.strip(), parse_value(value))
+        try:
+            set_path(tree, key.strip(), parse_value(value))
+        except RecipeError as exc:   # name the option as typed, not just "--set"
+            raise RecipeError(exc.problems, given_as(item)) from None
     return tree
 
 
@@ -226,3 +229,104 @@ def _relative_imports(tree: dict, base_dir: Path) -> list:
     """A parent's ``imports:`` made absolute, since the child may live elsewhere."""
     return [str(base_dir / item) if isinstance(item, str) and not Path(item).is_absolute() else item
             for item in _as_list(tree.get("imports"))]
+
+
+_DESCRIPTION_KEY = re.compile(r"(?m)^description:")
+SHORT_DESCRIPTION = 100   # characters; `mmtk list recipes` shows one line per recipe
+
+
+def recipe_description(path: Path) -> str:
+    """A recipe's one-line description: its ``description:`` key, else the first sentence of
+    its leading comment, cut at a clause (or word) boundary when long."""
+    try:
+        text = read_text(Path(path))
+    except MmtkError:
+        return ""
+    if _DESCRIPTION_KEY.search(text):   # parse only recipes that have the key (listing stays fast)
+        try:
+            tree = parse_yaml(text, str(path))
+        except RecipeError:
+            tree = None
+        if isinstance(tree, dict) and isinstance(tree.get("description"), str) and tree["description"].strip():
+            return _one_line(tree["description"])
+    comment = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        comment.append(line.lstrip("#").strip())
+    return _one_line(" ".join(comment))
+
+
+def _one_line(text: str) -> str:
+    text = " ".join(text.split())
+    text = re.split(r"(?<=\.)\s", text, maxsplit=1)[0]   # the first sentence
+    if len(text) <= SHORT_DESCRIPTION:
+        return text
+    head = text[:SHORT_DESCRIPTION]
+    clause = max(head.rfind(": "), head.rfind("; "), head.rfind(" ("))
+    if clause >= 20:
+        return head[:clause]
+    return head.rsplit(" ", 1)[0] + " …"
+
+
+class Override(str):
+    """A ``KEY=VALUE`` override that remembers the option it came from (``--folds 7`` is
+    ``data.folds=[7]``), so a problem with it names what the user typed."""
+
+    given: str
+
+    def __new__(cls, item: str, given: str) -> "Override":
+        obj = super().__new__(cls, item)
+        obj.given = given
+        return obj
+
+
+def given_as(item: str) -> str:
+    return getattr(item, "given", None) or f"--set {item}"
+
+
+def _stage_free(path: str) -> str:
+    """``stages[1].train.epochs`` -> ``train.epochs``: a top-level --set reaches every stage."""
+    return re.sub(r"^stages(\[\d+\]|\.\d+)\.", "", path)
+
+
+def _in_tree(tree: Any, dotted: str) -> bool:
+    node = tree
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def override_of(path: str, overrides: list[str], file_tree: dict | None = None) -> tuple[str, bool] | None:
+    """The override behind a problem at ``path``: (how it was given, whether it alone is the
+    cause: it set that place, or created it); None when the recipe file alone is at fault."""
+    for item in reversed(overrides):   # the last override of a key is the one that holds
+        key = item.split("=", 1)[0].strip()
+        for p in {path, _stage_free(path)}:
+            if p == key or p.startswith((key + ".", key + "[")):
+                return given_as(item), True
+    for item in reversed(overrides):
+        key = item.split("=", 1)[0].strip()
+        if path and key.startswith(path + "."):
+            return given_as(item), file_tree is not None and not _in_tree(file_tree, path)
+    return None
+
+
+def attribute_to_overrides(problems: list[Problem], overrides: list[str],
+                           file_tree: dict | None = None) -> tuple[list[Problem], bool]:
+    """Problems that an override caused say so; also whether every problem came from one.
+    ``file_tree`` is the recipe before the overrides (to tell a key an override created)."""
+    out, all_given = [], bool(problems)
+    for p in problems:
+        found = override_of(p.path, overrides, file_tree)
+        if found is None:
+            all_given = False
+            out.append(p)
+            continue
+        given, exact = found
+        all_given = all_given and exact
+        note = f"given by {given}, not by the recipe file" if exact else f"with {given}"
+        out.append(Problem(p.path, f"{p.message} ({note})"))
+    return out, all_given

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import MmtkError, Problem, RecipeError
 from ..schema import path_params
 from .checks import check_tree, section_params, stage_blocks
-from .loading import apply_overrides, deep_merge, find_recipe, interpolate_env, read_recipe_tree
+from .loading import apply_overrides, attribute_to_overrides, deep_merge, find_recipe, interpolate_env, read_recipe_tree
 from .sections import STAGE_SECTION_TYPES, STAGE_SECTIONS, Component, Data, Eval, InitFrom, Output, Recipe, Stage
 
 
@@ -30,6 +30,14 @@ class Report:
     source: Path | None
     skipped_imports: list[str] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
+    from_overrides: bool = False   # every problem came from --set / --seeds / --folds
+
+    def where(self) -> str | None:
+        """Where the problems are, for the error's first line."""
+        source = str(self.source) if self.source else None
+        if self.from_overrides:
+            return "the command-line overrides" + (f" of {source}" if source else "")
+        return source
 
 
 def plugin_defaults(system: Any) -> dict:
@@ -53,7 +61,7 @@ def check(source: str | Path | dict, system: Any, overrides: list[str] | tuple[s
         path = find_recipe(source, named)
         tree = read_recipe_tree(path, named)
         base = path.parent
-    tree = apply_overrides(tree, list(overrides))
+    file_tree, tree = tree, apply_overrides(tree, list(overrides))
     tree, problems = interpolate_env(tree)
     defaults = plugin_defaults(system)
     given = {section: node for section, node in tree.items() if isinstance(node, dict)}
@@ -78,7 +86,8 @@ def check(source: str | Path | dict, system: Any, overrides: list[str] | tuple[s
     absolutize_paths(tree, system.registry, base)
     checker = check_tree(tree, system.registry, _dataset_of(system, problems),
                          imports_skipped=bool(report.skipped_imports), defaulted=defaulted)
-    report.problems = problems + checker.problems
+    report.problems, report.from_overrides = attribute_to_overrides(problems + checker.problems,
+                                                                    list(overrides), file_tree)
     report.unchecked = checker.unchecked
     return report
 
@@ -88,7 +97,7 @@ def resolve(source: str | Path | dict, system: Any, overrides: list[str] | tuple
     """The typed recipe, or a :class:`RecipeError` listing every problem. ``imports:`` run."""
     report = check(source, system, overrides, base_dir=base_dir)
     if report.problems:
-        raise RecipeError(report.problems, str(report.source) if report.source else None)
+        raise RecipeError(report.problems, report.where())
     return typed_recipe(report.tree, system.registry, report.source)
 
 
@@ -99,7 +108,7 @@ def _dataset_of(system: Any, problems: list[Problem]) -> Any:
     def dataset(block: dict) -> Any:
         try:
             comp = Component(block["type"], {k: v for k, v in block.items() if k != "type"})
-            ds = Builder(system.registry).dataset(comp)
+            ds = build_component(system.registry, "dataset", comp, {"seed": 0}, "data")
             ds.modalities  # noqa: B018 - reading them is the check
             return ds
         except MmtkError as exc:
