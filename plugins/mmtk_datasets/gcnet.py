@@ -242,7 +242,11 @@ class FeatureSource(ModalitySource):
         if not files:
             if self.zero_is_absent:
                 raise Absent(uid)
-            return np.zeros(self.expect_dim or 1, dtype=np.float32)   # the reference's zeros
+            if self.expect_dim is None:
+                raise DataError(f"{WHO}: sample '{uid}': {shown(folder)} holds no face of its "
+                                f"speaker and the width of '{self.name}' is not known yet to fill "
+                                f"in zeros; set data.dims.{self.name}.")
+            return np.zeros(self.expect_dim, dtype=np.float32)      # the reference's zeros
         faces = [_pooled(load_npy(p, f"{WHO}, sample '{uid}'"), p, uid) for p in files]
         widths = {f.shape for f in faces}
         if len(widths) > 1:

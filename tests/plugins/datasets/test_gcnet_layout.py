@@ -216,6 +216,17 @@ def test_a_face_folder_without_the_speakers_face_is_an_absent_modality(iemocap):
     assert float(kept.inputs["visual"][kept.ids.index(uid)].abs().sum()) == 0.0
 
 
+def test_zeros_for_a_missing_face_need_a_known_width(iemocap):
+    truth, root = iemocap
+    first = truth["ids"][0]                 # read first: no width is known yet
+    (root / "features" / FEATURES["visual"] / first / f"compress_{truth['speaker'][first]}.npy").unlink()
+    with pytest.raises(DataError, match=rf"sample '{first}' \(train split\): .* holds no face of its "
+                                        r"speaker .* set data\.dims\.visual"):
+        GCNetLayout(root=root, absent_if_zero=[]).load(5)
+    part = GCNetLayout(root=root, absent_if_zero=[], dims={"visual": 4}).load(5).train
+    assert float(part.inputs["visual"][part.ids.index(first)].abs().sum()) == 0.0
+
+
 def test_unlabelled_utterances_keep_label_minus_one(iemocap):
     truth, root = iemocap
     first, second = truth["ids"][0], truth["ids"][1]

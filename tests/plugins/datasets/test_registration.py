@@ -23,7 +23,8 @@ def test_listing_components_imports_no_reader_and_no_torch():
 def test_every_registered_target_resolves_to_its_module():
     registry = load_plugins().registry
     specs = [s for s in registry.list() if s.provider.plugin == "datasets"]
-    assert {s.name for s in specs if s.kind == "dataset"} == {"arrays", "gcnet_layout", "handwritten", "mmin_layout", "mmsa"}
+    assert {s.name for s in specs if s.kind == "dataset"} == {
+        "arrays", "gcnet_layout", "handwritten", "mmin_layout", "mmsa"}
     assert len([s for s in specs if s.kind == "metric"]) == 10
     for spec in specs:
         assert isinstance(spec.target, str), spec          # lazy: "module:attribute"
