@@ -335,8 +335,9 @@ class GCNetLayout(Dataset):
             leaves score-0 utterances out; 5class, 7class: rounded, clipped scores)
         dims: expected feature width per modality (default: the first utterance read sets it)
         absent_if_zero: modalities whose all-zero vector, or face folder without a face of
-            the utterance's speaker, means "not observed" (present False); GCNet writes such
-            zeros when no face was detected. [] keeps the zeros as data, as GCNet does
+            the utterance's speaker, means "not observed" (present False); default [visual]:
+            GCNet writes such zeros when no face was detected. [] keeps the zeros as data,
+            as GCNet does
         on_bad_sample: error stops at the first bad utterance; skip leaves bad utterances
             out and counts them in the run's data info
     """

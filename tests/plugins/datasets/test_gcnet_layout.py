@@ -456,6 +456,8 @@ def test_odd_speaker_and_wrong_class_names_are_errors(iemocap):
     truth, root = iemocap
     with pytest.raises(DataError, match=r"class_names lists 3 names but iemocap4 has 4 classes"):
         GCNetLayout(root=root, class_names=["a", "b", "c"])
+    with pytest.raises(DataError, match=r"absent_if_zero names 'video', which is not in data.features"):
+        GCNetLayout(root=root, absent_if_zero=["video"])
 
     def edit(data):
         data[2][sorted(data[2])[0]][0] = "X"
