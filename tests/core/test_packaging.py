@@ -25,7 +25,7 @@ MODEL_MODULES = ("mmtk_basic.encoders", "mmtk_basic.fusion", "mmtk_basic.trainin
                  "mmtk_cmarr.refinement", "mmtk_baselines.impute", "mmtk_baselines.mmin",
                  "mmtk_hf.encoders", "mmtk_hf.backbones", "mmtk_datasets.arrays",
                  "mmtk_datasets.mmin", "mmtk_datasets.mmsa", "mmtk_datasets.handwritten",
-                 "mmtk_datasets.sentiment")
+                 "mmtk_datasets.sentiment", "mmtk_recovery.dicmor", "mmtk_recovery.imder")
 
 
 def python(code: str, cwd: Path | None = None, exe: str = sys.executable) -> subprocess.CompletedProcess:

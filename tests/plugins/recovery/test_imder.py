@@ -75,7 +75,7 @@ def test_euler_maruyama_draws_the_data_distribution():
     """The reverse SDE contracts the start's error by v(eps) / v(1): the samples are N(MU, S^2)
     up to less than 1 % here."""
     steps = 400
-    noise = torch.randn(20_000, steps + 1, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    noise = torch.randn(10_000, steps + 1, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     x = sample(gaussian_score, SDE, noise, steps, "euler_maruyama")
     assert float(x.mean()) == pytest.approx(MU, abs=0.02)
     assert float(x.std()) == pytest.approx(marginal_var(1e-3) ** 0.5, rel=0.02)
