@@ -26,7 +26,7 @@ def oracle_uar(present: tuple[str, ...], n: int, separation: float, rng: np.rand
                use_priors: bool = False) -> float:
     """UAR of the Bayes rule on the present views; ``use_priors``: the accuracy-optimal rule
     (argmax posterior) instead of the UAR-optimal one (argmax likelihood)."""
-    centres = CENTRES.numpy() * separation
+    centres = np.array(CENTRES) * separation
     prior = np.array(CLASS_SHARES)
     y = rng.choice(len(prior), size=n, p=prior)
     affect = centres[y] + rng.normal(size=(n, 2))

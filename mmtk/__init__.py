@@ -22,7 +22,8 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(["Slot", "Fuser", "State", "Targets"], "mmtk.pipeline"),
     # the data contract and datasets
     **dict.fromkeys(["ModalityBatch", "condition_code", "parse_condition"], "mmtk.batch"),
-    **dict.fromkeys(["Dataset", "DataSplits", "TensorData", "stratified_split"], "mmtk.data"),
+    "Dataset": "mmtk.dataset",
+    **dict.fromkeys(["DataSplits", "TensorData", "stratified_split"], "mmtk.data"),
     "LazyFeatures": "mmtk.lazy",
     # missing-modality protocols
     **dict.fromkeys(["MissingProtocol", "EvalCondition", "EvalPlan", "exact_rate_mask"], "mmtk.protocols"),
@@ -62,7 +63,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what type checkers and IDEs see; nothing here runs
     from .batch import ModalityBatch, condition_code, parse_condition
     from .constraints import Constraint, Finite, Ge, Gt, Le, Lt, Matches, NonEmpty
-    from .data import Dataset, DataSplits, TensorData, stratified_split
+    from .data import DataSplits, TensorData, stratified_split
+    from .dataset import Dataset
     from .errors import DataError, MmtkError, NonFiniteLossError, PluginError, Problem, RecipeError, did_you_mean
     from .lazy import LazyFeatures
     from .metrics import (

@@ -11,16 +11,12 @@ from typing import Any
 
 from torch import nn
 
+from .component_build import ComponentBuildError, as_component, build_component  # noqa: F401
 from .errors import MmtkError
 from .metrics import Metric, as_metric
 from .pipeline import Pipeline
 from .recipe import Component, Model
 from .registry import Registry
-from .schema import build
-
-
-class ComponentBuildError(MmtkError):
-    """A component's constructor raised: names where in the recipe, which component, which plugin."""
 
 
 class Builder:
@@ -33,17 +29,7 @@ class Builder:
 
     def component(self, kind: str, comp: Component | dict | str, context: dict | None = None,
                   where: str | None = None) -> Any:
-        comp = as_component(comp)
-        spec = self.registry.get(kind, comp.qualified)
-        try:
-            return build(spec.obj, comp.params, context or {}, self.base_dir, kind=kind)
-        except ComponentBuildError:
-            raise
-        except Exception as exc:  # a plugin's constructor rejected its input
-            why = str(exc) if isinstance(exc, MmtkError) else f"{type(exc).__name__}: {exc}"
-            raise ComponentBuildError(
-                f"{where or kind} ({kind} '{comp.type}', plugin '{spec.provider.plugin}') could not "
-                f"be built: {why}") from exc
+        return build_component(self.registry, kind, comp, context, where, self.base_dir)
 
     def dataset(self, comp: Component | dict, seed: int = 0) -> Any:
         return self.component("dataset", comp, {"seed": seed}, "data")
@@ -89,15 +75,6 @@ class Builder:
             return None
         return self.component("scheduler", comp, {"optimizer": optimizer, "epochs": epochs},
                               "train.scheduler")
-
-
-def as_component(block: Component | dict | str) -> Component:
-    """A component from a recipe-style block (``{type: NAME, ...}`` or ``NAME``)."""
-    if isinstance(block, Component):
-        return block
-    if isinstance(block, str):
-        return Component(block)
-    return Component(block["type"], {k: v for k, v in block.items() if k != "type"})
 
 
 def model_from_mapping(node: dict, registry: Registry) -> Model:

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from .batch import ModalityBatch
+from .dataset import Dataset  # noqa: F401 - re-exported: the base class lives without torch
 from .errors import DataError
 from .lazy import LazyFeatures, streaming_mean_std
 from .ops import frame_mask
@@ -259,22 +260,3 @@ def check_finite(data: TensorData, split: str, source: str) -> None:
             row = int(torch.nonzero(bad.reshape(x.shape[0], -1).any(1))[0])
             raise DataError(f"{source}: modality '{m}' of {split} sample '{data.ids[row]}' "
                             "contains NaN or infinite values")
-
-
-class Dataset:
-    """Base class of ``dataset`` components.
-
-    The constructor must be cheap (validation builds datasets to learn their modalities);
-    :meth:`load` does the reading. ``folds()`` lists fold ids (``[None]`` when the data has
-    one fixed split); ``load(fold)`` returns that fold's splits.
-    """
-
-    @property
-    def modalities(self) -> tuple[str, ...]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def folds(self) -> list[int | None]:
-        return [None]
-
-    def load(self, fold: int | None = None) -> DataSplits:  # pragma: no cover - abstract
-        raise NotImplementedError

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:
+    from torch import Tensor
+# torch is imported inside the functions that compute: the recipe checks import this module
+# (for Metric and as_metric) and `mmtk validate` must not wait for torch.
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ def score_all(metrics: dict[str, Metric], num_classes: int, pred: Tensor, labels
     built once; ``scored`` (N,) bool limits them to the samples that were shown a modality.
     Unlabelled samples (label < 0 for a class metric, a NaN score for a regression one) are
     never scored. The evaluator and the rescoring of saved predictions both use it."""
+    import torch
+
     shown = torch.ones(len(pred), dtype=torch.bool) if scored is None else scored.cpu().bool()
     out, cm = {}, None
     for name, metric in metrics.items():
@@ -78,6 +82,8 @@ def pearson(pred: Tensor, target: Tensor) -> float:
 # ------------------------------------------------------------------ classification ---
 def confusion_matrix(y_true: Tensor, y_pred: Tensor, num_classes: int) -> Tensor:
     """(C, C) counts, rows = true class, columns = predicted class."""
+    import torch
+
     idx = y_true.long().cpu() * num_classes + y_pred.long().cpu()
     return torch.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes).double()
 
@@ -97,6 +103,8 @@ def macro_recall(cm: Tensor) -> float:
 
 
 def per_class_f1(cm: Tensor) -> Tensor:
+    import torch
+
     tp = cm.diag()
     precision = tp / cm.sum(0).clamp_min(1)
     recall = tp / cm.sum(1).clamp_min(1)

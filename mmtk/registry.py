@@ -55,6 +55,17 @@ class ComponentSpec:
         return import_target(self.target, self) if isinstance(self.target, str) else self.target
 
     @property
+    def inspectable(self) -> Any:
+        """What the recipe checks read a signature from: for a lazy target its source (see
+        :mod:`mmtk.static_signature`, no import), else the class or factory itself."""
+        if isinstance(self.target, str):
+            from .static_signature import static_component
+            found = static_component(self.target, lambda: self.obj)
+            if found is not None:
+                return found
+        return self.obj
+
+    @property
     def qualified_name(self) -> str:
         return f"{self.provider.plugin}:{self.name}"
 

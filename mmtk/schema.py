@@ -76,6 +76,8 @@ class Param:
 
 
 def _hints(obj: Callable) -> dict[str, Any]:
+    if hasattr(obj, "hints") and type(obj).__name__ == "StaticComponent":  # read from source
+        return obj.hints
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:
         return typing.get_type_hints(target, include_extras=True)

@@ -117,9 +117,10 @@ class Checker:
                 self.add(f"{path}.type", str(exc))
             return None
         params = {k: v for k, v in block.items() if k != "type"}
-        for p in validate_params(spec.obj, params, path, kind):
+        inspectable = spec.inspectable   # the signature read from source when possible (no import)
+        for p in validate_params(inspectable, params, path, kind):
             self.add(p.path, p.message)
-        return spec.obj
+        return inspectable
 
 
 def check_tree(tree: dict, registry: Any, dataset_of: Callable[[dict], Any] | None = None,

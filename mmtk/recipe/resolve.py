@@ -103,7 +103,7 @@ def resolve(source: str | Path | dict, system: Any, overrides: list[str] | tuple
 
 def _dataset_of(system: Any, problems: list[Problem]) -> Any:
     """Builds the dataset object (not its data) for the modality and fold checks."""
-    from ..builder import Builder
+    from ..component_build import build_component  # not the Builder: it imports torch
 
     def dataset(block: dict) -> Any:
         try:
@@ -155,7 +155,7 @@ def absolutize_paths(tree: dict, registry: Any, base: Path) -> None:
     for kind, block, merged in _component_blocks(tree):
         name = (merged or block).get("type")
         try:
-            wanted = path_params(registry.get(kind, str(name)).obj)
+            wanted = path_params(registry.get(kind, str(name)).inspectable)
         except MmtkError:
             continue
         for key in wanted:

@@ -9,20 +9,22 @@ partly inferred from the others. Default dimensions follow the features used on 
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-
-from mmtk import Dataset, DataSplits, TensorData, stratified_split
-from mmtk.ops import frame_mask
+from mmtk import Dataset
 
 from .limits import Fraction, NonNegative, NonNegativeInt, Seed, Size
+
+if TYPE_CHECKING:
+    from mmtk import DataSplits, TensorData
+# torch and the data classes are imported when data is generated: building the dataset object
+# (what `mmtk validate` does to learn its modalities) must not wait for torch.
 
 CLASS_NAMES = ["neutral", "happy", "angry", "sad"]
 # class shares roughly as in IEMOCAP's 4-class set, so WAR and UAR differ
 CLASS_SHARES = [0.31, 0.30, 0.20, 0.19]
 # (arousal, valence) centre of each class
-CENTRES = torch.tensor([[-1.0, 1.0], [1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]])
+CENTRES = [[-1.0, 1.0], [1.0, 1.0], [1.0, -1.0], [-1.0, -1.0]]
 # how blurred each modality's view of (arousal, valence) is (std of extra noise)
 BLUR = {"audio": (0.4, 2.0), "text": (2.0, 0.4), "visual": (0.9, 0.9)}
 
@@ -65,6 +67,11 @@ class Synthetic(Dataset):
         return tuple(sorted(self.dims))
 
     def _generate(self) -> TensorData:
+        import torch
+
+        from mmtk import TensorData
+        from mmtk.ops import frame_mask
+
         # g draws the samples, gw the task's weights; one generator (the historical stream)
         # unless sample_seed separates them
         g = torch.Generator().manual_seed(self.data_seed if self.sample_seed is None else self.sample_seed)
@@ -74,7 +81,7 @@ class Synthetic(Dataset):
         counts.append(n - sum(counts))
         labels = torch.repeat_interleave(torch.arange(len(CLASS_NAMES)), torch.tensor(counts))
         labels = labels[torch.randperm(n, generator=g)]
-        affect = CENTRES[labels] * self.separation + torch.randn(n, 2, generator=g)
+        affect = torch.tensor(CENTRES)[labels] * self.separation + torch.randn(n, 2, generator=g)
         style = torch.randn(n, 6, generator=g)
         inputs, lengths = {}, {}
         for m in self.modalities:
@@ -98,6 +105,10 @@ class Synthetic(Dataset):
         return TensorData(inputs, labels, ids, lengths=lengths)
 
     def load(self, fold: int | None = None) -> DataSplits:
+        import torch
+
+        from mmtk import DataSplits, stratified_split
+
         data = self._generate()
         if self.n_test:   # the first n_samples train, the rest test (labels are shuffled)
             train_idx, test_idx = torch.arange(self.n_samples), torch.arange(self.n_samples, len(data))

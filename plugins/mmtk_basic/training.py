@@ -1,10 +1,8 @@
-"""Losses, optimizers, schedulers and metrics."""
+"""Losses, optimizers and schedulers (the metrics are in metric_factories.py)."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
-
-from mmtk import metrics
 
 from .limits import BelowOne, LearningRate, NonNegative, NonNegativeInt, Positive, Probability, Size
 
@@ -110,34 +108,3 @@ def linear_decay(optimizer: torch.optim.Optimizer, epochs: int, constant_epochs:
     decay = max(epochs - constant_epochs, 1)
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda e: 1.0 if e < constant_epochs else max(0.0, 1 - (e - constant_epochs + 1) / (decay + 1)))
-
-
-def war():
-    """Weighted average recall = overall accuracy."""
-    return metrics.accuracy
-
-
-def uar():
-    """Unweighted average recall = macro-averaged recall."""
-    return metrics.macro_recall
-
-
-def f1_macro():
-    """Macro-averaged F1."""
-    return metrics.macro_f1
-
-
-def f1_weighted():
-    """Support-weighted F1."""
-    return metrics.weighted_f1
-
-
-def mae():
-    """Mean absolute error of a regression score (lower is better)."""
-    return metrics.Metric(metrics.mean_absolute_error, reads="regression",
-                          higher_is_better=False, percent=False)
-
-
-def corr():
-    """Pearson correlation between predicted and true scores (0 if either is constant)."""
-    return metrics.Metric(metrics.pearson, reads="regression", percent=False)
