@@ -58,6 +58,11 @@ def _run_parser(sub: Any) -> None:
                      help="torch threads per process (default: the recipe's train.threads, auto: the idle cores)")
 
 
+def _tune_parser(sub: Any) -> None:
+    from .tune.options import configure  # argparse only: no optuna at start-up
+    configure(sub)
+
+
 def _compare_parser(sub: Any) -> None:
     cmp_ = sub.add_parser("compare", help="run several recipes under one protocol; one table")
     cmp_.add_argument("recipes", nargs="+", help="recipe files or registered names")
@@ -118,6 +123,7 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
     show.add_argument("target", metavar="KIND/NAME")
     show.add_argument("--json", action="store_true")
     _compare_parser(sub)
+    _tune_parser(sub)
 
     audit = sub.add_parser("audit", help="check runs' protocol cards for leakage and unfair protocols")
     audit.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders, latest or NAME@latest")
@@ -151,7 +157,7 @@ def _parser(plugin_commands: dict | None = None) -> argparse.ArgumentParser:
 
 COMMANDS = {"run": commands.cmd_run, "validate": commands.cmd_validate, "list": commands.cmd_list,
             "show": commands.cmd_show, "eval": commands.cmd_eval, "audit": commands.cmd_audit,
-            "compare": commands.cmd_compare, "runs": commands.cmd_runs}
+            "compare": commands.cmd_compare, "tune": commands.cmd_tune, "runs": commands.cmd_runs}
 
 
 def _lists_failed_plugins(args: argparse.Namespace, system: Any) -> bool:

@@ -347,6 +347,13 @@ def _confusion(run_dir: Any, split: str, as_json: bool) -> dict:
             "class_names": first.class_names, "image": str(image) if image else None}
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Hyper-parameter search on validation; optuna is imported only here (the tune extra)."""
+    from .tune import tune_command
+
+    return tune_command(args, _system(args))
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import CompareDisplay, RobustnessOptions, StatsOptions, compare, print_comparison
     from .console import is_terminal

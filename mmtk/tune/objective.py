@@ -1,0 +1,116 @@
+"""The objective of one Optuna trial: the recipe's monitored validation metric, averaged over
+the (fold, seed) trials the recipe names. Test data is never evaluated here.
+
+Each (fold, seed) is trained by the ordinary :class:`~mmtk.trainer.Trainer` with its final
+evaluation restricted to the validation split; afterwards the trial's ``evaluation.json``
+(which records every split each evaluation read) is checked, so a change that made a trial
+read test would fail loudly instead of leaking. Per-epoch validation values go to Optuna's
+pruner through the trainer's progress events.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import MmtkError
+from .space import Param, suggest
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class TestReadError(MmtkError):
+    """A tuning trial read the test split: a bug, reported as such."""
+
+
+@dataclass
+class TrialSetup:
+    """What every trial of a study needs (the same in every worker)."""
+
+    params: list[Param]
+    make_recipe: Callable[[dict[str, Any]], Any]   # chosen values -> resolved Recipe
+    registry: Any
+    system: Any
+    trials_dir: Path
+    monitor: str
+    device: str | None = None
+
+
+def trial_setup_note(definition: dict) -> str:
+    """One line saying what a trial optimises (printed when a study starts)."""
+    return (f"objective: validation {definition['monitor']} ({definition['direction']}), the mean "
+            "over the recipe's seeds and folds; test is never evaluated inside a trial")
+
+
+def trial_directory(trials_dir: Path, number: int) -> Path:
+    return trials_dir / f"{number:04d}"
+
+
+def validation_score(results: dict, monitor: str) -> float:
+    """The monitored metric of a trial's final validation evaluation (mean over conditions)."""
+    val = results["val"]
+    return float(val["mean" if "mean" in val else next(iter(val))][monitor])
+
+
+def assert_no_test_read(directory: Path) -> None:
+    """Refuses a trial whose evaluations read any split but validation."""
+    from ..rundir import read_json
+
+    reads = read_json(directory / "evaluation.json", "evaluation record").get("reads", {})
+    touched = sorted({split for phase in reads.values() for split in phase if split != "val"})
+    if touched:
+        raise TestReadError(f"the tuning trial in {directory} evaluated {', '.join(touched)} "
+                            f"(reads: {reads}); a tuning trial may read validation only. This is "
+                            "a bug in mmtk: please report it")
+
+
+class EpochReporter:
+    """A trainer progress callback: each epoch's validation value to ``trial.report`` at a
+    step that is the same for every trial (seed index x epochs + stage offset + epoch), and
+    ``TrialPruned`` when the pruner says so."""
+
+    def __init__(self, trial: Any, optuna: Any, monitor: str, index: int, stage_epochs: dict[str, int]):
+        self.trial, self.optuna, self.monitor = trial, optuna, monitor
+        total = sum(stage_epochs.values())
+        offsets, running = {}, 0
+        for name, epochs in stage_epochs.items():
+            offsets[name], running = running, running + epochs
+        self.base, self.offsets = index * total, offsets
+
+    def __call__(self, event: str, **info: Any) -> None:
+        key = f"val/{self.monitor}"
+        if event != "epoch_end" or key not in info:
+            return
+        value = float(info[key])
+        if not math.isfinite(value):
+            return
+        step = self.base + self.offsets.get(info.get("stage", ""), 0) + int(info["epoch"])
+        self.trial.report(value, step)
+        if self.trial.should_prune():
+            raise self.optuna.TrialPruned(f"pruned after epoch {info['epoch']} of {info.get('trial')} "
+                                          f"({key} = {value:.4g})")
+
+
+def run_objective(trial: Any, setup: TrialSetup, optuna: Any) -> float:
+    """Trains the trial's configuration on every (fold, seed); the mean validation score."""
+    from ..run import trials_of
+    from ..trainer import Trainer
+
+    values = {p.path: suggest(trial, p) for p in setup.params}
+    recipe = setup.make_recipe(values)
+    directory = trial_directory(setup.trials_dir, trial.number)
+    specs = trials_of(recipe, setup.system, directory)
+    epochs = {stage.name: stage.train.epochs for stage in recipe.stages}
+    scores = []
+    for index, spec in enumerate(specs):
+        reporter = EpochReporter(trial, optuna, setup.monitor, index, epochs)
+        trainer = Trainer(recipe, setup.registry, setup.device, reporter)
+        trainer.final_splits = ("val",)
+        results = trainer.run(spec)
+        assert_no_test_read(spec.directory)
+        scores.append(validation_score(results, setup.monitor))
+        trial.set_user_attr(f"val/{spec.key}", scores[-1])
+    return sum(scores) / len(scores)

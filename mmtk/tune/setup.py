@@ -1,0 +1,99 @@
+"""Everything a tuning process builds before its first trial: the study's definition (from the
+command line, checked), its folder, its storage and the per-trial recipe maker."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .engine import TuneError, require_optuna
+from .objective import TrialSetup
+from .recipe_values import check_space, overrides_for
+from .space import load_space, parse_space
+from .storage import open_storage
+from .study import open_study
+
+
+@dataclass
+class OpenedStudy:
+    optuna: Any
+    storage: Any
+    study: Any
+    definition: dict
+    setup: TrialSetup
+    folder: Path
+    system: Any
+
+
+def base_recipe(definition: dict, system: Any, extra: tuple[str, ...] | list[str] = ()) -> Any:
+    """The study's recipe (with ``extra`` overrides), resolved and checked."""
+    from ..recipe import resolve
+
+    return resolve(definition["tree"], system, list(definition["overrides"]) + list(extra),
+                   base_dir=definition["base_dir"])
+
+
+def tune_folder(recipe: Any, name: str) -> Path:
+    return Path(recipe.output.dir) / recipe.name / f"tune-{name}"
+
+
+def build_definition(source: str, overrides: list[str], space_file: str, system: Any,
+                     sampler: dict, pruner: dict) -> tuple[dict, Any]:
+    """The study's definition from the command line, every space key checked against the
+    recipe (nothing trains before this passes). Returns it and the resolved base recipe."""
+    from ..builder import Builder
+    from ..recipe import apply_overrides, check
+    from ..recipe.loading import find_recipe, read_recipe_tree
+
+    named = {name: entry.path for name, entry in system.recipes.items()}
+    path = find_recipe(source, named)
+    tree = read_recipe_tree(path, named)
+    tree.setdefault("name", path.stem)
+    definition = {"tree": tree, "base_dir": str(path.parent), "recipe": str(path),
+                  "overrides": list(overrides), "sampler": sampler, "pruner": pruner}
+    base = base_recipe(definition, system)
+    params, raw = load_space(space_file)
+    monitor = base.last_stage.train.monitor
+    metric = Builder(system.registry).metrics(base.eval.metrics)[monitor]
+    definition.update(space=raw, space_file=str(Path(space_file).resolve()), monitor=monitor,
+                      direction="maximize" if metric.higher_is_better else "minimize")
+
+    def problems(extra: list[str]) -> list[str]:
+        report = check(tree, system, list(overrides) + extra, base_dir=path.parent)
+        return [str(p) for p in report.problems]
+
+    check_space(params, space_file, problems, apply_overrides(tree, list(overrides)))
+    return definition, base
+
+
+def trial_setup(definition: dict, system: Any, folder: Path, device: str | None) -> TrialSetup:
+    from ..recipe import apply_overrides
+
+    params = parse_space(definition["space"], definition["space_file"])
+    base_tree = apply_overrides(definition["tree"], list(definition["overrides"]))
+
+    def make_recipe(values: dict) -> Any:
+        return base_recipe(definition, system, overrides_for(params, values, base_tree))
+
+    return TrialSetup(params, make_recipe, system.registry, system, folder / "trials",
+                      definition["monitor"], device)
+
+
+def open_shared_study(url: str, name: str, folder: Path | None, device: str | None,
+                      plugins_dir: str | None, offset: int = 0, system: Any = None) -> OpenedStudy:
+    """An existing study (a ``--jobs`` worker, or ``--join``): everything from its storage."""
+    from .workers import make_pruner, make_sampler
+
+    optuna = require_optuna()
+    if system is None:
+        from ..plugins import load_plugins
+        system = load_plugins(plugins_dir=plugins_dir)
+    storage = open_storage(url, optuna)
+    study, definition, _ = open_study(optuna, storage, url, name, None, None, None, None)
+    if "tree" not in definition or "space" not in definition:
+        raise TuneError(f"study '{name}' has an incomplete stored definition; it cannot be joined")
+    study.sampler = make_sampler(optuna, definition["sampler"], len(study.trials) + offset)
+    study.pruner = make_pruner(optuna, definition["pruner"])
+    folder = folder or tune_folder(base_recipe(definition, system), name)
+    return OpenedStudy(optuna, storage, study, definition, trial_setup(definition, system, folder, device),
+                       folder, system)
