@@ -72,19 +72,35 @@ def bound_cells(bound: dict[str, float], conds: list[str], percent: bool = True)
 def dataset_bounds(directory: Path, trial_keys: list[str]) -> dict[str, dict[str, float]]:
     """``{metric: {condition: rate}}``: the bound the dataset gave in each trial's
     ``data.json``, averaged over the trials that have one (it is one value per task: trials
-    that redraw samples of the same task agree). Empty when the dataset gives none."""
+    that redraw samples of the same task agree). Its ``mean`` is computed here, over the
+    conditions the trial's own ``mean`` averages (whatever the protocol), never taken from
+    the dataset. Empty when the dataset gives none."""
     given: dict[str, dict[str, list[float]]] = {}
     for key in trial_keys:
-        path = Path(directory) / "trials" / key / "data.json"
+        trial = Path(directory) / "trials" / key
         try:
-            bound = json.loads(path.read_text(encoding="utf-8")).get(BOUND_KEY)
+            bound = json.loads((trial / "data.json").read_text(encoding="utf-8")).get(BOUND_KEY)
         except (OSError, ValueError, AttributeError):
             continue   # no data.json (e.g. not the main DDP rank): nothing to show
+        averaged = _mean_over(trial)
         for metric, conds in (bound or {}).items():
-            for cond, value in (conds or {}).items():
-                if isinstance(value, (int, float)):
-                    given.setdefault(metric, {}).setdefault(cond, []).append(float(value))
+            values = {c: float(v) for c, v in (conds or {}).items() if isinstance(v, (int, float)) and c != "mean"}
+            if averaged and all(c in values for c in averaged):
+                values["mean"] = sum(values[c] for c in averaged) / len(averaged)
+            for cond, value in values.items():
+                given.setdefault(metric, {}).setdefault(cond, []).append(value)
     return {m: {c: sum(v) / len(v) for c, v in conds.items()} for m, conds in given.items()}
+
+
+def _mean_over(trial: Path) -> list[str]:
+    """The conditions a trial's test ``mean`` averages, from its kept predictions ([] if none)."""
+    import numpy as np
+
+    try:
+        with np.load(trial / "predictions.npz", allow_pickle=False) as arrays:
+            return [str(c) for c in arrays["test.mean_over"]]
+    except (OSError, KeyError, ValueError):
+        return []
 
 
 def render_table(header: list[str], rows: list[list[str]], title: str = "", rich_output: bool = False) -> str:

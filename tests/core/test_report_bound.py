@@ -7,6 +7,7 @@ import csv
 import io
 import json
 
+import numpy as np
 import pytest
 
 from mmtk.compare import Entry
@@ -31,17 +32,35 @@ def test_summary_table_gets_one_row_per_bounded_metric():
     assert len(summary_rows(summary, "test", metrics=["war"], bounds=BOUND)[1]) == 1  # UAR not shown
 
 
+def _trial(root, key: str, bound: dict | None, mean_over: list[str] | None = None) -> None:
+    folder = root / "trials" / key
+    folder.mkdir(parents=True, exist_ok=True)
+    info = {"dataset": "x"} if bound is None else {"dataset": "x", "bayes_bound": bound}
+    (folder / "data.json").write_text(json.dumps(info))
+    if mean_over is not None:   # what a trial's predictions.npz records of its 'mean'
+        np.savez(folder / "predictions.npz", **{"test.mean_over": np.array(mean_over, dtype=str)})
+
+
 def test_bounds_are_read_from_the_trials_data_files(tmp_path):
-    for key, value in (("seed0", 0.6), ("seed1", 0.7)):
-        folder = tmp_path / "trials" / key
-        folder.mkdir(parents=True)
-        (folder / "data.json").write_text(json.dumps({"dataset": "x", "bayes_bound": {"uar": {"a": value}}}))
+    _trial(tmp_path, "seed0", {"uar": {"a": 0.6, "t": 0.5, "mean": 0.99}})
+    _trial(tmp_path, "seed1", {"uar": {"a": 0.7, "t": 0.5, "mean": 0.99}})
     (tmp_path / "trials" / "seed2").mkdir()                       # no data.json: skipped
     got = dataset_bounds(tmp_path, ["seed0", "seed1", "seed2"])
     assert list(got) == ["uar"] and got["uar"]["a"] == pytest.approx(0.65)
-    (tmp_path / "trials" / "seed0" / "data.json").write_text(json.dumps({"dataset": "x"}))
-    (tmp_path / "trials" / "seed1" / "data.json").write_text(json.dumps({"dataset": "x"}))
+    assert "mean" not in got["uar"]               # the dataset's own 'mean' is never taken as it is
+    _trial(tmp_path, "seed0", None)
+    _trial(tmp_path, "seed1", None)
     assert dataset_bounds(tmp_path, ["seed0", "seed1"]) == {}
+
+
+def test_the_bound_mean_follows_the_runs_own_mean(tmp_path):
+    bound = {"uar": {"a": 0.6, "t": 0.5, "at": 0.8, "mean": 0.55}}
+    _trial(tmp_path, "six", bound, ["a", "t"])
+    assert dataset_bounds(tmp_path, ["six"])["uar"]["mean"] == pytest.approx(0.55)
+    _trial(tmp_path, "fixed", bound, ["at"])                     # e.g. the fixed protocol 'at'
+    assert dataset_bounds(tmp_path, ["fixed"])["uar"]["mean"] == pytest.approx(0.8)
+    _trial(tmp_path, "rate", bound, ["eta0.3"])                  # a condition the bound lacks
+    assert "mean" not in dataset_bounds(tmp_path, ["rate"])["uar"]
 
 
 def test_metrics_csv_has_the_bound_rows(tmp_path):
