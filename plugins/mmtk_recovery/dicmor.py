@@ -20,6 +20,7 @@ from mmtk.ops import zero_loss
 
 from .flows import from_latent, import_normflows, latent_log_prob, make_flow, to_latent
 from .limits import Size
+from .precision import float32, full
 from .refinement import refiners
 
 
@@ -78,21 +79,23 @@ class DiCMoRFlow(Slot):
     # -- pieces ------------------------------------------------------------------------------
     def log_prob(self, modality: str, x: Tensor, labels: Tensor) -> Tensor:
         """log p(x) per sample under ``modality``'s flow (label -1: the class mixture)."""
-        z, log_det = to_latent(self.flows[modality], x)
-        return latent_log_prob(self.prior, z, labels) + log_det
+        with float32(x):
+            z, log_det = to_latent(self.flows[modality], full(x))
+            return latent_log_prob(self.prior, z, labels) + log_det
 
     def translate(self, source: str, target: str, x: Tensor) -> Tensor:
         """``target``'s representation recovered from ``source``'s: the inverse of target's
         own flow on source's latent."""
-        z, _ = to_latent(self.flows[source], x)
-        return from_latent(self.flows[target], z)
+        with float32(x):
+            z, _ = to_latent(self.flows[source], full(x))
+            return from_latent(self.flows[target], z)
 
     def recover(self, state: State, target: str, rows: Tensor) -> Tensor:
         """(len(rows), D): ``target`` recovered for the given rows from every modality
         present there, averaged, then refined."""
         i = self.modalities.index(target)
-        total = torch.zeros(len(rows), self.dim, dtype=state.reps[target].dtype,
-                            device=state.reps[target].device)
+        like = full(state.reps[target])
+        total = torch.zeros(len(rows), self.dim, dtype=like.dtype, device=like.device)
         count = torch.zeros(len(rows), 1, dtype=total.dtype, device=total.device)
         for j, source in enumerate(self.modalities):
             have = state.present[rows, j] if j != i else torch.zeros_like(rows, dtype=torch.bool)
@@ -119,7 +122,7 @@ class DiCMoRFlow(Slot):
                 continue
             rows = missing.nonzero().squeeze(1)
             recovered = self.recover(state, m, rows)
-            reps[m] = state.reps[m].index_put((rows,), recovered)
+            reps[m] = state.reps[m].index_put((rows,), recovered.to(state.reps[m].dtype))
             represented[:, i] |= missing
             if truth is not None:
                 real = state.targets.available[rows, i].to(rows.device)

@@ -21,6 +21,7 @@ from mmtk.ops import zero_loss
 
 from .limits import Seed, SigmaMax, Size, TimeEps
 from .noise import FixedNoise
+from .precision import float32, full
 from .refinement import refiners
 from .score_net import ScoreNet, condition
 from .vesde import VESDE, Sampler, dsm_loss, sample
@@ -79,9 +80,9 @@ class IMDerDiffusion(Slot):
     def condition_of(self, state: State, target: str, rows: Tensor) -> Tensor:
         """The condition of ``target``'s score network for the given rows: the other
         modalities' representations, masked by their presence (detached: the score loss
-        trains the score networks only)."""
+        trains the score networks only), in float32."""
         others = [j for j, m in enumerate(self.modalities) if m != target]
-        reps = [state.reps[self.modalities[j]][rows].detach() for j in others]
+        reps = [full(state.reps[self.modalities[j]][rows].detach()) for j in others]
         return condition(reps, state.present[rows][:, others])
 
     def score_fn(self, target: str, cond: Tensor):
@@ -97,7 +98,7 @@ class IMDerDiffusion(Slot):
             noise = torch.randn(len(rows), *shape, device=cond.device, dtype=cond.dtype)
         else:
             noise = self.noise.rows(self.modalities.index(target), rows, shape, cond)
-        with torch.no_grad():
+        with torch.no_grad(), float32(cond):
             return sample(self.score_fn(target, cond), self.sde, noise, steps, self.sampler,
                           self.time_eps)
 
@@ -135,5 +136,6 @@ class IMDerDiffusion(Slot):
             if len(rows) == 0:
                 continue
             cond = self.condition_of(state, m, rows)
-            terms.append(dsm_loss(self.score_fn(m, cond), truth[m][rows], self.sde))
+            with float32(cond):
+                terms.append(dsm_loss(self.score_fn(m, cond), full(truth[m][rows]), self.sde))
         return torch.stack(terms).mean() if terms else zero_loss(anchor)
