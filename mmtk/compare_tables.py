@@ -16,7 +16,19 @@ from typing import TYPE_CHECKING
 
 from .compare_robustness import Robustness, print_robustness, robustness_markdown, write_robustness
 from .compare_stats import ComparisonStats, Difference
-from .report import BOUND_KEY, BOUND_LABEL, bound_cells, condition_order, fmt, is_percent, markdown_table, render_table
+from .report import (
+    BOUND_KEY,
+    BOUND_LABEL,
+    TABLE_WIDTH,
+    bound_cells,
+    condition_order,
+    first_that_fits,
+    fmt,
+    is_percent,
+    markdown_table,
+    render_table,
+    terminal_width,
+)
 from .rundir import atomic_write_text
 
 if TYPE_CHECKING:
@@ -26,15 +38,20 @@ SPLIT = "test"
 
 
 def shown_metrics(entries: list[Entry], chosen: list[str] | None = None) -> list[str]:
-    """The metrics a comparison shows: ``chosen``, else the first two evaluated (the recipe's
-    ``eval.metrics`` order: e.g. WAR / UAR, or MAE / Corr for regression)."""
+    """The metrics a comparison shows: ``chosen`` (``--metrics``), else one, so the table fits
+    a terminal: the recipes' selection metric (``train.monitor``, e.g. UAR) when evaluated,
+    else the second evaluated (the recipe's ``eval.metrics`` order), else the first."""
     if chosen:
         return list(chosen)
     done = [e for e in entries if e.results]
-    if not done:
-        return list(entries[0].resolved.eval.metrics[:2]) if entries else []
-    summary = done[0].results["summary"][SPLIT]
-    return list(next(iter(summary.values())))[:2] if summary else []
+    summary = done[0].results["summary"][SPLIT] if done else {}
+    recipe = entries[0].resolved if entries else None
+    evaluated = (list(next(iter(summary.values()))) if summary else
+                 list(recipe.eval.metrics) if recipe is not None else [])
+    monitor = recipe.last_stage.train.monitor if recipe is not None else None
+    if monitor in evaluated:
+        return [monitor]
+    return evaluated[1:2] or evaluated[:1]
 
 
 def metrics_info(entries: list[Entry]) -> dict:
@@ -46,13 +63,24 @@ def dataset_bound(entries: list[Entry]) -> dict:
     return next((e.results[BOUND_KEY] for e in entries if e.results and e.results.get(BOUND_KEY)), {})
 
 
-def _cell(stat: dict, ci: tuple[float, float] | None, percent: bool) -> str:
+# cell styles of the terminal table, most detailed first ("tight" drops the spaces around ±)
+CELL_STYLES = {"full": "mean ± std [95 % CI]", "std": "mean ± std", "tight": "mean±std", "mean": "mean",
+               "short": "mean, rounded"}
+
+
+def _cell(stat: dict, ci: tuple[float, float] | None, percent: bool, style: str = "full") -> str:
+    if style == "mean":
+        return fmt(stat["mean"], percent)
+    if style == "short":   # one decimal fewer than fmt's
+        return f"{stat['mean'] * 100:.1f}" if percent else f"{stat['mean']:.2f}"
     text = fmt(stat, percent)
-    return text if ci is None else f"{text} [{fmt(ci[0], percent)}, {fmt(ci[1], percent)}]"
+    if style == "tight":
+        return text.replace(" ± ", "±")
+    return text if ci is None or style != "full" else f"{text} [{fmt(ci[0], percent)}, {fmt(ci[1], percent)}]"
 
 
 def comparison_rows(entries: list[Entry], metrics: list[str], stats: ComparisonStats | None,
-                    info: dict) -> tuple[list[str], list[list[str]]]:
+                    info: dict, style: str = "full") -> tuple[list[str], list[list[str]]]:
     done = [e for e in entries if e.results]
     conds = condition_order(list(done[0].results["summary"][SPLIT])) if done else []
     rows = []
@@ -63,7 +91,8 @@ def comparison_rows(entries: list[Entry], metrics: list[str], stats: ComparisonS
         s = e.results["summary"][SPLIT]
         ci = stats.ci.get(e.name, {}) if stats else {}
         n = str(s[conds[0]][metrics[0]]["n"]) if conds else "0"
-        rows.append([e.name, n] + [" / ".join(_cell(s[c][m], ci.get(m, {}).get(c), is_percent(info, m))
+        sep = "/" if style in ("tight", "mean", "short") else " / "
+        rows.append([e.name, n] + [sep.join(_cell(s[c][m], ci.get(m, {}).get(c), is_percent(info, m), style)
                                               for m in metrics) if c in s else "-" for c in conds])
     bound = dataset_bound(entries)
     if any(m in bound for m in metrics):
@@ -178,53 +207,33 @@ def write_outputs(entries: list[Entry], directory: Path, metrics: list[str], sta
         paths.update(write_robustness(robustness, directory, info))
     atomic_write_text(paths["markdown"], markdown(entries, metrics, stats, note, info, cards, robustness))
     atomic_write_text(paths["csv"], csv_text(entries, metrics, stats))
-    png = plot_metric(entries, directory / f"{metrics[-1]}.png", metrics[-1], info)
+    shown = stats.metric if stats and stats.metric in metrics else metrics[-1]   # the one with CIs
+    png = plot_metric(entries, directory / f"comparison-{shown}.png", shown, info, stats)
     if png:
         paths["plot"] = png
     return paths
 
 
-def plot_metric(entries: list[Entry], path: Path, metric: str, info: dict) -> Path | None:
-    """Per-condition values of one metric per method as grouped bars (needs the optional
-    matplotlib)."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    done = [e for e in entries if e.results]
-    if not done:
-        return None
-    scale = 100 if is_percent(info, metric) else 1
-    conds = condition_order(list(done[0].results["summary"][SPLIT]))
-    width = 0.8 / len(done)
-    fig, ax = plt.subplots(figsize=(1.2 * len(conds) + 2, 4))
-    for i, e in enumerate(done):
-        s = e.results["summary"][SPLIT]
-        means = [scale * s[c][metric]["mean"] for c in conds]
-        stds = [scale * s[c][metric]["std"] for c in conds]
-        ax.bar([j + i * width for j in range(len(conds))], means, width, yerr=stds, label=e.name)
-    bound = dataset_bound(entries).get(metric, {})
-    marked = [j for j, c in enumerate(conds) if c in bound]
-    for j in marked:   # a dashed line over each condition's bars; one legend entry
-        ax.hlines(scale * bound[conds[j]], j - width / 2, j + 0.8 - width / 2, colors="k", linestyles="dashed",
-                  label=BOUND_LABEL if j == marked[0] else None)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(conds))], conds)
-    ax.set_ylabel(metric.upper() + (" (%)" if scale == 100 else ""))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+def plot_metric(entries: list[Entry], path: Path, metric: str, info: dict,
+                stats: ComparisonStats | None = None) -> Path | None:
+    """Per-condition values of one metric per method as grouped bars with error bars, the
+    dataset's bound marked (:mod:`mmtk.compare_figure`; needs the optional matplotlib)."""
+    from .compare_figure import draw_condition_figure
+    return draw_condition_figure(entries, path, metric, info, stats, dataset_bound(entries).get(metric, {}))
 
 
 def print_comparison(entries: list[Entry], paths: dict[str, Path], terminal: bool, metrics: list[str],
                      stats: ComparisonStats | None, note: str = "", cards: str = "",
                      robustness: Robustness | None = None) -> None:
     info = metrics_info(entries)
-    title = " / ".join(m.upper() for m in metrics) + f" on {SPLIT}, mean ± std" + (" [95 % CI]" if stats else "")
-    print(render_table(*comparison_rows(entries, metrics, stats, info), title, rich_output=terminal))
+    # the most detailed cells that fit the terminal (at most TABLE_WIDTH): the table never wraps
+    tables = [comparison_rows(entries, metrics, stats, info, style) for style in CELL_STYLES]
+    limit = min(TABLE_WIDTH, terminal_width()) if terminal else TABLE_WIDTH
+    chosen = list(CELL_STYLES)[first_that_fits(tables, limit, terminal)]
+    shown = CELL_STYLES[chosen] if stats or chosen != "full" else CELL_STYLES["std"]
+    more = "" if chosen == "full" else f" (full cells in {paths['markdown'].name})" if "markdown" in paths else ""
+    title = " / ".join(m.upper() for m in metrics) + f" on {SPLIT}, {shown}{more}"
+    print(render_table(*tables[list(CELL_STYLES).index(chosen)], title, rich_output=terminal))
     if stats:
         print(stats_heading(stats, info))
         for method in dict.fromkeys(d.method for d in stats.differences):

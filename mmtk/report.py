@@ -103,6 +103,29 @@ def _mean_over(trial: Path) -> list[str]:
         return []
 
 
+TABLE_WIDTH = 120   # the widest table a compact listing (e.g. mmtk compare's) may print
+
+
+def terminal_width() -> int:
+    import shutil
+    return shutil.get_terminal_size((TABLE_WIDTH, 24)).columns
+
+
+def table_width(header: list[str], rows: list[list[str]], rich_output: bool = False) -> int:
+    """Characters per line of the table as :func:`render_table` draws it."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    return sum(widths) + (3 * len(widths) + 1 if rich_output else 2 * (len(widths) - 1))
+
+
+def first_that_fits(tables: list[tuple[list[str], list[list[str]]]], limit: int,
+                    rich_output: bool = False) -> int:
+    """The index of the first (most detailed) table that fits in ``limit`` columns, else the last."""
+    for i, (header, rows) in enumerate(tables):
+        if table_width(header, rows, rich_output) <= limit:
+            return i
+    return len(tables) - 1
+
+
 def render_table(header: list[str], rows: list[list[str]], title: str = "", rich_output: bool = False) -> str:
     if rich_output:
         from rich.console import Console
@@ -114,7 +137,8 @@ def render_table(header: list[str], rows: list[list[str]], title: str = "", rich
         for r in rows:
             table.add_row(*r)
         buf = io.StringIO()
-        Console(file=buf, force_terminal=True, width=200).print(table)
+        # the terminal's own width: a wider table folds its cells instead of wrapping its lines
+        Console(file=buf, force_terminal=True, width=terminal_width()).print(table)
         return buf.getvalue()
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     lines = [title] if title else []
