@@ -3,13 +3,15 @@
 Grid (one *setting* per cell): labelled training samples 200 / 500 / 3000; shared signal
 rho 0 (private class signal per modality) / 1 (one shared class latent); unlabelled
 complete pool 0 / 3000; training missingness 0 / 0.5 (the share of labelled training
-samples that lack one or two modalities). Each method recipe is trained on each setting
-over the seeds (the seed also draws the samples: ``sample_seed: trial``), through the
-public API (``mmtk.recipe.resolve`` + ``mmtk.run.Run``; a finished run of the same resolved
-recipe is reused). Per setting, as ``mmtk compare`` does: the six-condition mean UAR of
-every method minus modality dropout (the reference) with the hierarchical paired bootstrap
-over seeds and test samples (``mmtk.compare_stats``), Holm-adjusted over the setting's
-comparisons; next to it:
+samples that lack one or two modalities); plus ``control-synthetic``, today's embedded
+data, the negative control (nothing to gain there: no method should fall below dropout).
+
+Each method recipe is trained on each setting over the seeds (the seed also draws the
+samples: ``sample_seed: trial``) through the public API (``mmtk.recipe.resolve`` +
+``mmtk.run.Run``; a finished run of the same resolved recipe is reused). Per setting, as
+``mmtk compare`` does: the six-condition mean UAR of every method minus modality dropout
+(the reference), with the hierarchical paired bootstrap over seeds and test samples
+(``mmtk.compare_stats``), Holm-adjusted over the setting's comparisons; next to it:
 
 - *oracle reconstruction*: the reference model given the true features of every missing
   modality at test time, i.e. its score on the full condition. A method that reconstructed
@@ -72,11 +74,23 @@ class Setting:
                 f"complete_fraction: {1 - self.missing:g}, shared_signal: {self.rho:g}, n_test: {n_test}}}")
 
 
-def all_settings() -> list[Setting]:
-    return [Setting(*cell) for cell in itertools.product(*GRID.values())]
+@dataclass(frozen=True)
+class Control:
+    """Today's embedded ``synthetic`` data (complete, 3000 labelled training samples, a test
+    set redrawn per seed): the negative control, where no method should fall below dropout."""
+
+    name = "control-synthetic"
+    labels = rho = pool = missing = None
+
+    def data_block(self, n_test: int) -> str:
+        return f"{{type: synthetic, sample_seed: trial, n_test: {n_test}}}"
 
 
-def select_settings(patterns: list[str] | None) -> list[Setting]:
+def all_settings() -> list[Setting | Control]:
+    return [Setting(*cell) for cell in itertools.product(*GRID.values())] + [Control()]
+
+
+def select_settings(patterns: list[str] | None) -> list[Setting | Control]:
     """Settings whose name matches one of the shell-style patterns (all without patterns)."""
     grid = all_settings()
     if not patterns:
@@ -85,11 +99,11 @@ def select_settings(patterns: list[str] | None) -> list[Setting]:
     if not chosen:
         raise MmtkError(f"--settings {' '.join(patterns)} matches no setting; settings are named like "
                         f"{grid[0].name} (labels {GRID['labels']}, rho {GRID['rho']}, pool {GRID['pool']}, "
-                        f"missing {GRID['missing']})")
+                        f"missing {GRID['missing']}) or {Control.name}")
     return chosen
 
 
-def run_method(recipe: str, setting: Setting, args: argparse.Namespace, system) -> tuple[str, Path, dict]:
+def run_method(recipe: str, setting: Setting | Control, args: argparse.Namespace, system) -> tuple[str, Path, dict]:
     """One method on one setting over the seeds; a finished identical run is reused."""
     overrides = [f"data={setting.data_block(args.n_test)}", f"seed=[{', '.join(map(str, args.seeds))}]",
                  f"output.dir={args.out / 'runs' / setting.name}"] + args.epochs_override + list(args.set)
@@ -119,7 +133,7 @@ def oracle_reconstruction(reference: tuple[Path, dict], metric, n_boot: int, see
             "diff": float(observed[i_full] - observed[i_mean]), "ci_low": low, "ci_high": high}
 
 
-def setting_rows(setting: Setting, runs: dict[str, tuple[Path, dict]], stats: ComparisonStats,
+def setting_rows(setting: Setting | Control, runs: dict[str, tuple[Path, dict]], stats: ComparisonStats,
                  oracle: dict) -> list[dict]:
     """One row per method, then the oracle-reconstruction and Bayes-bound references."""
     base = {"setting": setting.name, "labels": setting.labels, "rho": setting.rho, "pool": setting.pool,

@@ -28,7 +28,8 @@ def headroom():
 
 def test_grid_and_selection(headroom):
     grid = headroom.all_settings()
-    assert len(grid) == 24 and len({s.name for s in grid}) == 24
+    assert len(grid) == 25 and len({s.name for s in grid}) == 25
+    assert grid[-1].name == "control-synthetic" and "type: synthetic" in grid[-1].data_block(100)
     chosen = headroom.select_settings(["L200-rho1-*"])
     assert len(chosen) == 4 and all(s.labels == 200 and s.rho == 1 for s in chosen)
     assert [s.name for s in headroom.select_settings(headroom.QUICK_SETTINGS)] == sorted(
