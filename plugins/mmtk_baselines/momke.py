@@ -48,11 +48,14 @@ def modality_experts(modalities: tuple[str, ...], dim: int, depth: int, dropout:
                           for m in modalities})
 
 
-def masked_mean_cross_entropy(logits: Tensor, labels: Tensor, have: Tensor) -> Tensor:
-    """Mean cross-entropy over the (sample, modality) cells in ``have``; logits (B, M, C)."""
-    per = F.cross_entropy(logits.flatten(0, 1), labels.repeat_interleave(logits.shape[1]),
-                          reduction="none").view_as(have)
-    weight = have.to(per.dtype)
+def masked_mean_cross_entropy(logits: Tensor, labels: Tensor, cells: Tensor) -> Tensor:
+    """Mean cross-entropy over the (sample, modality) ``cells``; logits (B, M, C). Rows with
+    label -1 (unlabelled) must be left out of ``cells``; with no cell the loss is a 0 that
+    is still part of the graph."""
+    safe = labels.clamp_min(0)      # an unlabelled row's -1 is never scored (not in cells)
+    per = F.cross_entropy(logits.flatten(0, 1), safe.repeat_interleave(logits.shape[1]),
+                          reduction="none").view_as(cells)
+    weight = cells.to(per.dtype)
     return (per * weight).sum() / weight.sum().clamp_min(1.0)
 
 
@@ -60,7 +63,8 @@ class MoMKEExperts(Fuser):
     """MoMKE's first stage: one expert and one classifier head per modality, trained unimodally.
 
     ``experts`` (needs labels) is the mean cross-entropy of every modality's own head over the
-    samples where that modality is represented: each expert learns only from its modality. The
+    labelled samples where that modality is represented: each expert learns only from its
+    modality (a batch without labels gives 0). The
     fused output is the normalised product of the heads' probabilities over the represented
     modalities, computed from detached logits: it is the stage's prediction (read by the
     ``identity`` head and used for validation selection) and trains nothing, so the task loss
@@ -73,6 +77,7 @@ class MoMKEExperts(Fuser):
 
     aux_losses = ("experts",)
     needs_labels = True
+    label_losses = ("experts",)
 
     def __init__(self, modalities: tuple[str, ...], latent_dim: int, num_classes: int,
                  depth: Size = 4, dropout: Dropout = 0.5):
@@ -94,7 +99,8 @@ class MoMKEExperts(Fuser):
         state.fused = F.log_softmax(votes.sum(1), -1)
         losses = {}
         if state.labels is not None:
-            losses["experts"] = masked_mean_cross_entropy(logits, state.labels, have)
+            scored = have & state.labeled[:, None]                        # labelled samples only
+            losses["experts"] = masked_mean_cross_entropy(logits, state.labels, scored)
         return state, losses
 
 

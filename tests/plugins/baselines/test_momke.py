@@ -51,6 +51,21 @@ def test_stage_one_experts_learn_only_from_their_modality_and_their_own_head():
     assert not out.fused.requires_grad
 
 
+def test_stage_one_expert_loss_reads_labelled_samples_only():
+    torch.manual_seed(5)
+    fuser = MoMKEExperts(MODS, LATENT, num_classes=3, depth=1, dropout=0.0)
+    reps = {m: torch.randn(4, LATENT) for m in MODS}
+    have = torch.ones(4, 3, dtype=torch.bool)
+    labels = torch.tensor([0, -1, 2, -1])
+    loss = fuser(_state(reps, have, labels))[1]["experts"]
+    labelled = fuser(_state({m: r[[0, 2]] for m, r in reps.items()}, have[:2], labels[[0, 2]]))[1]["experts"]
+    torch.testing.assert_close(loss, labelled)
+    moved = {m: torch.where(labels[:, None] < 0, r + 5.0, r) for m, r in reps.items()}
+    torch.testing.assert_close(fuser(_state(moved, have, labels))[1]["experts"], loss)
+    none = fuser(_state(reps, have, torch.full((4,), -1)))[1]["experts"]
+    assert none.item() == 0.0 and none.requires_grad
+
+
 def test_stage_one_prediction_ignores_an_absent_modality():
     torch.manual_seed(2)
     fuser = MoMKEExperts(MODS, LATENT, num_classes=3, depth=1, dropout=0.0).eval()
