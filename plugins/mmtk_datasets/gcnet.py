@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from mmtk import DataError, Dataset, DataSplits
+from mmtk import DataError, Dataset, DataSplits, TensorData
 from mmtk.safeload import load_npy, load_pickle, shown
 
 from .common import (
@@ -47,7 +47,7 @@ FIELDS = ("videoIDs", "videoLabels", "videoSpeakers", "videoSentences")
 # GCNet's published run (run.sh): the same feature folders for every corpus
 DEFAULT_FEATURES = {"audio": "wav2vec-large-c-UTT", "text": "deberta-large-4-UTT", "visual": "manet_UTT"}
 SHOWN_IDS = 5                                     # ids quoted in a message about many
-UNLABELED = -1                                    # the data contract's label of an unlabelled sample
+UNLABELED = TensorData.UNLABELED                  # the data contract's label of an unlabelled sample
 
 
 @dataclass(frozen=True)
