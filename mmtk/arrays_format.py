@@ -11,8 +11,10 @@ the table layout and the manifest from here. A folder holds::
     ids.txt                one id per line (needed by .npy / .npz modalities)
     labels.csv             header ``id,label``
     scores.csv             optional, header ``id,score``: a float regression target per sample
-    splits.csv             optional, header ``id,split`` with train / val / test
+    splits.csv             optional, header ``id,split`` with train / val / test / unlabeled
     folds/<k>/{train,val,test}.txt   optional instead of splits.csv; val.txt may be left out
+    folds/<k>/unlabeled.txt, or unlabeled.txt (without splits)  optional: an unlabelled pool
+                           (trained on with label -1; a label these ids have is dropped)
     manifest.json          optional: per modality, how the arrays were made
 
 Text files are UTF-8 (a byte-order mark is accepted).
@@ -41,6 +43,7 @@ FEATURE_SUFFIXES = (".h5", ".npy")
 LENGTHS_SUFFIX = ".lengths.npy"
 FOLDS = "folds"
 SPLIT_NAMES = ("train", "val", "test")
+UNLABELED = "unlabeled"        # the split (and <name>.txt id list) of unlabelled training samples
 # manifest "kind" of model inputs (`mmtk extract --raw`); integer inputs are token ids
 INPUTS_KIND = "inputs"
 

@@ -2,12 +2,16 @@
 
 The layout (file names, tables, manifest) is defined once in :mod:`mmtk.arrays_format`,
 shared with the writer (``mmtk extract``); the exact rules are in this plugin's README.
+Unlabelled training samples (label -1, NaN score): train ids that labels.csv leaves out, and
+the ``unlabeled`` pool (split ``unlabeled`` in splits.csv, folds/<k>/unlabeled.txt, or
+unlabeled.txt when the reader draws the split), whose labels, if any, are dropped.
 Nothing here unpickles: ``.npy`` / ``.npz`` holding Python objects are refused.
 """
 from __future__ import annotations
 
 import contextlib
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -45,7 +49,8 @@ class Arrays(Dataset):
     """Generic per-modality feature arrays (.h5 / .npy / features.npz) with labels.csv.
 
     Splits from an optional splits.csv or folds/<k>/{train,val,test}.txt; otherwise a seeded
-    stratified split.
+    stratified split. Train ids without a label, and the ids of the ``unlabeled`` split
+    (splits.csv), folds/<k>/unlabeled.txt or unlabeled.txt, are unlabelled training samples.
     """
 
     def __init__(self, root: Path | None = None, select: list[str] | None = None,
@@ -208,28 +213,37 @@ class Arrays(Dataset):
                     continue
                 require_file(path, NAME, f"{split} id list of fold {fold}")
                 out[split] = (read_lines(path, NAME), path)
+            pool = fdir / f"{fmt.UNLABELED}.txt"
+            if check_link(pool, NAME, "the unlabelled id list").is_file():
+                out[fmt.UNLABELED] = (read_lines(pool, NAME), pool)
             return out, f"{fmt.FOLDS}/{fold}"
         if fold is not None:
             raise DataError(f"{WHO}: fold {fold} was requested but {shown(self.root)} "
                             f"has no {fmt.FOLDS}/ folder.")
         if splits_csv.is_file():
-            out: dict = {s: ([], splits_csv) for s in SPLIT_NAMES}
+            out: dict = {s: ([], splits_csv) for s in (*SPLIT_NAMES, fmt.UNLABELED)}
             for line, sid, split in fmt.read_table(splits_csv, fmt.SPLITS.header, WHO):
                 if split not in out:
                     raise DataError(f"{WHO}: {splits_csv}: line {line}: split "
-                                    f"'{split}' for id '{sid}' is not train, val or test.")
+                                    f"'{split}' for id '{sid}' is not train, val, test or "
+                                    f"{fmt.UNLABELED}.")
                 out[split][0].append(sid)
-            if not out["val"][0]:
-                del out["val"]
+            for optional in ("val", fmt.UNLABELED):
+                if not out[optional][0]:
+                    del out[optional]
             return out, fmt.SPLITS.name
         # stratify the usable labels; a sample with a label problem goes to train, where it is
         # reported (or skipped and counted) like any bad sample
-        ids = [i for i in labels.index if i not in labels.problems]
+        pool_path = check_link(self.root / f"{fmt.UNLABELED}.txt", NAME, "the unlabelled id list")
+        pool = read_lines(pool_path, NAME) if pool_path.is_file() else []
+        ids = [i for i in labels.index if i not in labels.problems and i not in set(pool)]
         y = torch.tensor([labels.index[i] for i in ids], dtype=torch.long)
         train, test = stratified_split(y, self.test_fraction, self.split_seed)
-        return ({"train": ([ids[i] for i in train.tolist()] + list(labels.problems), None),
-                 "test": ([ids[i] for i in test.tolist()], None)},
-                f"stratified {1 - self.test_fraction:g}/{self.test_fraction:g} split, seed "
+        out = {"train": ([ids[i] for i in train.tolist()] + [i for i in labels.problems if i not in set(pool)],
+                         None), "test": ([ids[i] for i in test.tolist()], None)}
+        if pool:
+            out[fmt.UNLABELED] = (pool, pool_path)
+        return (out, f"stratified {1 - self.test_fraction:g}/{self.test_fraction:g} split, seed "
                 f"{self.split_seed}")
 
     # -- features -------------------------------------------------------------------------
@@ -346,22 +360,43 @@ class Arrays(Dataset):
         return TensorData(inputs, y, list(ids), lengths=lengths,
                           scores=None if scores is None else torch.tensor([scores[i] for i in ids]))
 
+    # -- unlabelled samples ---------------------------------------------------------------
+    def _unlabelled(self, split_ids: dict, labels: class_labels.ClassLabels,
+                    label_path: Path) -> tuple[class_labels.ClassLabels, set[str]]:
+        """Move the ``unlabeled`` pool into train and give it, and every train id without a
+        label, label -1 (a pool id's own label is dropped). A val or test id needs a label."""
+        pool_ids, _ = split_ids.pop(fmt.UNLABELED, ([], None))
+        for split, (ids, path) in split_ids.items():
+            for sid in ids:
+                if sid not in labels.index and split != "train":
+                    raise DataError(f"{WHO}: {path}: id '{sid}' ({split} split) has no "
+                                    f"label in {label_path}; validation and test samples need "
+                                    "one (an unlabelled sample belongs in train or the "
+                                    f"'{fmt.UNLABELED}' split).")
+        check_disjoint({**{s: v[0] for s, v in split_ids.items()}, fmt.UNLABELED: pool_ids}, NAME,
+                       "the splits")
+        unlabelled = set(pool_ids) | {i for i in split_ids["train"][0] if i not in labels.index}
+        if pool_ids:
+            train, where = split_ids["train"]
+            split_ids["train"] = (train + list(pool_ids), where)
+        index = {**labels.index, **dict.fromkeys(unlabelled, -1)}
+        problems = {k: v for k, v in labels.problems.items() if k not in unlabelled}
+        return replace(labels, index=index, problems=problems), unlabelled
+
     # -- load -----------------------------------------------------------------------------
     def load(self, fold: int | None = None) -> DataSplits:
         labels, label_path = self._labels()
         split_ids, how = self._split_ids(fold, labels)
-        for split, (ids, path) in split_ids.items():
-            for sid in ids:
-                if sid not in labels.index:
-                    raise DataError(f"{WHO}: {path}: id '{sid}' ({split} split) has no "
-                                    f"label in {label_path}.")
+        labels, unlabelled = self._unlabelled(split_ids, labels, label_path)
         check_disjoint({s: v[0] for s, v in split_ids.items()}, NAME, how)
         assigned = {sid for ids, _ in split_ids.values() for sid in ids}
-        unassigned = len(labels.index) - len(assigned)
+        unassigned = len(set(labels.index) - assigned)
         if unassigned:
             log.warning("dataset '%s': %d labelled id(s) are in no split (%s) and are not used",
                         NAME, unassigned, how)
-        scores = self._scores(sorted(assigned))
+        scores = self._scores(sorted(assigned - unlabelled))
+        if scores is not None:
+            scores.update(dict.fromkeys(unlabelled, float("nan")))   # no target: unlabelled
         if self.mmap:
             return self._load_memory_mapped(split_ids, labels, label_path, how, fold, scores)
         bad = BadSamples(NAME, self.on_bad_sample)
@@ -385,6 +420,8 @@ class Arrays(Dataset):
             info["token_ids"] = sorted(self.token_ids)
         if unassigned:
             info["unassigned_ids"] = unassigned
+        if unlabelled:
+            info["unlabelled"] = len(unlabelled)
         return DataSplits(train=parts["train"], val=parts.get("val"), test=parts["test"],
                           num_classes=len(labels.names), class_names=labels.names, info=info)
 

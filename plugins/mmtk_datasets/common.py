@@ -381,3 +381,58 @@ def ids_of(values, dataset: str, source: str | Path, split: str) -> list[str]:
 def read_lines(path: Path, dataset: str) -> list[str]:
     """Ids one per line (UTF-8, a BOM accepted), blank lines ignored."""
     return fmt.read_id_list(path, f"dataset '{dataset}'")
+
+
+# --------------------------------------------------------------------- unlabelled samples ---
+def budget_unlabelled(data: TensorData, budget: float | None, seed: int, dataset: str) -> TensorData:
+    """``data`` with only ``budget`` of its labels kept (a fraction in (0, 1] or a whole count
+    > 1), drawn per class (stratified) with ``seed``; the others become -1 (unlabelled)."""
+    from mmtk import stratified_split
+
+    if budget is None:
+        return data
+    labelled = int(data.labeled.sum())
+    count = budget * labelled if budget <= 1 else budget
+    if budget > 1 and (budget != int(budget) or budget > labelled):
+        raise DataError(f"dataset '{dataset}': label_budget {budget:g} is not a whole number of "
+                        f"training labels between 1 and the {labelled} there are; give a count "
+                        "in that range or a fraction in (0, 1].")
+    if count >= labelled:
+        return data
+    _, kept = stratified_split(data.labels, count / labelled, seed)
+    labels = torch.full_like(data.labels, -1)
+    labels[kept] = data.labels[kept]
+    scores = None if data.scores is None else torch.where(labels >= 0, data.scores, float("nan"))
+    return replace(data, labels=labels, scores=scores)
+
+
+def read_unlabelled_ids(path: Path | None, dataset: str) -> set[str]:
+    """The ids listed (one per line) in an ``unlabeled_ids`` file; empty without one."""
+    if path is None:
+        return set()
+    require_file(Path(path), dataset, "unlabeled_ids file (one sample id per line)")
+    return set(read_lines(Path(path), dataset))
+
+
+def train_ids_to_unlabel(listed: set[str], split_ids: dict[str, list[str]], path: Path | None,
+                         dataset: str) -> set[str]:
+    """The listed ids that are training samples of this fold (their labels are dropped); a
+    listed id in no split is an error (a typo would otherwise go unnoticed). Listed ids in
+    validation or test keep their labels: evaluation needs them."""
+    known = {i for ids in split_ids.values() for i in ids}
+    unknown = sorted(listed - known)
+    if unknown:
+        raise DataError(f"dataset '{dataset}': {path} lists id '{unknown[0]}', which is in no "
+                        f"split of this fold ({len(unknown)} such id(s)); list only ids the "
+                        "dataset has.")
+    return listed & set(split_ids.get("train", ()))
+
+
+def unlabel(data: TensorData, ids: set[str]) -> TensorData:
+    """``data`` with the samples of ``ids`` made unlabelled (label -1, score NaN)."""
+    if not ids:
+        return data
+    rows = torch.tensor([sid in ids for sid in data.ids], dtype=torch.bool)
+    labels = torch.where(rows, torch.full_like(data.labels, -1), data.labels)
+    scores = None if data.scores is None else torch.where(rows, float("nan"), data.scores)
+    return replace(data, labels=labels, scores=scores)

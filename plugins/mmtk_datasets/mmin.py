@@ -32,7 +32,10 @@ from .common import (
     integer_label_check,
     log,
     pool_mean,
+    read_unlabelled_ids,
     resolve_root,
+    train_ids_to_unlabel,
+    unlabel,
 )
 from .limits import Size
 
@@ -46,13 +49,17 @@ class MMINLayout(Dataset):
     """Features in AIM3-RUC/MMIN's layout (IEMOCAP, MSP-IMPROV): A/V/L h5 frame sequences, per-fold labels.
 
     A/V/L h5 files of frame sequences plus per-fold trn/val/tst label and int2name .npy files.
+    ``unlabeled_ids`` names a text file of utterance ids (one per line) whose labels are
+    dropped when they are training samples of the fold (label -1: unlabelled); listed ids in
+    validation or test keep theirs, and an id in no split is an error.
     """
 
     def __init__(self, root: Path | None = None, target_root: Path | None = None,
                  features: dict[str, str] | None = None, class_names: list[str] | None = None,
                  dims: dict[str, Size] | None = None, max_frames: Size | None = None,
                  pool: Literal["none", "mean"] = "none", allow_missing_modalities: bool = False,
-                 on_bad_sample: Literal["error", "skip"] = "error"):
+                 on_bad_sample: Literal["error", "skip"] = "error",
+                 unlabeled_ids: Path | None = None):
         self.root = resolve_root(root, NAME)
         self.target_root = Path(target_root) if target_root is not None else self.root / "target"
         self.features = dict(features or DEFAULT_FEATURES)
@@ -62,6 +69,7 @@ class MMINLayout(Dataset):
         self.dims = dict(dims or {})
         self.max_frames, self.pool = max_frames, pool
         self.allow_missing, self.on_bad_sample = allow_missing_modalities, on_bad_sample
+        self.unlabeled_ids = unlabeled_ids
 
     @staticmethod
     def example_params(workdir: Path) -> dict:
@@ -136,6 +144,8 @@ class MMINLayout(Dataset):
                             f"(folds present: {', '.join(map(str, self.folds()))}).")
         raw = {s: self._split(fold_dir, s) for s in SPLIT_FILES}
         check_disjoint({s: r[0] for s, r in raw.items()}, NAME, str(fold_dir))
+        unlabelled = train_ids_to_unlabel(read_unlabelled_ids(self.unlabeled_ids, NAME),
+                                          {s: r[0] for s, r in raw.items()}, self.unlabeled_ids, NAME)
         num_classes, label_kind = self._num_classes(raw)
         bad = BadSamples(NAME, self.on_bad_sample)
         files = {m: self.feature_file(m) for m in self.modalities}
@@ -153,11 +163,14 @@ class MMINLayout(Dataset):
         finally:
             for h in handles.values():
                 h.close()
+        parts["train"] = unlabel(parts["train"], unlabelled)
         if self.pool == "mean":
             parts = {s: pool_mean(d) for s, d in parts.items()}
         names = self.class_names or [str(i) for i in range(num_classes)]
         info = {"dataset": NAME, "fold": fold, "feature_files": {m: str(p) for m, p in files.items()},
                 "target_dir": str(fold_dir), "labels": label_kind, "splits": facts, **bad.info()}
+        if self.unlabeled_ids is not None:
+            info["unlabelled_train"] = int((~parts["train"].labeled).sum())
         return DataSplits(train=parts["train"], val=parts["val"], test=parts["test"],
                           num_classes=num_classes, class_names=names, info=info)
 

@@ -26,8 +26,11 @@ from .common import (
     integer_label_check,
     log,
     pool_mean,
+    read_unlabelled_ids,
     resolve_root,
     rows_fetch,
+    train_ids_to_unlabel,
+    unlabel,
 )
 from .limits import Size
 
@@ -83,14 +86,17 @@ class MMSA(Dataset):
     """An MMSA feature pickle (MOSI/MOSEI/SIMS): text, audio and vision; scores as classes by label_rule.
 
     Train/valid/test with text (BERT features or token ids), audio and vision sequences;
-    sentiment scores mapped to classes by label_rule.
+    sentiment scores mapped to classes by label_rule. ``unlabeled_ids`` names a text file of
+    sample ids (one per line) whose label and score are dropped when they are training
+    samples (label -1, score NaN: unlabelled); an id in no split is an error.
     """
 
     def __init__(self, root: Path | None = None, text: Literal["text", "text_bert"] = "text",
                  label_rule: Rule = "binary", select: list[str] | None = None,
                  class_names: list[str] | None = None, neg_inf_to_zero: bool = True,
                  pool: Literal["none", "mean"] = "none", max_frames: Size | None = None,
-                 on_bad_sample: Literal["error", "skip"] = "error"):
+                 on_bad_sample: Literal["error", "skip"] = "error",
+                 unlabeled_ids: Path | None = None):
         self.path = _pickle_path(resolve_root(root, NAME, must_be="any"))
         self.text_key, self.label_rule = text, label_rule
         chosen = list(select) if select else ["audio", "text", "visual"]
@@ -102,6 +108,7 @@ class MMSA(Dataset):
         self.class_names = list(class_names) if class_names else None
         self.neg_inf_to_zero, self.pool = neg_inf_to_zero, pool
         self.max_frames, self.on_bad_sample = max_frames, on_bad_sample
+        self.unlabeled_ids = unlabeled_ids
 
     @staticmethod
     def example_params(workdir: Path) -> dict:
@@ -141,6 +148,8 @@ class MMSA(Dataset):
         split_ids = {s: ids_of(self._field(data[k], "id", s), NAME, f"{self.path}[{k}][id]", s)
                      for s, k in SPLIT_KEYS.items()}
         check_disjoint(split_ids, NAME, str(self.path))
+        unlabelled = train_ids_to_unlabel(read_unlabelled_ids(self.unlabeled_ids, NAME), split_ids,
+                                          self.unlabeled_ids, NAME)
         num_classes, names = self._classes(data)
         label_src = "classification_labels" if self.label_rule == "classification_labels" \
             else "regression_labels"
@@ -179,6 +188,7 @@ class MMSA(Dataset):
                 split, ids, labels, sources, bad, False, label_check,
                 f"{self.path}[{key}][{label_src}]", self.max_frames,
                 scores=reg)
+        parts["train"] = unlabel(parts["train"], unlabelled)
         if self.pool == "mean":
             parts = {s: pool_mean(d) for s, d in parts.items()}
         info = {"dataset": NAME, "file": str(self.path), "text_field": self.text_key,
@@ -189,6 +199,8 @@ class MMSA(Dataset):
                      NAME, self.label_rule, excluded)
         if neg_inf:
             info["neg_inf_set_to_zero"] = neg_inf
+        if self.unlabeled_ids is not None:
+            info["unlabelled_train"] = int((~parts["train"].labeled).sum())
         if all(p.scores is not None for p in parts.values()):
             info["regression_targets"] = "regression_labels (kept as per-sample scores)"
         return DataSplits(train=parts["train"], val=parts["val"], test=parts["test"],

@@ -146,7 +146,7 @@ def test_split_id_without_label_or_features(fx, tmp_path):
     truth = fx.arrays(tmp_path)
     (tmp_path / "splits.csv").write_text("id,split\nghost,train\n" + "".join(
         f"{i},test\n" for i in truth["ids"]))
-    with pytest.raises(DataError, match=r"splits\.csv: id 'ghost' \(train split\) has no label"):
+    with pytest.raises(DataError, match=r"sample 'ghost' \(train split\): has no entry for modality"):
         Arrays(root=tmp_path).load()
     # an id with a label but no row in ids.txt is absent from the .npy files
     (tmp_path / "splits.csv").write_text("id,split\n" + "".join(
