@@ -38,6 +38,7 @@ from mmtk import Dataset, DataSplits, MmtkError, TensorData, condition_code
 
 from .limits import ClassCount, NonNegative, NonNegativeInt, Positive, Probability, Seed, Size
 
+DEFAULT_SNR = {"audio": 1.0, "text": 1.5, "visual": 0.7}   # other modality names: 1.0
 QUADRATURE_NODES = 96   # Gauss-Hermite nodes: the integrand is smooth, 96 is exact to ~1e-12
 STREAMS = ("labelled", "unlabelled", "val", "test", "mixing")   # each drawn from its own generator
 
@@ -135,7 +136,7 @@ class LatentViews(Dataset):
             seen by every modality (a missing view is predictable from the others)
         snr: signal-to-noise ratio per modality (keys = dims' keys): the view is the class
             latent plus sensor noise of std 1 / snr; larger = that modality alone is more
-            informative (default audio 1.0, text 1.5, visual 0.7)
+            informative (default audio 1.0, text 1.5, visual 0.7, any other name 1.0)
         separation: edge length of the simplex of class centres in units of the class
             latent's within-class std; larger = every condition is easier
         num_classes: number of classes (the class latent has num_classes - 1 dimensions)
@@ -169,11 +170,12 @@ class LatentViews(Dataset):
         self.labels, self.unlabeled, self.complete_fraction = labels, unlabeled, complete_fraction
         self.rho, self.separation, self.num_classes = shared_signal, separation, num_classes
         self.dims = dims or {"audio": 48, "text": 64, "visual": 40}
-        self.snr = snr or {"audio": 1.0, "text": 1.5, "visual": 0.7}
+        self.snr = snr or {m: DEFAULT_SNR.get(m, 1.0) for m in self.dims}
         self.distractor_dims, self.distractor_scale = distractor_dims, distractor_scale
         self.nuisance_scale, self.warp = nuisance_scale, warp
         self.n_val, self.n_test, self.data_seed = n_val, n_test, data_seed
         self.sample_seed = seed if sample_seed == "trial" else sample_seed
+        self._mixings: dict[str, Tensor] = {}
         self._check()
 
     def _check(self) -> None:
@@ -203,10 +205,13 @@ class LatentViews(Dataset):
 
     def mixing(self, modality: str) -> Tensor:
         """The fixed orthogonal (D, D) mixing of a modality, drawn from data_seed."""
+        if modality in self._mixings:
+            return self._mixings[modality]
         g = torch.Generator().manual_seed(sub_seed(self.data_seed, "mixing", self.modalities.index(modality)))
         q, r = torch.linalg.qr(torch.randn(self.dims[modality], self.dims[modality], generator=g,
                                            dtype=torch.float64))
-        return (q * torch.sign(torch.diagonal(r))).float()   # sign fix: a uniformly random rotation
+        self._mixings[modality] = (q * torch.sign(torch.diagonal(r))).float()   # sign fix: Haar-uniform
+        return self._mixings[modality]
 
     def unmix(self, modality: str, x: Tensor) -> Tensor:
         """The latent h = [view, distractors, nuisance] behind features x (exact inverse)."""

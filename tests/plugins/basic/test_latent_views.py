@@ -214,3 +214,11 @@ def test_a_run_trains_on_the_unlabelled_pool(system, tmp_path, capsys):
     data = json.loads(next((tmp_path / "runs").rglob("data.json")).read_text())
     assert data["sizes"]["train"] + data["sizes"]["val"] == 320 and data["sizes"]["val"] == 12
     assert 0.25 < results["summary"]["test"]["atv"]["uar"]["mean"] <= 1
+
+
+def test_other_modality_names_get_snr_one():
+    ds = Builder(REG).dataset({"type": "latent_views", "dims": {"eeg": 8, "ecg": 9}, "n_test": 100})
+    assert ds.snr == {"eeg": 1.0, "ecg": 1.0}
+    bound = ds.bayes_bound()
+    assert set(bound) == {"ecg", "eeg", "ecg+eeg", "mean"} and bound["ecg"] == pytest.approx(bound["eeg"])
+    assert ds.load().in_dims == {"ecg": 9, "eeg": 8}
