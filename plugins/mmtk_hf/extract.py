@@ -63,7 +63,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-frames", type=int, help="visual: keep at most this many frames per "
                         "id, evenly spaced")
     parser.add_argument("--labels", help="CSV id,label copied to <out>/labels.csv")
-    parser.add_argument("--splits", help="CSV id,split copied to <out>/splits.csv")
+    parser.add_argument("--splits", help="CSV id,split copied to <out>/splits.csv (split train, val, "
+                        "test or unlabeled)")
+    parser.add_argument("--unlabeled", help="file of ids (one per line) copied to <out>/unlabeled.txt: an "
+                        "unlabelled pool the arrays dataset trains on with label -1 (ids need no label)")
     parser.add_argument("--skip-bad", action="store_true", help="exit 0 even if some ids had problems "
                         "(they are still reported and recorded)")
     parser.add_argument("--overwrite", action="store_true", help="discard this modality's earlier "
@@ -322,6 +325,28 @@ JOBS: dict[str, Callable[..., _Job]] = {"text": _TextJob, "audio": _AudioJob, "v
 
 # ----------------------------------------------------------------------------- command
 
+def copy_unlabelled(source: str | Path, out: Path, known: list[str]) -> int:
+    """Write ``out/unlabeled.txt`` from a list of ids, each one an id of the inputs; an
+    existing, different list is an error (all modalities of a folder share one pool)."""
+    from mmtk import arrays_format as fmt
+    from mmtk.errors import DataError
+
+    ids = fmt.read_id_list(Path(source), "--unlabeled")
+    unknown = sorted(set(ids) - set(known))
+    if unknown:
+        raise DataError(f"--unlabeled {source} lists id '{unknown[0]}', which is not among the "
+                        f"--input ids ({len(unknown)} such id(s)); list ids of the inputs only.")
+    target = out / f"{fmt.UNLABELED}.txt"
+    text = "".join(f"{i}\n" for i in ids)
+    if target.exists() and target.read_text(encoding="utf-8-sig") != text:
+        raise DataError(f"'{target}' already exists with a different id list than '{source}'; all "
+                        "modalities of one output folder share one unlabelled pool. Use another "
+                        "--out folder or remove the old file.")
+    out.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return len(ids)
+
+
 def run(args: argparse.Namespace) -> int:
     from mmtk import arrays_format as fmt
 
@@ -352,6 +377,7 @@ def run(args: argparse.Namespace) -> int:
     labelled = copy_table(args.labels, out, fmt.LABELS, "labels") if args.labels else None
     if args.splits:
         copy_table(args.splits, out, fmt.SPLITS, "splits")
+    pool = copy_unlabelled(args.unlabeled, out, job.ids) if args.unlabeled else None
 
     writer = ArraysWriter(out, args.modality, settings, overwrite=args.overwrite)
     todo = [i for i in job.ids if i not in writer.done]
@@ -387,7 +413,8 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"{args.modality}: wrote {written} id(s) to {writer.path}"
           + (f" ({skipped} already there)" if skipped else "")
-          + (f"; labels for {labelled} id(s) in {out / fmt.LABELS.name}" if labelled is not None else ""))
+          + (f"; labels for {labelled} id(s) in {out / fmt.LABELS.name}" if labelled is not None else "")
+          + (f"; {pool} unlabelled id(s) in {out / (fmt.UNLABELED + '.txt')}" if pool is not None else ""))
     for key, ids in job.notes.items():
         if ids:
             print(f"  {key}: {len(ids)} id(s) (listed in the manifest)")
