@@ -25,10 +25,11 @@ def excluded_note(excluded: dict[str, int]) -> str:
 
 
 def stage_end_text(info: dict) -> str:
-    """'stopped at epoch 12, selected epoch 4 (val UAR 0.64)', or 'ran all 30 epochs, ...'."""
+    """'stopped at epoch 12, selected epoch 4 (val UAR 0.64)' (early stopping), or 'ran all 30
+    epochs, ...'."""
     chosen = f"selected epoch {info['selected']} (val {info['monitor'].upper()} {info['value']:.4g})"
     if info["epoch"] < info["epochs"]:
-        return f"stopped at epoch {info['epoch']} of {info['epochs']} (early stopping), {chosen}"
+        return f"stopped at epoch {info['epoch']}, {chosen}"   # early stopping (the bar shows of how many)
     return f"ran all {info['epochs']} epochs, {chosen}"
 
 
@@ -98,13 +99,23 @@ class RichProgress:
     epoch beside it; an early stop says so and leaves the bar where the stage ended."""
 
     def __init__(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.table import Column
 
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[score]}"), TimeElapsedColumn(), transient=False)
+        # the bar and the time keep their width; the (long) score text comes last and is cut
+        # short on a narrow terminal rather than squeezing them
+        fixed = {"no_wrap": True}
+        self.progress = Progress(
+            TextColumn("{task.description}", table_column=Column(min_width=22, **fixed)),
+            BarColumn(bar_width=24, table_column=Column(min_width=24, **fixed)),
+            TextColumn("{task.fields[at]}", table_column=Column(min_width=11, **fixed)),
+            TimeElapsedColumn(table_column=Column(min_width=7, **fixed)),
+            TextColumn("{task.fields[score]}", table_column=Column(ratio=1, overflow="ellipsis", **fixed)),
+            transient=False)
         self.progress.start()
         self.tasks: dict[str, Any] = {}     # trial -> its current bar
         self.steps: dict[str, int] = {}     # trial -> steps per epoch of its current stage
+        self.epochs: dict[str, int] = {}
         self.monitor: dict[str, str] = {}
 
     def __call__(self, event: str, **info: Any) -> None:
@@ -114,14 +125,16 @@ class RichProgress:
             self.progress.console.print(f"run directory: {info['directory']}")
         elif event == "stage_start":
             steps = self.steps[trial] = max(1, info.get("steps") or 1)
+            self.epochs[trial] = info["epochs"]
             self.tasks[trial] = self.progress.add_task(
                 f"{trial} {info['stage']}", total=info["epochs"] * steps,
-                completed=info.get("start", 0) * steps, score="")
+                completed=info.get("start", 0) * steps, score="", at=f"epoch {info.get('start', 0)}/{info['epochs']}")
         elif event == "step" and task is not None:
             done = (info["epoch"] - 1) * self.steps[trial] + info["step"]
-            self.progress.update(task, completed=done)
+            self.progress.update(task, completed=done, at=f"epoch {info['epoch']}/{self.epochs[trial]}")
         elif event == "epoch_end" and task is not None:
             self.progress.update(task, completed=info["epoch"] * self.steps[trial],
+                                 at=f"epoch {info['epoch']}/{self.epochs[trial]}",
                                  score=f"epoch {info['epoch']}: {validation_text(info)}")
         elif event == "stage_end" and task is not None:
             if info["epoch"] >= info["epochs"]:
@@ -130,7 +143,8 @@ class RichProgress:
             self.progress.stop_task(task)
         elif event == "final_eval":
             self.monitor[trial] = info["monitor"]
-            self.tasks[trial] = self.progress.add_task(f"{trial} final evaluation", total=1, score="")
+            self.tasks[trial] = self.progress.add_task(f"{trial} final evaluation", total=1, score="",
+                                                       at="val, test")
         elif event == "trial_end":
             if task is not None:
                 self.progress.update(task, completed=1, score=final_text(info, self.monitor.get(trial)))
