@@ -104,13 +104,12 @@ class RichProgress:
 
         # the bar and the time keep their width; the (long) score text comes last and is cut
         # short on a narrow terminal rather than squeezing them
-        fixed = {"no_wrap": True}
         self.progress = Progress(
-            TextColumn("{task.description}", table_column=Column(min_width=22, **fixed)),
-            BarColumn(bar_width=24, table_column=Column(min_width=24, **fixed)),
-            TextColumn("{task.fields[at]}", table_column=Column(min_width=11, **fixed)),
-            TimeElapsedColumn(table_column=Column(min_width=7, **fixed)),
-            TextColumn("{task.fields[score]}", table_column=Column(ratio=1, overflow="ellipsis", **fixed)),
+            TextColumn("{task.description}", table_column=Column(min_width=22, no_wrap=True)),
+            BarColumn(bar_width=24, table_column=Column(min_width=24, no_wrap=True)),
+            TextColumn("{task.fields[at]}", table_column=Column(min_width=11, no_wrap=True)),
+            TimeElapsedColumn(table_column=Column(min_width=7, no_wrap=True)),
+            TextColumn("{task.fields[score]}", table_column=Column(ratio=1, overflow="ellipsis", no_wrap=True)),
             transient=False)
         self.progress.start()
         self.tasks: dict[str, Any] = {}     # trial -> its current bar
