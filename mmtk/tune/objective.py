@@ -22,7 +22,7 @@ from .space import Param, suggest
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
-class TestReadError(MmtkError):
+class SplitLeakError(MmtkError):
     """A tuning trial read the test split: a bug, reported as such."""
 
 
@@ -62,7 +62,7 @@ def assert_no_test_read(directory: Path) -> None:
     reads = read_json(directory / "evaluation.json", "evaluation record").get("reads", {})
     touched = sorted({split for phase in reads.values() for split in phase if split != "val"})
     if touched:
-        raise TestReadError(f"the tuning trial in {directory} evaluated {', '.join(touched)} "
+        raise SplitLeakError(f"the tuning trial in {directory} evaluated {', '.join(touched)} "
                             f"(reads: {reads}); a tuning trial may read validation only. This is "
                             "a bug in mmtk: please report it")
 

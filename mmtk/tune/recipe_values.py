@@ -56,11 +56,18 @@ def check_space(params: list[Param], space_file: str, check_recipe: Any, base_tr
     for p in params:
         for probe in p.probes():
             found = check_recipe(overrides_for([p], {p.path: probe}, base_tree))
-            problems += [f"{p.path} = {json.dumps(probe)}: {problem}" for problem in found]
+            problems += [f"{p.path} = {json.dumps(probe)}: {_plain(problem)}" for problem in found]
+            if found:
+                break  # one failing value says what is wrong with the key
     if problems:
         raise TuneError(f"the search space {space_file} does not fit the recipe "
                         f"({len(problems)} problem(s); nothing was trained):\n" +
                         "\n".join(f"  - {x}" for x in problems))
+
+
+def _plain(problem: str) -> str:
+    """A recipe problem without the note that the value came from --set (it came from the space)."""
+    return problem.rpartition(" (given by --set ")[0] or problem
 
 
 def best_tree(extends: str, overrides: list[str], full_tree: dict) -> dict:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,9 @@ def write_plots(study: Any, optuna: Any, folder: Path, monitor: str) -> list[Pat
     vis = optuna.visualization.matplotlib
     written = []
     for name, draw in (("history", vis.plot_optimization_history), ("params", vis.plot_slice)):
-        kwargs = {"target_name": f"val {monitor}"}
-        axes = draw(study, **kwargs)
+        with warnings.catch_warnings():  # one trial or one value: matplotlib widens the axis itself
+            warnings.simplefilter("ignore", UserWarning)
+            axes = draw(study, target_name=f"val {monitor}")
         first = axes.flat[0] if hasattr(axes, "flat") else axes
         path = folder / f"{name}.png"
         first.figure.savefig(path, dpi=110, bbox_inches="tight")

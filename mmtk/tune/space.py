@@ -44,7 +44,12 @@ class Param:
         """The values that bound this parameter: every choice, or both ends of the range."""
         if self.kind == "categorical":
             return list(self.choices)
-        return [self.low, self.reachable_high()]
+        if self.kind == "int":
+            return [self.low, self.reachable_high()]
+        # floats, and one value off any integer grid: an int parameter cannot take a float range
+        assert self.low is not None and self.high is not None
+        inside = self.low + (self.high - self.low) * 0.37 if self.step is None else self.low + self.step
+        return [float(self.low), float(self.reachable_high() or self.high), float(inside)]
 
     def reachable_high(self) -> float | int | None:
         """The highest value on the ``step`` grid (Optuna never draws above it)."""

@@ -1,0 +1,93 @@
+"""The objective: validation only, pruning reports, and the check that no trial read test."""
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+from mmtk.evaluate import Evaluator
+from mmtk.tune.objective import (
+    EpochReporter,
+    SplitLeakError,
+    TrialSetup,
+    assert_no_test_read,
+    run_objective,
+    validation_score,
+)
+from mmtk.tune.setup import build_definition, trial_setup
+
+
+class FakeTrial:
+    """Records what the reporter tells Optuna; prunes from a given step on."""
+
+    def __init__(self, prune_from: int | None = None):
+        self.reports: list[tuple[float, int]] = []
+        self.prune_from = prune_from
+
+    def report(self, value, step):
+        self.reports.append((value, step))
+
+    def should_prune(self):
+        return self.prune_from is not None and self.reports[-1][1] >= self.prune_from
+
+
+def test_reporter_steps_are_aligned_across_seeds_and_stages():
+    trial = FakeTrial()
+    epochs = {"teacher": 3, "student": 5}
+    second_seed = EpochReporter(trial, optuna, "uar", 1, epochs)
+    second_seed("epoch_end", stage="teacher", epoch=2, **{"val/uar": 0.4})
+    second_seed("epoch_end", stage="student", epoch=1, **{"val/uar": 0.5})
+    second_seed("epoch_end", stage="student", epoch=1, **{"val/war": 0.9})   # another monitor: ignored
+    second_seed("stage_start", stage="student")
+    assert trial.reports == [(0.4, 8 + 2), (0.5, 8 + 3 + 1)]
+
+
+def test_reporter_raises_trial_pruned_when_the_pruner_says_so():
+    reporter = EpochReporter(FakeTrial(prune_from=2), optuna, "uar", 0, {"main": 4})
+    reporter("epoch_end", stage="main", epoch=1, trial="seed0", **{"val/uar": 0.3})
+    with pytest.raises(optuna.TrialPruned, match="pruned after epoch 2 of seed0"):
+        reporter("epoch_end", stage="main", epoch=2, trial="seed0", **{"val/uar": 0.2})
+
+
+def test_a_record_of_a_test_read_is_refused(tmp_path):
+    (tmp_path / "evaluation.json").write_text(json.dumps(
+        {"reads": {"training": {"val": 3}, "final": {"val": 1}}}))
+    assert_no_test_read(tmp_path)
+    (tmp_path / "evaluation.json").write_text(json.dumps(
+        {"reads": {"training": {"val": 3}, "final": {"val": 1, "test": 1}}}))
+    with pytest.raises(SplitLeakError, match="evaluated test"):
+        assert_no_test_read(tmp_path)
+
+
+def test_validation_score_reads_the_mean_over_conditions():
+    assert validation_score({"val": {"a": {"uar": 0.1}, "mean": {"uar": 0.3}}}, "uar") == 0.3
+    assert validation_score({"val": {"all": {"uar": 0.2}}}, "uar") == 0.2
+
+
+@pytest.mark.slow
+def test_a_trial_never_evaluates_test(system, tiny_recipe, space_file, tmp_path, monkeypatch):
+    """Every evaluation a trial makes, caught at the evaluator, is of the validation split;
+    the trial's own records say the same; the objective is the mean over both seeds."""
+    seen: list[str] = []
+    original = Evaluator.evaluate
+
+    def spy(self, model, data, plan, keep=None):
+        seen.append(self.split_names.get(id(data), "other"))
+        return original(self, model, data, plan, keep)
+
+    monkeypatch.setattr(Evaluator, "evaluate", spy)
+    definition, _ = build_definition(str(tiny_recipe), ["seed=[0, 1]"], str(space_file), system,
+                                     {"type": "random", "seed": 0}, {"type": "none", "startup_trials": 0})
+    setup: TrialSetup = trial_setup(definition, system, tmp_path / "tune", None)
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    value = run_objective(trial, setup, optuna)
+    assert seen and set(seen) == {"val"}
+    per_seed = [trial.user_attrs["val/seed0"], trial.user_attrs["val/seed1"]]
+    assert value == pytest.approx(sum(per_seed) / 2)
+    for key in ("seed0", "seed1"):
+        record = json.loads((tmp_path / "tune/trials/0000/trials" / key / "evaluation.json").read_text())
+        assert set(record["reads"]["final"]) == {"val"}
+        results = json.loads((tmp_path / "tune/trials/0000/trials" / key / "metrics.json").read_text())
+        assert set(results) == {"val"}
