@@ -112,9 +112,13 @@ def plot_training_curves(run_dir: str | Path, path: Path) -> Path:
         raise MmtkError(f"--plot: {NO_MATPLOTLIB}") from None
     colours = plt.get_cmap("tab10")
     fig, axes = plt.subplots(len(stages), 2, figsize=(11, 3.4 * len(stages)), squeeze=False)
+    from matplotlib.ticker import MaxNLocator
+
     for row, stage in zip(axes, stages):
         _draw_losses(row[0], stage, colours)
         _draw_validation(row[1], stage, colours)
+        for ax in row:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # epochs are whole numbers
     fig.suptitle(f"{run_dir.parent.name} ({run_dir.name})", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
