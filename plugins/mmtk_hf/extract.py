@@ -328,8 +328,8 @@ JOBS: dict[str, Callable[..., _Job]] = {"text": _TextJob, "audio": _AudioJob, "v
 def copy_unlabelled(source: str | Path, out: Path, known: list[str]) -> int:
     """Write ``out/unlabeled.txt`` from a list of ids, each one an id of the inputs; an
     existing, different list is an error (all modalities of a folder share one pool)."""
+    from mmtk import DataError
     from mmtk import arrays_format as fmt
-    from mmtk.errors import DataError
 
     ids = fmt.read_id_list(Path(source), "--unlabeled")
     unknown = sorted(set(ids) - set(known))
