@@ -23,7 +23,7 @@ from .limits import Seed, SigmaMax, Size, TimeEps
 from .noise import FixedNoise
 from .precision import float32, full
 from .refinement import refiners
-from .score_net import ScoreNet, condition
+from .score_net import RunningStandardizer, ScoreNet, condition
 from .vesde import VESDE, Sampler, dsm_loss, sample
 
 
@@ -34,7 +34,9 @@ class IMDerDiffusion(Slot):
     (Euler–Maruyama) or the probability-flow ODE in ``steps`` steps, the score network
     conditioned on the sample's available modalities, then refined by a residual MLP;
     present modalities pass through and recovered ones are marked in ``state.represented``.
-    Sampling runs without gradients, in training too (as in the reference code). At
+    The diffusion runs on each modality's representation standardised by running statistics
+    of its training truth (buffers, like BatchNorm's). Sampling runs without gradients, in
+    training too (as in the reference code). At
     evaluation the noise is fixed: drawn per batch row from ``sample_seed``, the same in every
     pass and run. Training only: ``score``, denoising score matching of each modality's true,
     detached representation (only where the data really has it) given the modalities
@@ -74,6 +76,7 @@ class IMDerDiffusion(Slot):
         sources = len(self.modalities) - 1
         self.scores = nn.ModuleDict({m: ScoreNet(latent_dim, sources, self.sde, hidden, layers)
                                      for m in self.modalities})
+        self.scales = nn.ModuleDict({m: RunningStandardizer(latent_dim) for m in self.modalities})
         self.refiners = refiners(self.modalities, latent_dim, refine_hidden) if refine else None
 
     # -- pieces ------------------------------------------------------------------------------
@@ -82,7 +85,8 @@ class IMDerDiffusion(Slot):
         modalities' representations, masked by their presence (detached: the score loss
         trains the score networks only), in float32."""
         others = [j for j, m in enumerate(self.modalities) if m != target]
-        reps = [full(state.reps[self.modalities[j]][rows].detach()) for j in others]
+        reps = [self.scales[self.modalities[j]].to_unit(full(state.reps[self.modalities[j]][rows].detach()))
+                for j in others]
         return condition(reps, state.present[rows][:, others])
 
     def score_fn(self, target: str, cond: Tensor):
@@ -90,8 +94,8 @@ class IMDerDiffusion(Slot):
         return lambda x, t: net(x, t, cond)
 
     def draw(self, target: str, cond: Tensor, rows: Tensor, training: bool) -> Tensor:
-        """(len(rows), D) representations of ``target`` sampled given ``cond``; fixed noise
-        at evaluation, fresh noise in training."""
+        """(len(rows), D) representations of ``target`` sampled given ``cond`` (in
+        standardised units, then back); fixed noise at evaluation, fresh noise in training."""
         steps = self.train_steps if training else self.steps
         shape = (steps + 1, self.dim)
         if training:
@@ -99,14 +103,17 @@ class IMDerDiffusion(Slot):
         else:
             noise = self.noise.rows(self.modalities.index(target), rows, shape, cond)
         with torch.no_grad(), float32(cond):
-            return sample(self.score_fn(target, cond), self.sde, noise, steps, self.sampler,
+            unit = sample(self.score_fn(target, cond), self.sde, noise, steps, self.sampler,
                           self.time_eps)
+            return self.scales[target].from_unit(unit)
 
     # -- the slot ----------------------------------------------------------------------------
     def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
         present = state.present
         reps, represented = dict(state.reps), state.represented.clone()
         truth = state.targets.reps(after=self.target_after) if state.targets is not None else None
+        if truth is not None:
+            self._update_scales(state, truth)
         rec_terms = []
         for i, m in enumerate(self.modalities):
             missing = ~present[:, i] & present.any(1)
@@ -128,6 +135,12 @@ class IMDerDiffusion(Slot):
         return new_state, {"score": self._score_loss(state, truth, anchor),
                            "rec": torch.stack(rec_terms).mean() if rec_terms else zero_loss(anchor)}
 
+    def _update_scales(self, state: State, truth: dict[str, Tensor]) -> None:
+        """The running statistics of each modality's truth, where the data has it."""
+        for i, m in enumerate(self.modalities):
+            have = state.targets.available[:, i].to(truth[m].device)
+            self.scales[m].update(full(truth[m][have]))
+
     def _score_loss(self, state: State, truth: dict[str, Tensor], anchor: Tensor) -> Tensor:
         """Denoising score matching of every modality where the data really has it."""
         terms = []
@@ -137,5 +150,6 @@ class IMDerDiffusion(Slot):
                 continue
             cond = self.condition_of(state, m, rows)
             with float32(cond):
-                terms.append(dsm_loss(self.score_fn(m, cond), full(truth[m][rows]), self.sde))
+                unit = self.scales[m].to_unit(full(truth[m][rows]))
+                terms.append(dsm_loss(self.score_fn(m, cond), unit, self.sde))
         return torch.stack(terms).mean() if terms else zero_loss(anchor)

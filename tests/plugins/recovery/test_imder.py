@@ -95,8 +95,14 @@ def test_the_sampler_evaluates_the_score_once_per_step(kind, steps):
 
 # -- the slot ------------------------------------------------------------------------------
 def slot(seed=0, **params):
+    """A slot with random weights (a new score network is the score of N(0, I): it would
+    ignore the condition)."""
     torch.manual_seed(0)
-    s = IMDerDiffusion(MODS, 6, steps=4, sample_seed=seed, hidden=16, **params)
+    s = IMDerDiffusion(MODS, 6, **{"steps": 4, "sample_seed": seed, "hidden": 16, **params})
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in s.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
     return s.eval()
 
 
@@ -128,7 +134,7 @@ def test_a_rows_noise_does_not_depend_on_the_batch_it_is_in():
 
 
 def test_steps_and_train_steps_are_honoured(rows):
-    s = IMDerDiffusion(MODS, 6, steps=5, train_steps=2, hidden=16)
+    s = slot(steps=5, train_steps=2)
     calls = {m: 0 for m in MODS}
 
     def counter(m):
