@@ -34,6 +34,17 @@ def journal_path(url: str) -> str | None:
     return None
 
 
+def with_driver(url: str) -> str:
+    """``postgresql://`` names SQLAlchemy's default driver (psycopg 3); when only psycopg2 (the
+    tune-postgres extra) is installed, name that one instead."""
+    from importlib.util import find_spec
+
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("postgresql", "postgres") and find_spec("psycopg") is None and find_spec("psycopg2"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
 def open_storage(url: str, optuna: Any) -> Any:
     """The Optuna storage behind ``url``; a one-paragraph error when it cannot be opened."""
     journal = journal_path(url)
@@ -47,7 +58,7 @@ def open_storage(url: str, optuna: Any) -> Any:
                         "postgresql://USER@HOST:PORT/DB, mysql://..., or journal:PATH")
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+        return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
                                           grace_period=GRACE_SECONDS)
     except ImportError as exc:
         extra = ' pip install "mmtk[tune-postgres]"' if url.startswith("postgres") else ""
