@@ -246,7 +246,8 @@ class LatentViews(Dataset):
         present = incomplete_patterns(n, n_incomplete, len(self.modalities), g)
         inputs = self.draw(classes, present, g)
         ids = [f"lv-{name}-{i:05d}" for i in range(n)]
-        return TensorData(inputs, classes if labelled else torch.full((n,), -1), ids, present=present)
+        labels = classes if labelled else torch.full((n,), TensorData.UNLABELED)
+        return TensorData(inputs, labels, ids, present=present)
 
     def load(self, fold: int | None = None) -> DataSplits:
         train = self.part("labelled", self.labels, True, self.complete_fraction)
