@@ -75,9 +75,9 @@ def _alive(pid: Any) -> bool:
 
 
 def run_status(directory: Path) -> str:
-    results = _json(directory / "metrics.json")
-    if isinstance(results, dict):
-        return "failed" if results.get("failed") else "finished"
+    if (directory / "metrics.json").is_file():   # written last, atomically: the run ended
+        results = _json(directory / "metrics.json")
+        return "failed" if isinstance(results, dict) and results.get("failed") else "finished"
     recorded = _json(directory / STATUS_FILE) or {}
     if recorded.get("status") == "failed":
         return "failed"

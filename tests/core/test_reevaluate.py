@@ -81,10 +81,11 @@ def test_confusion_matrices_per_condition(finished_run, capsys):
 def test_eval_bad_input(finished_run, capsys, tmp_path):
     fails_with(capsys, ["eval", str(finished_run), "--metrics", "mae"], "mae", "regression")
     fails_with(capsys, ["eval", str(finished_run), "--metrics", "nosuchmetric"], "nosuchmetric")
-    fails_with(capsys, ["eval", str(tmp_path)], "no trial with kept predictions")
+    fails_with(capsys, ["eval", str(tmp_path)], "is not an mmtk run folder")
     broken = tmp_path / "run"
     (broken / "trials/seed0").mkdir(parents=True)
     (broken / "recipe.yaml").write_text((finished_run / "recipe.yaml").read_text())
+    (broken / "metrics.json").write_text((finished_run / "metrics.json").read_text())   # a finished run
     (broken / "trials/seed0/predictions.npz").write_bytes(b"PK\x03\x04 not really a zip")
     fails_with(capsys, ["eval", str(broken)], "predictions.npz", "damaged")
 
