@@ -23,7 +23,12 @@ from typing import Any, Callable
 
 # modules an annotation may be evaluated from without importing anything heavy
 _LIGHT_MODULES = ("typing", "pathlib", "collections.abc", "mmtk.constraints")
-_LIGHT_MMTK_NAMES = ("Ge", "Gt", "Le", "Lt", "NonEmpty")   # mmtk's lazy exports from constraints
+
+def _light_mmtk_names() -> frozenset[str]:
+    """mmtk's lazy exports that come from its constraints module (Ge, NonEmpty, Matches, ...)."""
+    from . import _LAZY
+    return frozenset(n for n, module in _LAZY.items() if module == "mmtk.constraints")
+
 # The class attributes the recipe check reads, with their values on the bases components
 # derive from (tests/core/test_static_signature.py checks them against the real classes):
 # a component that does not set one in its own body inherits it from there. An attribute
@@ -183,7 +188,7 @@ class _Namespace(dict):
         if not attr:   # a plain `import x`: x's attributes are not looked at here
             raise NotStatic(module)
         light = module in _LIGHT_MODULES or module.endswith(".limits") or \
-            (module == "mmtk" and attr in _LIGHT_MMTK_NAMES)
+            (module == "mmtk" and attr in _light_mmtk_names())
         if not light:
             raise NotStatic(f"{module}.{attr}")
         value = getattr(importlib.import_module(module), attr)

@@ -12,15 +12,19 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import torch
 
-from mmtk import DataError, TensorData
+from mmtk import DataError
 from mmtk import arrays_format as fmt
-from mmtk.ops import frame_mask, masked_mean
 from mmtk.safeload import shown
+
+if TYPE_CHECKING:
+    from mmtk import TensorData
+# torch (and the data classes) are imported by the functions that build tensors: checking a
+# recipe builds dataset objects to learn their modalities, and `mmtk validate` must not wait
+# for torch.
 
 log = logging.getLogger("mmtk.datasets")
 
@@ -175,6 +179,10 @@ def assemble(split: str, ids: list[str], labels: np.ndarray, sources: list[Modal
     per-sample regression targets (e.g. sentiment), kept aligned with the surviving samples.
     Returns the split and per-split facts (counts of absent modalities, truncated samples).
     """
+    import torch
+
+    from mmtk import TensorData
+
     sources = sorted(sources, key=lambda s: s.name)
     kept_ids, kept_labels, kept_rows = [], [], []
     arrays: dict[str, list] = {s.name: [] for s in sources}
@@ -246,6 +254,8 @@ def assemble(split: str, ids: list[str], labels: np.ndarray, sources: list[Modal
 
 def _stack(items: list, s: ModalitySource, n: int, max_frames: int | None):
     """Zero-padded tensor (N, D) or (N, T, D), lengths, present column, #truncated."""
+    import torch
+
     dim = s.expect_dim or 1
     dtype = torch.long if s.integer else torch.float32
     np_dtype = np.int64 if s.integer else np.float32
@@ -272,12 +282,14 @@ def _stack(items: list, s: ModalitySource, n: int, max_frames: int | None):
 
 def pool_mean(data: TensorData) -> TensorData:
     """Mean over the valid frames of every sequence modality: (N, T, D) -> (N, D)."""
+    from mmtk import ops
+
     inputs = dict(data.inputs)
     for m, length in data.lengths.items():
         x = inputs[m]
         if not x.is_floating_point():
             continue
-        inputs[m] = masked_mean(x, frame_mask(length, x.shape[1]))
+        inputs[m] = ops.masked_mean(x, ops.frame_mask(length, x.shape[1]))
     lengths = {m: v for m, v in data.lengths.items() if not inputs[m].is_floating_point()}
     return replace(data, inputs=inputs, lengths=lengths)
 
@@ -387,6 +399,8 @@ def read_lines(path: Path, dataset: str) -> list[str]:
 def budget_unlabelled(data: TensorData, budget: float | None, seed: int, dataset: str) -> TensorData:
     """``data`` with only ``budget`` of its labels kept (a fraction in (0, 1] or a whole count
     > 1), drawn per class (stratified) with ``seed``; the others become -1 (unlabelled)."""
+    import torch
+
     from mmtk import stratified_split
 
     if budget is None:
@@ -430,6 +444,8 @@ def train_ids_to_unlabel(listed: set[str], split_ids: dict[str, list[str]], path
 
 def unlabel(data: TensorData, ids: set[str]) -> TensorData:
     """``data`` with the samples of ``ids`` made unlabelled (label -1, score NaN)."""
+    import torch
+
     if not ids:
         return data
     rows = torch.tensor([sid in ids for sid in data.ids], dtype=torch.bool)

@@ -18,11 +18,16 @@ from __future__ import annotations
 import importlib.util
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from mmtk import DataError, Dataset, DataSplits, TensorData, stratified_split
+from mmtk import DataError, Dataset
+
+if TYPE_CHECKING:
+    from mmtk import DataSplits
+# torch and the data classes are imported by load(): building the dataset object (what
+# `mmtk validate` does) must not wait for torch.
 from mmtk.safeload import read_text, shown
 
 from .common import budget_unlabelled, check_link
@@ -140,6 +145,10 @@ class Handwritten(Dataset):
         return x.astype(np.float32), y, path
 
     def load(self, fold: int | None = None) -> DataSplits:
+        import torch
+
+        from mmtk import DataSplits, TensorData, stratified_split
+
         arrays, labels, files = {}, None, {}
         for view in self.views:
             x, y, path = self._read(view)

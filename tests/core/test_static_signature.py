@@ -102,7 +102,8 @@ def test_an_annotation_naming_a_heavy_module_is_not_evaluated(tmp_path, monkeypa
     assert static_component(f"{name}:UsesHeavy", lambda: None) is None
 
 
-@pytest.mark.parametrize("recipe", ["cmarr", "baseline", "mmin", "modality-dropout", "ae-impute"])
+@pytest.mark.parametrize("recipe", ["cmarr", "baseline", "mmin", "modality-dropout", "ae-impute",
+                                    "late-fusion-handwritten", "cmarr-handwritten"])
 def test_validating_a_shipped_recipe_imports_no_torch(recipe):
     probe = ("import sys, io, contextlib\nfrom mmtk.cli import main\n"
              "with contextlib.redirect_stdout(io.StringIO()):\n"
