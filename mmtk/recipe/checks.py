@@ -13,7 +13,7 @@ from typing import Any, Callable
 from ..errors import MmtkError, Problem, accepted, did_you_mean
 from ..schema import Param, check_params, validate_params
 from .loading import deep_merge
-from .sections import SCHEMA_VERSION, STAGE_KEYS, STAGE_SECTIONS, Data, Eval, InitFrom, Output, Recipe
+from .sections import SCHEMA_VERSION, STAGE_KEYS, STAGE_SECTIONS, Data, Eval, InitFrom, Output, Recipe, Tune
 from .stage_checks import check_stage
 
 
@@ -141,6 +141,8 @@ def check_tree(tree: dict, registry: Any, dataset_of: Callable[[dict], Any] | No
         out = tree["output"].get("dir")
         if isinstance(out, str) and Path(out).exists() and not Path(out).is_dir():
             c.add("output.dir", f"'{out}' is a file; output.dir must be a folder (it holds the run folders)")
+    if tree.get("tune") is not None:
+        c.section(Tune, tree["tune"], "tune")
     names = _check_stage_list(c, tree.get("stages"))
     for name, merged, _ in stage_blocks(tree) if names is not None else []:
         where = f" (stage '{name}')" if tree.get("stages") else ""

@@ -17,7 +17,7 @@ from ..errors import MmtkError, Problem, RecipeError
 from ..schema import path_params
 from .checks import check_tree, section_params, stage_blocks
 from .loading import apply_overrides, attribute_to_overrides, deep_merge, find_recipe, interpolate_env, read_recipe_tree
-from .sections import STAGE_SECTION_TYPES, STAGE_SECTIONS, Component, Data, Eval, InitFrom, Output, Recipe, Stage
+from .sections import STAGE_SECTION_TYPES, STAGE_SECTIONS, Component, Data, Eval, InitFrom, Output, Recipe, Stage, Tune
 
 
 @dataclass
@@ -186,7 +186,8 @@ def typed_recipe(tree: dict, registry: Any, source: Path | None) -> Recipe:
                   dataset=_component("dataset", {k: v for k, v in data.items() if k not in data_keys},
                                      registry)),
         stages=stages, eval=section_from_mapping(Eval, tree.get("eval") or {}, registry),
-        output=section_from_mapping(Output, tree.get("output") or {}, registry), source=source)
+        output=section_from_mapping(Output, tree.get("output") or {}, registry), source=source,
+        tune=section_from_mapping(Tune, tree["tune"], registry) if tree.get("tune") is not None else None)
     recipe.tree = saved_tree(tree, recipe)
     return recipe
 

@@ -124,6 +124,18 @@ class Output:
 
 
 @dataclass(kw_only=True)
+class Tune:
+    """``tune:``: the search ``mmtk tune RECIPE`` runs when the command line does not say
+    (``--space`` / ``--trials`` / ``--sampler`` / ``--pruner`` / ``--prune-after`` win)."""
+
+    space: Annotated[dict[str, dict], NonEmpty()] | None = None   # the space file's mapping
+    trials: Annotated[int, AT_LEAST_ONE] | None = None
+    sampler: Literal["tpe", "random"] | None = None
+    pruner: Literal["median", "none"] | None = None
+    prune_after: Annotated[int, Ge(0)] | None = None
+
+
+@dataclass(kw_only=True)
 class InitFrom:
     """``init_from:``: start a stage from an earlier stage's weights (``map``: prefixes)."""
 
@@ -165,6 +177,7 @@ class Recipe:
     stages: list[Stage] = field(metadata={"derived": True})  # merged; see STAGE_SECTIONS
     eval: Eval = section(Eval)
     output: Output = section(Output)
+    tune: Tune | None = field(default=None, metadata={"section": Tune})  # read by mmtk tune only
     source: Path | None = field(default=None, metadata={"derived": True})
     tree: dict = field(default_factory=dict, metadata={"derived": True}, repr=False)
 

@@ -30,12 +30,16 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 def start_study(args: argparse.Namespace, system: Any, optuna: Any) -> OpenedStudy:
     """The study of this command line: checked, created or continued."""
-    if not args.recipe or not args.space or not args.trials:
-        raise TuneError("mmtk tune needs RECIPE, --space FILE and --trials N (or --join STUDY "
-                        "--storage URL to work on an existing study); see mmtk tune --help")
-    sampler = {"type": args.sampler, "seed": args.sampler_seed}
-    pruner = {"type": args.pruner, "startup_trials": args.prune_after}
-    definition, base = build_definition(args.recipe, _overrides(args), args.space, system, sampler, pruner)
+    if not args.recipe:
+        raise TuneError("mmtk tune needs RECIPE with --space FILE and --trials N (or a tune: section "
+                        "in the recipe), or --join STUDY --storage URL to work on an existing study; "
+                        "see mmtk tune --help")
+    given = {k: getattr(args, k) for k in ("sampler", "sampler_seed", "pruner", "prune_after")}
+    definition, base = build_definition(args.recipe, _overrides(args), args.space, system, given)
+    args.trials = args.trials or (base.tune.trials if base.tune is not None else None)
+    if not args.trials:
+        raise TuneError("mmtk tune needs the number of trials: --trials N, or tune.trials in the recipe")
+    sampler, pruner = definition["sampler"], definition["pruner"]
     name = args.study or study_name(definition)
     folder = tune_folder(base, name)
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,9 @@ never evaluated inside a trial. At the end: trials.csv, the top trials, paramete
 history.png / params.png (plot extra), best.yaml (extends the recipe with the chosen values),
 and best.yaml trained once more and evaluated on test once.
 
+tune: section of a recipe (the command line wins): space (the mapping above), trials,
+sampler, pruner, prune_after; e.g.  tune: {trials: 40, space: {train.optimizer.lr: {float: [1e-4, 1e-2], log: true}}}
+
 storage: default sqlite in runs/<name>/tune-<study>/study.db. Rerun the same command to continue
 an interrupted study (trials of killed workers are marked failed and redone). Many machines:
   mmtk tune RECIPE --space S.yaml --trials 100 --storage postgresql://USER@HOST/DB   # machine 1
@@ -46,9 +49,10 @@ def configure(sub: Any) -> None:
     p = sub.add_parser("tune", help="hyper-parameter search on validation (Optuna)", epilog=EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipe", nargs="?", help="recipe file or registered recipe name")
-    p.add_argument("--space", metavar="FILE.yaml", help="the search space (format below)")
+    p.add_argument("--space", metavar="FILE.yaml", help="the search space (format below; default: the "
+                   "recipe's tune.space)")
     p.add_argument("--trials", type=_at_least(1), metavar="N",
-                   help="trials the study should hold (completed + pruned + failed)")
+                   help="trials the study should hold (completed + pruned + failed; default: tune.trials)")
     p.add_argument("--seeds", nargs="+", type=int, help="seeds of every trial (the objective is their mean)")
     p.add_argument("--folds", nargs="+", help="folds of every trial, or 'all'")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value")
@@ -59,11 +63,11 @@ def configure(sub: Any) -> None:
     p.add_argument("--study", metavar="NAME", help="the study's name (default: recipe name + a hash of "
                    "recipe, overrides and space, so the same command continues the same study)")
     p.add_argument("--join", metavar="STUDY", help="work on an existing study in --storage (another machine)")
-    p.add_argument("--sampler", choices=["tpe", "random"], default="tpe", help="Optuna sampler (default tpe)")
+    p.add_argument("--sampler", choices=["tpe", "random"], help="Optuna sampler (default tpe)")
     p.add_argument("--sampler-seed", type=int, default=0, help="seed of the sampler (default 0)")
-    p.add_argument("--pruner", choices=["median", "none"], default="median",
+    p.add_argument("--pruner", choices=["median", "none"],
                    help="stop unpromising trials from per-epoch validation (default median)")
-    p.add_argument("--prune-after", type=_at_least(0), default=5, metavar="K",
+    p.add_argument("--prune-after", type=_at_least(0), metavar="K",
                    help="trials that finish before the pruner may stop one (default 5)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 or auto")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

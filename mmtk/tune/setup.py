@@ -37,10 +37,40 @@ def tune_folder(recipe: Any, name: str) -> Path:
     return Path(recipe.output.dir) / recipe.name / f"tune-{name}"
 
 
-def build_definition(source: str, overrides: list[str], space_file: str, system: Any,
-                     sampler: dict, pruner: dict) -> tuple[dict, Any]:
-    """The study's definition from the command line, every space key checked against the
-    recipe (nothing trains before this passes). Returns it and the resolved base recipe."""
+DEFAULTS = {"sampler": "tpe", "pruner": "median", "prune_after": 5}
+
+
+def search_settings(given: dict, tune: Any) -> tuple[dict, dict]:
+    """(sampler, pruner) specs: the command line's value, else the recipe's ``tune:``, else
+    the default."""
+    def pick(key: str) -> Any:
+        if given.get(key) is not None:
+            return given[key]
+        from_recipe = getattr(tune, key, None) if tune is not None else None
+        return DEFAULTS[key] if from_recipe is None else from_recipe
+
+    return ({"type": pick("sampler"), "seed": given.get("sampler_seed", 0)},
+            {"type": pick("pruner"), "startup_trials": pick("prune_after")})
+
+
+def _space_of(space_file: str | None, base: Any) -> tuple[list, dict, str]:
+    """(parameters, mapping, where they come from): the file, else the recipe's tune.space."""
+    if space_file is not None:
+        params, raw = load_space(space_file)
+        return params, raw, str(Path(space_file).resolve())
+    raw = base.tune.space if base.tune is not None else None
+    if not raw:
+        raise TuneError("mmtk tune needs a search space: --space FILE.yaml, or a tune.space section "
+                        f"in the recipe {base.source or ''} (see mmtk tune --help)")
+    where = f"the tune.space section of {base.source}"
+    return parse_space(raw, where), raw, where
+
+
+def build_definition(source: str, overrides: list[str], space_file: str | None, system: Any,
+                     given: dict) -> tuple[dict, Any]:
+    """The study's definition from the command line (``given``: sampler, sampler_seed, pruner,
+    prune_after, None where not given) and the recipe's ``tune:``, every space key checked
+    against the recipe (nothing trains before this passes). Returns it and the base recipe."""
     from ..builder import Builder
     from ..recipe import apply_overrides, check
     from ..recipe.loading import find_recipe, read_recipe_tree
@@ -49,20 +79,21 @@ def build_definition(source: str, overrides: list[str], space_file: str, system:
     path = find_recipe(source, named)
     tree = read_recipe_tree(path, named)
     tree.setdefault("name", path.stem)
-    definition = {"tree": tree, "base_dir": str(path.parent), "recipe": str(path),
-                  "overrides": list(overrides), "sampler": sampler, "pruner": pruner}
+    definition: dict = {"tree": tree, "base_dir": str(path.parent), "recipe": str(path),
+                        "overrides": list(overrides)}
     base = base_recipe(definition, system)
-    params, raw = load_space(space_file)
+    params, raw, where = _space_of(space_file, base)
+    sampler, pruner = search_settings(given, base.tune)
     monitor = base.last_stage.train.monitor
     metric = Builder(system.registry).metrics(base.eval.metrics)[monitor]
-    definition.update(space=raw, space_file=str(Path(space_file).resolve()), monitor=monitor,
+    definition.update(space=raw, space_file=where, monitor=monitor, sampler=sampler, pruner=pruner,
                       direction="maximize" if metric.higher_is_better else "minimize")
 
     def problems(extra: list[str]) -> list[str]:
         report = check(tree, system, list(overrides) + extra, base_dir=path.parent)
         return [str(p) for p in report.problems]
 
-    check_space(params, space_file, problems, apply_overrides(tree, list(overrides)))
+    check_space(params, where, problems, apply_overrides(tree, list(overrides)))
     return definition, base
 
 

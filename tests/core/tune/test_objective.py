@@ -78,7 +78,8 @@ def test_a_trial_never_evaluates_test(system, tiny_recipe, space_file, tmp_path,
 
     monkeypatch.setattr(Evaluator, "evaluate", spy)
     definition, _ = build_definition(str(tiny_recipe), ["seed=[0, 1]"], str(space_file), system,
-                                     {"type": "random", "seed": 0}, {"type": "none", "startup_trials": 0})
+                                     {"sampler": "random", "sampler_seed": 0, "pruner": "none"})
+    assert definition["pruner"] == {"type": "none", "startup_trials": 5}
     setup: TrialSetup = trial_setup(definition, system, tmp_path / "tune", None)
     study = optuna.create_study(direction="maximize")
     trial = study.ask()

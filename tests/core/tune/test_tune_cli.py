@@ -39,7 +39,9 @@ def test_a_bad_space_stops_before_training(capsys, tiny_recipe, tmp_path, monkey
 
 def test_missing_arguments_and_bad_join(capsys, tiny_recipe, tmp_path):
     assert main(["tune", str(tiny_recipe), "--trials", "2"]) == 2
-    assert "needs RECIPE, --space FILE and --trials N" in capsys.readouterr().err
+    assert "needs a search space: --space FILE.yaml, or a tune.space section" in capsys.readouterr().err
+    assert main(["tune", "--trials", "2"]) == 2
+    assert "needs RECIPE with --space FILE and --trials N" in capsys.readouterr().err
     assert main(["tune", "--join", "nosuch"]) == 2
     assert "--join STUDY needs --storage URL" in capsys.readouterr().err
     url = f"sqlite:///{tmp_path / 'empty.db'}"
