@@ -134,7 +134,7 @@ class DiCMoRFlow(Slot):
         anchor = state.reps[self.modalities[0]]
         losses = {}
         if state.labels is not None:   # a label-free prefix run: no likelihood is guessed
-            labelled = state.labels >= 0
+            labelled = state.labels >= 0   # = state.labeled (the label contract)
             losses["nll"] = self._nll(state, labelled, anchor)
             losses["nll_unlabelled"] = self._nll(state, ~labelled, anchor)
         if truth is not None:

@@ -10,6 +10,7 @@ import torch
 from mmtk.pipeline import State
 from mmtk_recovery.imder import IMDerDiffusion
 from mmtk_recovery.noise import FixedNoise
+from mmtk_recovery.score_net import RunningStandardizer, ScoreNet
 from mmtk_recovery.vesde import VESDE, dsm_loss, sample
 
 MODS = ("audio", "text", "visual")
@@ -91,6 +92,25 @@ def test_the_sampler_evaluates_the_score_once_per_step(kind, steps):
         return torch.zeros_like(x)
     sample(score, SDE, torch.randn(4, steps + 1, 2), steps, kind)
     assert len(calls) == steps and calls[0] == 1.0
+
+
+def test_a_new_score_network_is_the_exact_score_of_standard_normal_data():
+    torch.manual_seed(0)
+    net = ScoreNet(4, 2, SDE, hidden=8, layers=2)
+    u, t = torch.randn(5, 4), torch.rand(5) * 0.9 + 0.05
+    expected = -u / (1 + SDE.std(t)[:, None] ** 2)
+    assert torch.allclose(net(u, t, torch.randn(5, 2 * 4 + 2)), expected, atol=1e-6)
+
+
+def test_the_running_standardizer_starts_at_the_first_batch_and_round_trips():
+    scale = RunningStandardizer(3, momentum=0.5)
+    x = 4 + 2 * torch.randn(1000, 3, generator=torch.Generator().manual_seed(0))
+    scale.update(x)
+    assert torch.allclose(scale.mean, x.mean(0)) and torch.allclose(scale.var, x.var(0))
+    assert torch.allclose(scale.to_unit(x).std(0), torch.ones(3), atol=1e-3)
+    assert torch.allclose(scale.from_unit(scale.to_unit(x)), x, atol=1e-5)
+    scale.update(x + 2)
+    assert torch.allclose(scale.mean, x.mean(0) + 1, atol=1e-5)   # moved halfway
 
 
 # -- the slot ------------------------------------------------------------------------------
