@@ -97,6 +97,8 @@ def write_plots(study: Any, optuna: Any, folder: Path, monitor: str) -> list[Pat
             warnings.simplefilter("ignore", UserWarning)
             axes = draw(study, target_name=f"val {monitor}")
         first = axes.flat[0] if hasattr(axes, "flat") else axes
+        if hasattr(axes, "flat"):  # one panel per parameter: room for their long recipe paths
+            first.figure.set_size_inches(5.5 * len(axes.flat), 4.5)
         path = folder / f"{name}.png"
         first.figure.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(first.figure)

@@ -84,6 +84,9 @@ def build_definition(source: str, overrides: list[str], space_file: str | None, 
     base = base_recipe(definition, system)
     params, raw, where = _space_of(space_file, base)
     sampler, pruner = search_settings(given, base.tune)
+    # the study is defined by the space and settings, not by how the recipe's tune: wrote them
+    # (so a new tune.trials continues the same study); trials never read that section
+    tree.pop("tune", None)
     monitor = base.last_stage.train.monitor
     metric = Builder(system.registry).metrics(base.eval.metrics)[monitor]
     definition.update(space=raw, space_file=where, monitor=monitor, sampler=sampler, pruner=pruner,

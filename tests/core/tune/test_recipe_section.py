@@ -53,3 +53,17 @@ def test_tune_reads_space_and_trials_from_the_section(tmp_path, monkeypatch, cap
     assert "0 of 2 trial(s) done before this command" in out
     study = only_study(f"sqlite:///{find_db(tmp_path)}")
     assert len(study.trials) == 2 and set(study.trials[0].params) == {"train.optimizer.lr"}
+
+
+def test_a_new_trial_budget_in_the_section_names_the_same_study(system, tmp_path, tiny_recipe):
+    from mmtk.tune.setup import build_definition
+    from mmtk.tune.study import study_name
+
+    recipe = tmp_path / "with-tune.yaml"
+    names = []
+    for trials in (2, 7):
+        recipe.write_text(SECTION.replace("trials: 2", f"trials: {trials}"))
+        definition, base = build_definition(str(recipe), [], None, system, {})
+        assert base.tune.trials == trials and "tune" not in definition["tree"]
+        names.append(study_name(definition))
+    assert names[0] == names[1]
