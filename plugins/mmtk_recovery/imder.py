@@ -36,11 +36,11 @@ class IMDerDiffusion(Slot):
     present modalities pass through and recovered ones are marked in ``state.represented``.
     The diffusion runs on each modality's representation standardised by running statistics
     of its training truth (buffers, like BatchNorm's). Sampling runs without gradients, in
-    training too (as in the reference code). At
-    evaluation the noise is fixed: drawn per batch row from ``sample_seed``, the same in every
-    pass and run. Training only: ``score``, denoising score matching of each modality's true,
-    detached representation (only where the data really has it) given the modalities
-    present in the sample; ``rec``, the MSE between each refined recovery and the truth.
+    training too (as in the reference code). At evaluation the noise is fixed: drawn per
+    batch row from ``sample_seed``, the same in every pass and run. Training only:
+    ``score``, denoising score matching of each modality's true, detached representation
+    (only where the data really has it) given the modalities present in the sample;
+    ``rec``, the MSE between each refined recovery and the truth.
 
     Parameters:
         sigma: the VE SDE's sigma: the noise scale grows as sigma ** t (25 in the reference)
@@ -112,7 +112,7 @@ class IMDerDiffusion(Slot):
         present = state.present
         reps, represented = dict(state.reps), state.represented.clone()
         truth = state.targets.reps(after=self.target_after) if state.targets is not None else None
-        if truth is not None:
+        if truth is not None and self.training:   # a frozen slot keeps its statistics
             self._update_scales(state, truth)
         rec_terms = []
         for i, m in enumerate(self.modalities):
