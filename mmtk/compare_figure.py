@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .report import condition_order, is_percent
 
@@ -67,7 +67,8 @@ def draw_condition_figure(entries: list[Entry], path: Path, metric: str, info: d
     _bars(ax, conds, means, errors, plt.get_cmap("tab10" if len(means) <= 10 else "tab20"))
     if bound:
         _bound_lines(ax, conds, {c: scale * v for c, v in bound.items()}, len(means))
-    _axes(ax, conds, means, errors, metric, scale)
+    _axes(ax, conds, means, errors, metric, scale,
+          [scale * v for c, v in (bound or {}).items() if c in conds])
     ax.set_title(f"{metric.upper()} on {SPLIT} per condition; error bars: {what}", fontsize=9)
     ax.legend(fontsize=7, ncol=min(len(means) + bool(bound), 4), loc="upper left", bbox_to_anchor=(0, -0.12))
     fig.tight_layout()
@@ -94,11 +95,13 @@ def _bound_lines(ax: Any, conds: list[str], bound: dict[str, float], n_methods: 
                   label=BOUND_LABEL if j == marked[0] else None)
 
 
-def _axes(ax: Any, conds: list[str], means: dict, errors: dict, metric: str, scale: float) -> None:
+def _axes(ax: Any, conds: list[str], means: dict, errors: dict, metric: str, scale: float,
+          marks: Sequence[float] = ()) -> None:
     """Condition labels; a value axis from a little below the lowest error bar (bars from 0
-    would hide differences of a point), said in the label."""
+    would hide differences of a point), said in the label, and up to the highest bar or
+    reference line (``marks``, e.g. the Bayes bound)."""
     lows = [m - e[0] for name in means for m, e in zip(means[name], errors[name]) if m == m]
-    highs = [m + e[1] for name in means for m, e in zip(means[name], errors[name]) if m == m]
+    highs = [m + e[1] for name in means for m, e in zip(means[name], errors[name]) if m == m] + list(marks)
     span = max(highs) - min(lows) if lows else 1.0
     floor = max(0.0, min(lows) - 0.15 * span - 1e-9) if lows and min(lows) >= 0 else (min(lows) if lows else 0)
     ax.set_ylim(floor, max(highs) + 0.1 * span if highs else 1)
