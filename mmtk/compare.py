@@ -94,7 +94,15 @@ def check_same_protocol(entries: list[Entry], registry: Any) -> None:
 
 
 def _comparable(tree: dict) -> dict:
-    return {k: v for k, v in tree.items() if not k.startswith("_") and k != "output"}
+    """What must match for a finished run to be reused: everything but where it was written
+    and how many threads it used (results do not depend on that beyond float noise)."""
+    out = {k: v for k, v in tree.items() if not k.startswith("_") and k != "output"}
+    if isinstance(out.get("stages"), list):   # copies: the recipe's own tree stays as it is
+        out["stages"] = [dict(s) if isinstance(s, dict) else s for s in out["stages"]]
+    for node in [out, *(out.get("stages") or [])]:
+        if isinstance(node, dict) and isinstance(node.get("train"), dict) and "threads" in node["train"]:
+            node["train"] = {k: v for k, v in node["train"].items() if k != "threads"}
+    return out
 
 
 def find_finished_run(recipe: Recipe) -> Path | None:

@@ -83,3 +83,15 @@ def test_cli_threads_option_and_recipe_key(tmp_path):
     assert code == 0
     env = json.loads(next(out.rglob("environment.json")).read_text())
     assert env["threads"] == 1 and env["thread_policy"][0]["reason"] == "set by the recipe or --threads"
+
+
+def test_a_finished_run_is_reused_whatever_its_thread_count():
+    from mmtk.compare import _comparable
+
+    one = {"name": "x", "train": {"epochs": 3, "threads": 1}, "stages": [{"train": {"threads": 2}}],
+           "output": {"dir": "a"}}
+    auto = {"name": "x", "train": {"epochs": 3, "threads": "auto"}, "stages": [{"train": {}}],
+            "output": {"dir": "b"}}
+    assert _comparable(one) == _comparable(auto)
+    assert one["train"]["threads"] == 1 and one["stages"][0]["train"] == {"threads": 2}  # not modified
+    assert _comparable(one) != _comparable({**auto, "train": {"epochs": 4}})
