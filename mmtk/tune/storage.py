@@ -49,7 +49,10 @@ def open_storage(url: str, optuna: Any) -> Any:
     """The Optuna storage behind ``url``; a one-paragraph error when it cannot be opened."""
     journal = journal_path(url)
     if journal is not None:
-        from optuna.storages.journal import JournalFileBackend
+        try:
+            from optuna.storages.journal import JournalFileBackend
+        except ImportError:  # Optuna 3.x names it JournalFileStorage
+            from optuna.storages import JournalFileStorage as JournalFileBackend
 
         Path(journal).parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(journal))
