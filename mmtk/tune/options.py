@@ -10,10 +10,11 @@ search space (--space FILE.yaml): recipe paths (as --set writes them) mapped to 
   train.optimizer.lr: {float: [1e-4, 1e-2], log: true}
   model.head.dropout: {float: [0.0, 0.5], step: 0.1}
   model.fuser.heads: {int: [2, 8], step: 2}
-  model.refiner.type: {categorical: [null, supcon]}
+  model.fuser.pool: {categorical: [concat, mean]}
 float / int take [low, high] (low < high; log: true needs low > 0; step: a grid, not with log);
 categorical takes a list of plain values. A *.type choice replaces that component block (its
-other parameters are dropped when the type changes); null removes an optional slot. Every key
+other parameters are dropped when the type changes); null removes an optional slot (then its
+losses.weights must go too). (The lines above fit recipes/cmarr.yaml.) Every key
 is checked against the recipe at both ends of its range (or at every choice) before any
 training: an unknown path, a wrong type or an out-of-range value stops the command (exit 2).
 

@@ -12,7 +12,7 @@ def test_help_documents_the_space_format(capsys):
     except SystemExit as exc:
         assert exc.code == 0
     out = capsys.readouterr().out
-    assert "{float: [1e-4, 1e-2], log: true}" in out and "{categorical: [null, supcon]}" in out
+    assert "{float: [1e-4, 1e-2], log: true}" in out and "{categorical: [concat, mean]}" in out
     assert "--join STUDY" in out and "--storage" in out and "never evaluated inside a trial" in out
 
 
@@ -57,3 +57,15 @@ def test_the_parser_does_not_import_optuna():
     code = "import sys, mmtk.cli; mmtk.cli._parser(); print('optuna' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_help_example_fits_the_cmarr_recipe(system, tmp_path):
+    """The space shown by --help is checked against recipes/cmarr.yaml like a user's would be."""
+    from mmtk.tune.options import EPILOG
+    from mmtk.tune.setup import build_definition
+
+    lines = [line.strip() for line in EPILOG.splitlines() if line.startswith("  ") and ": {" in line]
+    space = tmp_path / "help-space.yaml"
+    space.write_text("\n".join(lines) + "\n")
+    definition, _ = build_definition("cmarr", [], str(space), system, {})
+    assert len(definition["space"]) == 5 and definition["direction"] == "maximize"
