@@ -8,16 +8,15 @@ recoveries are averaged; a residual MLP then refines the result.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmtk import Slot, State
 from mmtk.ops import zero_loss
 
+from .filling import fill_missing
 from .flows import from_latent, import_normflows, latent_log_prob, make_flow, to_latent
 from .limits import Size
 from .precision import float32, full
@@ -112,23 +111,9 @@ class DiCMoRFlow(Slot):
 
     # -- the slot ----------------------------------------------------------------------------
     def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
-        present = state.present
-        reps, represented = dict(state.reps), state.represented.clone()
         truth = state.targets.reps(after=self.target_after) if state.targets is not None else None
-        rec_terms = []
-        for i, m in enumerate(self.modalities):
-            missing = ~present[:, i] & present.any(1)
-            if not bool(missing.any()):
-                continue
-            rows = missing.nonzero().squeeze(1)
-            recovered = self.recover(state, m, rows)
-            reps[m] = state.reps[m].index_put((rows,), recovered.to(state.reps[m].dtype))
-            represented[:, i] |= missing
-            if truth is not None:
-                real = state.targets.available[rows, i].to(rows.device)
-                if bool(real.any()):
-                    rec_terms.append(F.mse_loss(recovered[real], truth[m][rows[real]]))
-        new_state = replace(state, reps=reps, represented=represented)
+        new_state, rec_terms = fill_missing(state, self.modalities,
+                                            lambda m, rows: self.recover(state, m, rows), truth)
         if not state.training:
             return new_state, {}
         anchor = state.reps[self.modalities[0]]

@@ -9,16 +9,15 @@ then refined by a residual MLP. At evaluation the sampling noise is fixed and se
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Literal, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmtk import Slot, State
 from mmtk.ops import zero_loss
 
+from .filling import fill_missing
 from .limits import Seed, SigmaMax, Size, TimeEps
 from .noise import FixedNoise
 from .precision import float32, full
@@ -109,26 +108,15 @@ class IMDerDiffusion(Slot):
 
     # -- the slot ----------------------------------------------------------------------------
     def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
-        present = state.present
-        reps, represented = dict(state.reps), state.represented.clone()
         truth = state.targets.reps(after=self.target_after) if state.targets is not None else None
         if truth is not None and self.training:   # a frozen slot keeps its statistics
             self._update_scales(state, truth)
-        rec_terms = []
-        for i, m in enumerate(self.modalities):
-            missing = ~present[:, i] & present.any(1)
-            if not bool(missing.any()):
-                continue
-            rows = missing.nonzero().squeeze(1)
+
+        def recover(m: str, rows: Tensor) -> Tensor:
             drawn = self.draw(m, self.condition_of(state, m, rows), rows, state.training)
-            recovered = self.refiners[m](drawn) if self.refiners is not None else drawn
-            reps[m] = state.reps[m].index_put((rows,), recovered.to(state.reps[m].dtype))
-            represented[:, i] |= missing
-            if truth is not None:
-                real = state.targets.available[rows, i].to(rows.device)
-                if bool(real.any()):
-                    rec_terms.append(F.mse_loss(recovered[real], truth[m][rows[real]]))
-        new_state = replace(state, reps=reps, represented=represented)
+            return self.refiners[m](drawn) if self.refiners is not None else drawn
+
+        new_state, rec_terms = fill_missing(state, self.modalities, recover, truth)
         if truth is None:
             return new_state, {}
         anchor = state.reps[self.modalities[0]]
