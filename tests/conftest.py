@@ -28,6 +28,21 @@ def system():
     return load_plugins()
 
 
+def hide_matplotlib(monkeypatch) -> None:
+    """Make ``import matplotlib`` fail for the rest of the test (as on an install without the
+    plot extra)."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+
+
 def tiny_overrides(epochs: int = 2) -> list[str]:
     """Shrink a recipe to seconds: small synthetic data, few epochs, one seed."""
     return [f"train.epochs={epochs}", "seed=0", "data.n_samples=240",

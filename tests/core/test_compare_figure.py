@@ -2,11 +2,10 @@
 CI or std) and its compact terminal table (fits in 120 columns)."""
 from __future__ import annotations
 
-import builtins
-
 import numpy as np
 import pytest
 
+from conftest import hide_matplotlib
 from mmtk.compare import Entry
 from mmtk.compare_figure import bar_values, draw_condition_figure
 from mmtk.compare_stats import ComparisonStats
@@ -58,14 +57,7 @@ def test_figure_is_a_real_picture_with_one_colour_per_method(tmp_path):
 
 
 def test_without_matplotlib_the_figure_is_not_silently_skipped(tmp_path, monkeypatch, capsys):
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    hide_matplotlib(monkeypatch)
     assert draw_condition_figure([entry("a", 0.5)], tmp_path / "x.png", "uar", {}) is None
     err = capsys.readouterr().err
     assert "no comparison figure (x.png)" in err and "pip install 'mmtk[plot]'" in err and err.count("\n") == 1

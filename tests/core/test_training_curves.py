@@ -1,14 +1,13 @@
 """`mmtk eval RUN_DIR --plot`: training curves (losses, validation metric, selected epoch)."""
 from __future__ import annotations
 
-import builtins
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import RECIPES, tiny_overrides
+from conftest import RECIPES, hide_matplotlib, tiny_overrides
 from mmtk.cli import main
 from mmtk.errors import MmtkError
 from mmtk.training_curves import plot_training_curves, read_curves
@@ -60,14 +59,7 @@ def test_no_history_and_no_matplotlib_are_clear_errors(tmp_path, monkeypatch):
     with pytest.raises(MmtkError, match="no training history"):
         plot_training_curves(run, tmp_path / "x.png")
     write_history(run / "trials" / "seed0", "main", [0.3, 0.4], 2)
-    real_import = builtins.__import__
-
-    def no_matplotlib(name, *args, **kwargs):
-        if name.startswith("matplotlib"):
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    hide_matplotlib(monkeypatch)
     with pytest.raises(MmtkError, match=r"pip install 'mmtk\[plot\]'"):
         plot_training_curves(run, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
