@@ -11,7 +11,7 @@ the forward cascade to the classifier.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -43,6 +43,15 @@ def guard_pretrained_load(part: nn.Module, loaded_flag: Tensor, owner: str, what
                 f"e.g. {prefix}{missing[0]}), so it differs from the part copied in; {fix}")
         loaded_flag.fill_(True)
     part.register_load_state_dict_pre_hook(check)
+
+
+def kaiming_init(module: nn.Module) -> None:
+    """MMIN's ``init_net`` (its default ``--init_type kaiming``): Kaiming-normal weights
+    (fan_in, gain sqrt 2) and zero biases on every Linear layer of ``module``."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Linear):
+            nn.init.kaiming_normal_(layer.weight, a=0, mode="fan_in")
+            nn.init.zeros_(layer.bias)
 
 
 def teacher_target(teacher: nn.ModuleDict, modalities: tuple[str, ...], state: State) -> tuple[Tensor, Tensor]:
@@ -95,6 +104,9 @@ class MMINImagination(Slot):
             --share_weight)
         pretrained_teacher: refuse to train while the teacher was never loaded from a
             pretraining stage
+        init: initialisation of the cascades' Linear layers: torch (PyTorch's default) or
+            kaiming (the reference's init_net: Kaiming-normal weights, zero biases; the cascade's
+            output starts orders of magnitude too large, see the plugin README)
     """
 
     aux_losses = ("mse", "cycle")
@@ -103,7 +115,7 @@ class MMINImagination(Slot):
     def __init__(self, modalities: tuple[str, ...], latent_dim: int, build_encoder: Any,
                  layers: LayerSizes = (256, 128, 64),
                  blocks: Size = 5, dropout: Dropout = 0.0, share_weights: bool = False,
-                 pretrained_teacher: bool = True):
+                 pretrained_teacher: bool = True, init: Literal["torch", "kaiming"] = "torch"):
         super().__init__()
         layers = check_layers(layers, blocks, "reconstructor 'mmin_imagination'")
         self.modalities = tuple(modalities)
@@ -111,6 +123,9 @@ class MMINImagination(Slot):
         self.forward_ae = CascadeResidualAE(dim, layers, blocks, dropout)
         # MMIN's --share_weight ties the backward cascade to the forward one
         self.backward_ae = self.forward_ae if share_weights else CascadeResidualAE(dim, layers, blocks, dropout)
+        if init == "kaiming":
+            kaiming_init(self.forward_ae)
+            kaiming_init(self.backward_ae)
         self.latent_size = self.forward_ae.latent_dim
         self.teacher = nn.ModuleDict({m: build_encoder(m) for m in self.modalities})
         self.teacher.eval()
