@@ -1,17 +1,19 @@
 """Per-condition test WA / UA of MMIN's own code and of mmtk runs, as one Markdown table.
 
-    python benchmarks/mmin_reference/compare_table.py [--reference NAME=OUT_DIR ...]
-        [--mmtk NAME=RUN_DIR ...]
+    python benchmarks/mmin_reference/compare_table.py [--reference NAME=OUT_DIR[,OUT_DIR...] ...]
+        [--mmtk NAME=RUN_DIR[,RUN_DIR...] ...]
 
 OUT_DIR is a run_reference.sh output folder (it reads the fold-1 row of
 logs/mmin_IEMOCAP_block_5_run1/results/result_<condition>.tsv); RUN_DIR an mmtk run folder
-(every trial's test metrics, averaged over the trials, i.e. the seeds). The mean is the mean
-of the six per-condition figures, as papers report it.
+(each of its trials, i.e. seeds, counts as one run). Per condition: the mean over the runs; the
+last column is the mean of the six per-condition figures (as papers report it), ± its standard
+deviation over the runs when there are several.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 # mmtk's condition codes and the reference's (a/v/l availability, z = zero-filled)
@@ -28,31 +30,42 @@ def reference_rates(out_dir: Path) -> dict[str, tuple[float, float]]:
     return rates
 
 
-def mmtk_rates(run_dir: Path) -> dict[str, tuple[float, float]]:
+def mmtk_rates(run_dir: Path) -> list[dict[str, tuple[float, float]]]:
     trials = sorted(run_dir.glob("trials/*/metrics.json"))
     if not trials:
         raise SystemExit(f"no trials/*/metrics.json under {run_dir}")
     tests = [json.loads(p.read_text())["test"] for p in trials]
-    return {c: (100 * sum(t[c]["war"] for t in tests) / len(tests),
-                100 * sum(t[c]["uar"] for t in tests) / len(tests)) for c in CONDITIONS}
+    return [{c: (100 * t[c]["war"], 100 * t[c]["uar"]) for c in CONDITIONS} for t in tests]
 
 
-def table(rows: dict[str, dict[str, tuple[float, float]]]) -> str:
-    head = "| run | " + " | ".join(CONDITIONS) + " | mean |"
+Rates = dict[str, tuple[float, float]]
+
+
+def _mean_sd(values: list[float]) -> str:
+    sd = f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else ""
+    return f"{statistics.fmean(values):.1f}{sd}"
+
+
+def row(name: str, runs: list[Rates]) -> str:
+    cells = [f"{statistics.fmean(r[c][0] for r in runs):.1f} / "
+             f"{statistics.fmean(r[c][1] for r in runs):.1f}" for c in CONDITIONS]
+    wa = [statistics.fmean(r[c][0] for c in CONDITIONS) for r in runs]
+    ua = [statistics.fmean(r[c][1] for c in CONDITIONS) for r in runs]
+    return (f"| {name} ({len(runs)}) | " + " | ".join(cells)
+            + f" | **{_mean_sd(wa)} / {_mean_sd(ua)}** |")
+
+
+def table(rows: dict[str, list[Rates]]) -> str:
+    head = "| run (runs) | " + " | ".join(CONDITIONS) + " | six-condition mean |"
     lines = [head, "|" + "---|" * (len(CONDITIONS) + 2)]
-    for name, rates in rows.items():
-        cells = [f"{rates[c][0]:.1f} / {rates[c][1]:.1f}" for c in CONDITIONS]
-        wa = sum(rates[c][0] for c in CONDITIONS) / len(CONDITIONS)
-        ua = sum(rates[c][1] for c in CONDITIONS) / len(CONDITIONS)
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | **{wa:.1f} / {ua:.1f}** |")
-    return "\n".join(lines)
+    return "\n".join(lines + [row(name, runs) for name, runs in rows.items()])
 
 
-def named(spec: str) -> tuple[str, Path]:
-    name, _, path = spec.partition("=")
-    if not path:
-        raise SystemExit(f"expected NAME=PATH, got {spec!r}")
-    return name, Path(path)
+def named(spec: str) -> tuple[str, list[Path]]:
+    name, _, paths = spec.partition("=")
+    if not paths:
+        raise SystemExit(f"expected NAME=PATH[,PATH...], got {spec!r}")
+    return name, [Path(p) for p in paths.split(",")]
 
 
 def main() -> None:
@@ -60,8 +73,8 @@ def main() -> None:
     ap.add_argument("--reference", action="append", default=[], type=named)
     ap.add_argument("--mmtk", action="append", default=[], type=named)
     args = ap.parse_args()
-    rows = {name: reference_rates(p) for name, p in args.reference}
-    rows.update({name: mmtk_rates(p) for name, p in args.mmtk})
+    rows = {name: [reference_rates(p) for p in paths] for name, paths in args.reference}
+    rows.update({name: [r for p in paths for r in mmtk_rates(p)] for name, paths in args.mmtk})
     print("test WA / UA (%) per condition, fold 1\n")
     print(table(rows))
 
