@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,8 +60,11 @@ def main() -> None:
     hogs = [mp.Process(target=busy_loop, daemon=True) for _ in range(args.load)]
     for h in hogs:
         h.start()
+    time.sleep(1.0)   # let the busy processes show
+    from mmtk import threads
     print(f"{cores} cores, {args.load} busy process(es) started; thread counts {counts}; "
-          f"median of {args.rounds} rounds, {args.epochs} epochs each")
+          f"median of {args.rounds} rounds, {args.epochs} epochs each; "
+          f"train.threads=auto would choose: {threads.choose('auto').reason}")
     print(f"{'recipe':28s} " + " ".join(f"{f'{c} thr (samples/s)':>18s}" for c in counts)
           + f" {'best':>6s} {'ratio':>6s}  load")
     try:

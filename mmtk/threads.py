@@ -3,8 +3,8 @@
 torch's default is one intra-op thread per core. For the model sizes mmtk trains on a CPU
 that is right only on an idle machine: with anything else running, threads that wait for a
 core turn an epoch of seconds into minutes (measured: benchmarks/threads.py, README). So
-``auto`` counts the cores nobody else is using (cores minus the 1-minute load average, at
-least 1) and splits them across the run's worker processes. A number is taken as given.
+``auto`` counts the cores nobody else is using (cores minus the tasks other processes have
+running now, at least 1) and splits them across the run's worker processes. A number is taken as given.
 Results do not depend on the count beyond float noise (different summation orders).
 
 Inter-op threads are set to 1: mmtk's eager models never run independent ops in parallel,
@@ -13,6 +13,7 @@ and a second pool would only compete with the first.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Literal, Union
 
@@ -38,7 +39,22 @@ def usable_cores() -> int:
 
 
 def busy_cores() -> float:
-    """Cores other processes keep busy: the 1-minute load average (0 where unknown)."""
+    """Cores other processes keep busy right now: the median of a few reads of the kernel's
+    count of runnable tasks, less this process (Linux ``/proc/stat``); elsewhere the 1-minute
+    load average. The load average alone lags: right after a run it still counts that run, and
+    a quiet machine would get one thread."""
+    samples = []
+    for i in range(5):
+        try:
+            with open("/proc/stat", encoding="ascii") as stat:
+                line = next(x for x in stat if x.startswith("procs_running"))
+            samples.append(int(line.split()[1]))
+        except (OSError, StopIteration, ValueError, IndexError):
+            break
+        if i < 4:
+            time.sleep(0.01)
+    if samples:
+        return float(max(0, sorted(samples)[len(samples) // 2] - 1))
     try:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
@@ -55,7 +71,7 @@ def choose(setting: ThreadSetting = "auto", jobs: int = 1, cores: int | None = N
     load = busy_cores() if load is None else load
     idle = max(1, min(cores, cores - int(load + 0.25)))  # a core is busy from a load of 0.75
     count = max(1, idle // jobs)
-    return ThreadChoice(count, "auto", f"{cores} core(s), load {load:.2f} -> {idle} idle, "
+    return ThreadChoice(count, "auto", f"{cores} core(s), {load:.2f} busy elsewhere -> {idle} idle, "
                                        f"{jobs} process(es) -> {count} thread(s) each")
 
 

@@ -25,7 +25,28 @@ from mmtk.run import Run
 def test_auto_counts_idle_cores_and_splits_them(cores, load, jobs, expected):
     choice = threads.choose("auto", jobs=jobs, cores=cores, load=load)
     assert choice.count == expected
-    assert choice.setting == "auto" and f"load {load:.2f}" in choice.reason
+    assert choice.setting == "auto" and f"{load:.2f} busy elsewhere" in choice.reason
+
+
+def test_busy_cores_sees_processes_running_now():
+    import multiprocessing as mp
+    import time
+
+    def spin():
+        while True:
+            pass
+
+    quiet = threads.busy_cores()
+    hogs = [mp.get_context("fork").Process(target=spin, daemon=True) for _ in range(2)]
+    for h in hogs:
+        h.start()
+    try:
+        time.sleep(0.3)
+        busy = threads.busy_cores()
+    finally:
+        for h in hogs:
+            h.terminate()
+    assert busy >= 1.0 and busy >= quiet   # the two spinning processes are seen at once
 
 
 def test_a_number_is_taken_as_given():
