@@ -4,7 +4,8 @@ torch's default is one intra-op thread per core. For the model sizes mmtk trains
 that is right only on an idle machine: with anything else running, threads that wait for a
 core turn an epoch of seconds into minutes (measured: benchmarks/threads.py, README). So
 ``auto`` counts the cores nobody else is using (cores minus the tasks other processes have
-running now, at least 1) and splits them across the run's worker processes. A number is taken as given.
+running now, at least 1) and splits them across the run's worker processes, never more than an
+``OMP_NUM_THREADS`` set in the environment. A number is taken as given.
 Results do not depend on the count beyond float noise (different summation orders).
 
 Inter-op threads are set to 1: mmtk's eager models never run independent ops in parallel,
@@ -71,8 +72,17 @@ def choose(setting: ThreadSetting = "auto", jobs: int = 1, cores: int | None = N
     load = busy_cores() if load is None else load
     idle = max(1, min(cores, cores - int(load + 0.25)))  # a core is busy from a load of 0.75
     count = max(1, idle // jobs)
-    return ThreadChoice(count, "auto", f"{cores} core(s), {load:.2f} busy elsewhere -> {idle} idle, "
-                                       f"{jobs} process(es) -> {count} thread(s) each")
+    reason = f"{cores} core(s), {load:.2f} busy elsewhere -> {idle} idle, {jobs} process(es) -> {count} thread(s) each"
+    cap = _env_cap()
+    if cap is not None and cap < count:   # the user (or a parent mmtk) asked for fewer
+        count, reason = cap, f"{reason}, capped by OMP_NUM_THREADS={cap}"
+    return ThreadChoice(count, "auto", reason)
+
+
+def _env_cap() -> int | None:
+    """OMP_NUM_THREADS as a whole number >= 1, if set."""
+    text = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(text) if text.isdigit() and int(text) >= 1 else None
 
 
 def parse_setting(text: str) -> ThreadSetting:

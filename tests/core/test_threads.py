@@ -22,7 +22,8 @@ from mmtk.run import Run
     (16, 2.0, 4, 3),    # 14 idle cores split across 4 workers
     (16, 0.0, 32, 1),   # more workers than cores
 ])
-def test_auto_counts_idle_cores_and_splits_them(cores, load, jobs, expected):
+def test_auto_counts_idle_cores_and_splits_them(cores, load, jobs, expected, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     choice = threads.choose("auto", jobs=jobs, cores=cores, load=load)
     assert choice.count == expected
     assert choice.setting == "auto" and f"{load:.2f} busy elsewhere" in choice.reason
@@ -47,6 +48,16 @@ def test_busy_cores_sees_processes_running_now():
         for h in hogs:
             h.terminate()
     assert busy >= 1.0 and busy >= quiet   # the two spinning processes are seen at once
+
+
+def test_auto_never_exceeds_omp_num_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    choice = threads.choose("auto", cores=8, load=0.0)
+    assert choice.count == 1 and "capped by OMP_NUM_THREADS=1" in choice.reason
+    monkeypatch.setenv("OMP_NUM_THREADS", "16")   # a cap above the idle cores changes nothing
+    assert threads.choose("auto", cores=8, load=0.0).count == 8
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")  # not a number: ignored
+    assert threads.choose("auto", cores=8, load=0.0).count == 8
 
 
 def test_a_number_is_taken_as_given():

@@ -127,12 +127,13 @@ def test_two_commands_at_once_on_one_journal_file(tune_cli, tiny_recipe, space_f
 
 def test_a_killed_tuner_resumes_and_its_running_trial_is_failed(tune_cli, tiny_recipe, space_file,
                                                                 tmp_path, find_db, only_study):
-    args = [str(tiny_recipe), "--space", str(space_file), "--trials", "3", "--set", "train.epochs=25"]
+    args = [str(tiny_recipe), "--space", str(space_file), "--trials", "3", "--set", "train.epochs=60",
+            "--set", "train.patience=null"]   # every trial runs all its epochs: long enough to catch
     tuner = tune_cli(*args, background=True)
     url = None
     deadline = time.time() + 180
     while time.time() < deadline:                 # wait for trial 1 to be running
-        time.sleep(0.5)
+        time.sleep(0.1)
         dbs = list(tmp_path.glob("runs/tiny/tune-*/study.db"))
         if not dbs:
             continue
