@@ -18,6 +18,12 @@ def is_terminal() -> bool:
     return sys.stdout.isatty()
 
 
+def unlabeled_note(unlabeled: dict[str, int]) -> str:
+    """One line saying how many samples of each split had no label (never scored)."""
+    parts = ", ".join(f"{split}: {n}" for split, n in unlabeled.items())
+    return f"unlabelled (trained on by label-free losses only, never scored): {parts} sample(s)"
+
+
 def excluded_note(excluded: dict[str, int]) -> str:
     """One line saying which samples were not scored (they were shown no modality)."""
     parts = ", ".join(f"{where}: {n}" for where, n in excluded.items())
@@ -87,6 +93,8 @@ class PlainProgress:
         elif event == "trial_end":
             if info.get("excluded"):
                 self.say(info["trial"], excluded_note(info["excluded"]))
+            if info.get("unlabeled"):
+                self.say(info["trial"], unlabeled_note(info["unlabeled"]))
             self.say(info["trial"], final_text(info, self.monitor.get(info["trial"])))
         self.stream.flush()
 
@@ -149,6 +157,8 @@ class RichProgress:
                 self.progress.update(task, completed=1, score=final_text(info, self.monitor.get(trial)))
             if info.get("excluded"):
                 self.progress.console.print(f"[{trial}] {excluded_note(info['excluded'])}")
+            if info.get("unlabeled"):
+                self.progress.console.print(f"[{trial}] {unlabeled_note(info['unlabeled'])}")
         elif event == "trial_failed":
             self.progress.console.print(f"[{trial}] FAILED: {info['error']}")
 

@@ -74,3 +74,14 @@ def test_plain_progress_of_a_run_that_stops_early(system, tmp_path):
     assert "main epoch 4:" not in text
     assert "[seed0] final evaluation of the selected model on val and test" in text
     assert re.search(r"\[seed0\] final evaluation done: test mean UAR 0\.\d{4}", text)
+
+
+def test_trial_end_says_how_many_samples_had_no_label():
+    out = io.StringIO()
+    progress = PlainProgress(out)
+    progress("trial_end", trial="seed0", results={}, excluded={}, unlabeled={"train": 3000})
+    text = out.getvalue()
+    assert "[seed0] unlabelled" in text and "train: 3000 sample(s)" in text
+    quiet = io.StringIO()
+    PlainProgress(quiet)("trial_end", trial="seed0", results={}, excluded={}, unlabeled={})
+    assert "unlabelled" not in quiet.getvalue()
