@@ -11,7 +11,7 @@ from typing import Any
 
 from torch import nn
 
-from .component_build import ComponentBuildError, as_component, build_component  # noqa: F401
+from .component_build import build_component
 from .errors import MmtkError
 from .metrics import Metric, as_metric
 from .pipeline import Pipeline

@@ -17,6 +17,7 @@ from typing import Any, Callable, Literal, Union
 
 from .constraints import Constraint
 from .errors import Problem, accepted, did_you_mean
+from .static_signature import StaticComponent
 
 # Values the toolkit passes to constructors that ask for them by name (all kinds together).
 CONTEXT_NAMES = frozenset({
@@ -76,7 +77,7 @@ class Param:
 
 
 def _hints(obj: Callable) -> dict[str, Any]:
-    if hasattr(obj, "hints") and type(obj).__name__ == "StaticComponent":  # read from source
+    if isinstance(obj, StaticComponent):   # read from source: its hints are already evaluated
         return obj.hints
     target = obj.__init__ if inspect.isclass(obj) else obj
     try:
