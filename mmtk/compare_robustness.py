@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .compare_stats import StatsOptions, check_paired
+from .compare_stats import StatsOptions, check_paired, trial_folds
 from .errors import MmtkError, did_you_mean
 from .predictions import SplitPredictions, score_predictions
 from .report import fmt, is_percent, markdown_table, render_table
@@ -134,7 +134,8 @@ def robustness_curves(entries: list[Entry], system: Any, shown: list[str], stats
     trials, num_classes = paired_rate_trials(done, system, opts.rates)
     n_boot = max(stats_opts.n_boot, 0)
     if n_boot:
-        boot = paired_bootstrap(trials, metric_obj, num_classes, n_boot, stats_opts.seed)[metric]
+        folds = trial_folds(done[0].run_dir, list(done[0].results["trials"]))
+        boot = paired_bootstrap(trials, metric_obj, num_classes, n_boot, stats_opts.seed, folds)[metric]
         observed, draws = boot.observed, boot.draws
     else:
         scored = [[score_predictions(sp, metric_obj, num_classes) for sp in methods] for methods in trials]

@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import MmtkError, did_you_mean
 from .predictions import FILE, SplitPredictions, load_predictions
+from .rundir import read_json
 from .stats import bootstrap_p, holm, paired_bootstrap, percentile_ci
 
 SPLIT = "test"
@@ -113,6 +114,12 @@ def load_paired(runs: dict[str, tuple[Path, dict]]) -> tuple[list[list[SplitPred
     return trials, num_classes
 
 
+def trial_folds(run_dir: Path, keys: list[str]) -> list[int | None]:
+    """Each trial's fold (None where the data has no folds), from its data.json: the strata of
+    the bootstrap. Seeds are resampled within a fold, whether or not they share a test set."""
+    return [read_json(Path(run_dir) / "trials" / key / "data.json", "trial data file").get("fold") for key in keys]
+
+
 def check_paired(ref_name: str, ref: SplitPredictions, name: str, other: SplitPredictions, key: str) -> None:
     where = f"cannot pair '{name}' with '{ref_name}' in trial {key}"
     why = "a paired test needs the same test samples under the same masks; align data and protocol with --set"
@@ -142,7 +149,9 @@ def comparison_stats(runs: dict[str, tuple[Path, dict]], metrics: dict[str, Any]
     ``stat_metric`` to the reference (the first of ``runs``), Holm-adjusted."""
     names = list(runs)
     trials, num_classes = load_paired(runs)
-    boot = paired_bootstrap(trials, metrics, num_classes, opts.n_boot, opts.seed)
+    ref_dir, ref_results = runs[names[0]]
+    folds = trial_folds(ref_dir, list(ref_results["trials"]))
+    boot = paired_bootstrap(trials, metrics, num_classes, opts.n_boot, opts.seed, folds)
     ci = {m: {k: {c: percentile_ci(b.draws[:, i, j]) for j, c in enumerate(b.columns)} for k, b in boot.items()}
           for i, m in enumerate(names)}
     stat = boot[stat_metric]

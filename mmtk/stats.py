@@ -1,13 +1,16 @@
 """Paired bootstrap statistics of methods evaluated on the same test samples.
 
-One bootstrap draw, in every *stratum* (the trials that share one test set: the seeds of one
-fold), resamples the test samples with replacement, the same samples for every method, seed
-and condition (pairing), and resamples the stratum's trials with replacement. Each method's
-metric is recomputed per drawn trial and condition from the per-sample predictions and
-averaged over the drawn trials, so a draw carries both sources of variance: seeds/folds and
-test samples. Seeds of one fold are scored on the same samples, so they share one sample
-resample (resampling samples independently per seed would shrink the test-sample variance
-by the number of seeds and make differences look significant too often).
+A *stratum* is one fold's trials (all trials when the data has no folds). One bootstrap draw,
+in every stratum, resamples the stratum's trials (seeds) with replacement and the test samples
+of each test set with replacement, the same samples for every method and condition
+(pairing). Each method's metric is recomputed per drawn trial and condition from the
+per-sample predictions and averaged over the drawn trials, so a draw carries both sources of
+variance: seeds and test samples. Seeds scored on one test set share one sample resample
+(resampling samples independently per seed would shrink the test-sample variance by the
+number of seeds and make differences look significant too often); seeds that drew their own
+test set (a seed-dependent split, ``sample_seed: trial``) each get their own, and are still
+resampled as seeds: treating each of them as a stratum of its own would drop the between-seed
+variance and make the intervals far too narrow.
 
 No CLI here: :mod:`mmtk.compare_stats` feeds it a comparison's predictions.
 """
@@ -150,11 +153,22 @@ def trial_values(methods: list[SplitPredictions], metrics: dict[str, Metric], nu
     return out
 
 
-def _strata(trials: list[list[SplitPredictions]]) -> list[list[int]]:
-    """Trial indices grouped by test set (the same ids in the same order)."""
+def _by_test_set(trials: list[list[SplitPredictions]], indices: list[int]) -> list[list[int]]:
+    """``indices`` grouped by test set (the same ids in the same order)."""
     groups: dict[tuple[str, ...], list[int]] = {}
-    for t, methods in enumerate(trials):
-        groups.setdefault(tuple(methods[0].ids), []).append(t)
+    for t in indices:
+        groups.setdefault(tuple(trials[t][0].ids), []).append(t)
+    return list(groups.values())
+
+
+def _strata(trials: list[list[SplitPredictions]], folds: list | None) -> list[list[int]]:
+    """Trial indices grouped by fold; without fold labels, by test set (folds are what give
+    trials different test sets when nothing else says so)."""
+    if folds is None:
+        return _by_test_set(trials, list(range(len(trials))))
+    groups: dict[object, list[int]] = {}
+    for t, fold in enumerate(folds):
+        groups.setdefault(fold, []).append(t)
     return list(groups.values())
 
 
@@ -166,9 +180,10 @@ def _with_mean(values: np.ndarray, conditions: list[str], mean_over: list[str]) 
 
 
 def paired_bootstrap(trials: list[list[SplitPredictions]], metrics: dict[str, Metric], num_classes: int,
-                     n_boot: int, seed: int = 0) -> dict[str, Bootstrap]:
+                     n_boot: int, seed: int = 0, folds: list | None = None) -> dict[str, Bootstrap]:
     """``trials[t][m]``: method m's predictions in trial t (checked beforehand to share test
-    ids, labels, conditions and masks across methods). One :class:`Bootstrap` per metric."""
+    ids, labels, conditions and masks across methods); ``folds[t]``: trial t's fold (None
+    where the data has none), the strata. One :class:`Bootstrap` per metric."""
     first = trials[0][0]
     columns = list(first.conditions) + (["mean"] if first.mean_over else [])
     rng = np.random.default_rng(seed)
@@ -183,12 +198,15 @@ def paired_bootstrap(trials: list[list[SplitPredictions]], metrics: dict[str, Me
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         total = {n: np.zeros((b, len(trials[0]), len(first.conditions))) for n in metrics}
-        for group in _strata(trials):
-            n_samples = len(trials[group[0]][0].ids)
-            weights = rng.multinomial(n_samples, np.full(n_samples, 1 / n_samples), size=b).astype(np.float64)
+        for group in _strata(trials, folds):
+            weights = {}
+            for same in _by_test_set(trials, group):   # one sample resample per test set
+                n_samples = len(trials[same[0]][0].ids)
+                w = rng.multinomial(n_samples, np.full(n_samples, 1 / n_samples), size=b).astype(np.float64)
+                weights.update({t: w for t in same})
             picks = rng.multinomial(len(group), np.full(len(group), 1 / len(group)), size=b)  # (b, trials)
             for j, t in enumerate(group):
-                values = trial_values(trials[t], metrics, num_classes, weights)
+                values = trial_values(trials[t], metrics, num_classes, weights[t])
                 for n in metrics:
                     total[n] += picks[:, j, None, None] * values[n]
         for n in metrics:

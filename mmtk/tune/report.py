@@ -15,8 +15,9 @@ TOP = 10
 def progress_line(t: Tally, budget: int, best: tuple[int, float] | None) -> str:
     best_text = f"best {best[1]:.4g} (trial {best[0]})" if best else "best -"
     interrupted = f", interrupted {t.interrupted}" if t.interrupted else ""
+    surplus = f", surplus {t.surplus} (not run)" if t.surplus else ""
     return (f"tune: {t.counted}/{budget} trials done (complete {t.complete}, pruned {t.pruned}, "
-            f"failed {t.failed}{interrupted}), running {t.running}; {best_text}")
+            f"failed {t.failed}{interrupted}{surplus}), running {t.running}; {best_text}")
 
 
 def best_so_far(study: Any, optuna: Any) -> tuple[int, float] | None:
@@ -34,7 +35,7 @@ def _shown(value: Any) -> str:
 
 def _note(trial: Any) -> str:
     attrs = trial.user_attrs
-    return str(attrs.get("error") or attrs.get("pruned") or attrs.get("interrupted") or "")
+    return str(attrs.get("error") or attrs.get("pruned") or attrs.get("interrupted") or attrs.get("surplus") or "")
 
 
 def trial_rows(study: Any, paths: list[str]) -> list[list[str]]:

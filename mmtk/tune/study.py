@@ -4,8 +4,10 @@ budget, and the tally of its trials.
 Budget: ``--trials N`` counts trials that completed, were pruned, or crashed (an exception in
 the trial). A trial whose worker was killed is marked failed ("interrupted") and does not
 count, so rerunning the command fills the budget again. Starting a trial is serialised by a
-lock file in the tuning folder, so the workers of one machine never overshoot N; workers on
-other machines (``--join``) may start at most one extra trial each.
+lock file in the tuning folder, so the workers of one machine never overshoot N. Workers on
+other machines (``--join``) share no lock: when two start the study's last trial at once, the
+one whose trial number comes later marks its trial "surplus" (FAIL, no parameters drawn,
+not counted) and stops, so the study never holds more than N counted trials.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import hashlib
 import json
 import os
 import socket
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ from .storage import shown
 
 DEFINITION = "mmtk_definition"
 BUDGET = "mmtk_trials"
+SURPLUS = "surplus"   # user attribute of a trial a racing machine started beyond the budget
 DEFINING = ("tree", "overrides", "space", "sampler", "pruner", "monitor", "direction")
 
 
@@ -71,6 +75,7 @@ class Tally:
     pruned: int = 0
     failed: int = 0          # crashed trials (counted in the budget)
     interrupted: int = 0     # killed workers' trials (not counted)
+    surplus: int = 0         # started beyond the budget by a racing machine, never run (not counted)
     running: int = 0
 
     @property
@@ -89,11 +94,27 @@ def tally(study: Any, optuna: Any) -> Tally:
         elif trial.state == state.FAIL:
             if "error" in trial.user_attrs:
                 t.failed += 1
+            elif SURPLUS in trial.user_attrs:
+                t.surplus += 1
             else:
                 t.interrupted += 1
         else:
             t.running += 1
     return t
+
+
+def beyond_budget(study: Any, number: int, budget: int, optuna: Any) -> bool:
+    """Whether the trials numbered before ``number`` that count or still run already fill the
+    budget. Storages number a study's trials consecutively in creation order, so of two
+    machines that started the last trial at once exactly the later one gets True."""
+    state = optuna.trial.TrialState
+    ahead = 0
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number >= number:
+            continue
+        if trial.state != state.FAIL or "error" in trial.user_attrs:
+            ahead += 1
+    return ahead >= budget
 
 
 def _process_gone(pid: int) -> bool:
@@ -125,7 +146,9 @@ def fail_orphaned_trials(study: Any, storage: Any, optuna: Any) -> list[int]:
             failed.append(trial.number)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # another worker got there first
-    optuna.storages.fail_stale_trials(study)  # the heartbeat's verdict (RDB storages)
+    with warnings.catch_warnings():   # experimental since Optuna 2.9, and what optimize() calls
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # the heartbeat's verdict (RDB storages)
     return failed
 
 

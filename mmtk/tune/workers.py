@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 from ..errors import MmtkError
 from .objective import WORKER, TrialSetup, run_objective, trial_directory
-from .study import Tally, budget_lock, fail_orphaned_trials, tally
+from .study import SURPLUS, Tally, beyond_budget, budget_lock, fail_orphaned_trials, tally
 
 
 @dataclass
@@ -116,6 +116,10 @@ def work(study: Any, storage: Any, setup: TrialSetup, folder: Path, optuna: Any,
                 return
             trial = study.ask()
             trial.set_user_attr("worker", WORKER)
+        if beyond_budget(study, trial.number, budget, optuna):   # another machine took the last one
+            trial.set_user_attr(SURPLUS, f"trial {trial.number} started beyond the budget of {budget}")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            return
         run_one(study, storage, trial, setup, optuna)
         after_trial(tally(study, optuna))
 

@@ -21,6 +21,7 @@ from mmtk.compare_tables import write_outputs
 from mmtk.errors import MmtkError
 from mmtk.metrics import describe, summarize_trials
 from mmtk.predictions import SplitPredictions, TrialPredictions, save_predictions, score_predictions
+from mmtk.rundir import write_json
 
 
 def test_refuses_different_protocols(system, tmp_path):
@@ -79,6 +80,7 @@ def fake_run(root: Path, name: str, splits: dict[str, SplitPredictions], metrics
     for key, sp in splits.items():
         save_predictions(run_dir / "trials" / key / "predictions.npz",
                          TrialPredictions(["audio", "text"], "labels", K, [], {"test": sp}))
+        write_json(run_dir / "trials" / key / "data.json", {"fold": None})   # as the trainer writes it
         per_trial[key] = {"test": score_predictions(sp, metrics, K)}
     results = {"trials": per_trial, "summary": summarize_trials(list(per_trial.values())),
                "metrics_info": describe(metrics)}

@@ -141,6 +141,53 @@ def test_folds_are_strata_each_with_its_own_test_samples():
     assert boot.observed[0, 0] == 0.5 and np.all(boot.draws == 0.5)
 
 
+def seeds_with_own_test_sets(rng, n: int, seeds: int, spread: float) -> list[list[SplitPredictions]]:
+    """Two methods equally good on average; each seed draws its own test set (its own ids) and
+    moves the second method by a seed effect of sd ``spread`` (training randomness): it fixes
+    that many of the first method's errors, or makes that many new ones."""
+    trials = []
+    for s in range(seeds):
+        labels = rng.integers(0, K, n)
+        correct = np.repeat(rng.random((1, n)) < 0.7, len(CONDS), axis=0)
+        other = correct.copy()
+        shift = rng.normal(0, spread)
+        pool = np.flatnonzero(~correct[0] if shift > 0 else correct[0])
+        flip = rng.choice(pool, size=min(len(pool), round(abs(shift) * n)), replace=False)
+        other[:, flip] = ~other[:, flip]
+        a, b = split_from_correct(labels, correct, rng), split_from_correct(labels, other, rng)
+        for sp in (a, b):
+            sp.ids = [f"seed{s}-{i}" for i in sp.ids]
+        trials.append([a, b])
+    return trials
+
+
+def test_seeds_with_their_own_test_sets_are_resampled_as_seeds():
+    """A seed-dependent test set (sample_seed: trial) must not make each seed a stratum of its
+    own: that keeps only the test-sample variance, and the seed effect then looks significant."""
+    rng = np.random.default_rng(11)
+    rejected = {"seeds resampled": 0, "each seed its own stratum": 0}
+    reps = 60
+    for rep in range(reps):
+        trials = seeds_with_own_test_sets(rng, 300, 5, spread=0.05)
+        for how, folds in (("seeds resampled", [None] * 5), ("each seed its own stratum", None)):
+            boot = paired_bootstrap(trials, METRICS, K, n_boot=200, seed=rep, folds=folds)["war"]
+            rejected[how] += bootstrap_p(boot.draws[:, 1, -1] - boot.draws[:, 0, -1]) < 0.05
+    assert rejected["seeds resampled"] / reps <= 0.2
+    assert rejected["each seed its own stratum"] / reps >= 0.4   # what the old strata did
+
+
+def test_fold_labels_make_the_strata():
+    """The same two-fold setting as above, given as fold labels: still exactly 0.5 every draw."""
+    rng = np.random.default_rng(7)
+    labels0, labels1 = rng.integers(0, K, 40), rng.integers(0, K, 60)
+    fold0 = [[split_from_correct(labels0, np.ones((3, 40), bool), rng) for _ in range(2)] for _ in range(2)]
+    fold1 = [[split_from_correct(labels1, np.zeros((3, 60), bool), rng) for _ in range(2)] for _ in range(2)]
+    boot = paired_bootstrap(fold0 + fold1, METRICS, K, n_boot=200, seed=0, folds=[0, 0, 1, 1])["war"]
+    assert np.all(boot.draws == 0.5)
+    merged = paired_bootstrap(fold0 + fold1, METRICS, K, n_boot=200, seed=0, folds=[None] * 4)["war"]
+    assert merged.draws.std() > 0.1            # one stratum: a draw may pick fold 1's trials only
+
+
 def test_holm_against_a_hand_computation():
     # sorted: 0.005 x4 = 0.02; 0.01 x3 = 0.03; 0.03 x2 = 0.06; 0.04 x1 = 0.04 -> kept monotone at 0.06
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])

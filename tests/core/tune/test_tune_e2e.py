@@ -116,9 +116,9 @@ def test_two_commands_at_once_on_one_journal_file(tune_cli, tiny_recipe, space_f
     first, second = tune_cli(*args, background=True), tune_cli(*args, background=True)
     outs = [p.communicate(timeout=300)[0] for p in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], outs
-    import optuna.storages.journal as journal_mod
+    from mmtk.tune.storage import open_storage  # names the journal backend of any Optuna version
 
-    storage = optuna.storages.JournalStorage(journal_mod.JournalFileBackend(str(journal)))
+    storage = open_storage(f"journal:{journal}", optuna)
     (name,) = optuna.get_all_study_names(storage)
     study = optuna.load_study(study_name=name, storage=storage)
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]
