@@ -48,6 +48,13 @@ def adapt(tree: dict) -> list[str]:
     return out
 
 
+def row_name(system, recipe: str) -> str:
+    """The name a recipe (registered name or file) runs under."""
+    from mmtk.recipe import read_recipe_tree
+    named = {n: e.path for n, e in system.recipes.items()}
+    return str(read_recipe_tree(recipe, named).get("name") or Path(recipe).stem)
+
+
 def run_one(system, recipe: str, rate: float, seeds: list[int], out_dir: Path, extra: list[str],
             jobs: int = 1) -> tuple[list[float], tuple[Path, dict]]:
     """Test accuracy of every seed (one run, its seeds as trials, ``jobs`` in parallel), and
@@ -139,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     table: dict[str, dict[float, list[float]]] = {}
     runs: dict[float, dict[str, tuple[Path, dict]]] = {}
     failed: dict[str, str] = {}
+    names = {recipe: row_name(system, recipe) for recipe in args.recipes}   # a file shows as its recipe's name
     for recipe in args.recipes:
         for rate in args.rates:
             start = time.time()
@@ -148,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
                 failed[recipe] = str(exc).splitlines()[0]
                 print(f"[{recipe}] failed: {exc}", file=sys.stderr)
                 break
-            table.setdefault(recipe, {})[rate] = accs
-            runs.setdefault(rate, {})[recipe] = run
+            table.setdefault(names[recipe], {})[rate] = accs
+            runs.setdefault(rate, {})[names[recipe]] = run
             print(f"[{recipe}] eta={rate:g} seeds {args.seeds}: "
                   f"{', '.join(f'{100 * a:.2f}' for a in accs)} % ({time.time() - start:.0f} s)",
                   file=sys.stderr, flush=True)
@@ -169,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {recipe} | failed: {why} |")
     if args.bootstrap > 0 and len(args.recipes) > 1:
         for reference in references:
-            diffs = paired_differences(system, runs, reference, args.bootstrap)
-            print("\n".join(difference_table(diffs, reference, args.rates, args.bootstrap)))
+            diffs = paired_differences(system, runs, names[reference], args.bootstrap)
+            print("\n".join(difference_table(diffs, names[reference], args.rates, args.bootstrap)))
     print(f"\nruns: {out_dir}")
     return 1 if failed else 0
 

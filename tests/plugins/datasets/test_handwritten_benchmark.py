@@ -59,3 +59,43 @@ def test_reference_must_be_compared(bench, capsys):
     with pytest.raises(SystemExit) as exc:
         bench.main(["--recipes", "handwritten", "--reference", "cmarr-handwritten"])
     assert exc.value.code == 2 and "not among --recipes" in capsys.readouterr().err
+
+
+TUNE_SCRIPT = SCRIPT.with_name("handwritten_tune.py")
+
+
+@pytest.fixture(scope="module")
+def tuner():
+    spec = importlib.util.spec_from_file_location("handwritten_tune", TUNE_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_tune_command_checks_against_its_adapted_recipe(tuner, system):
+    from mmtk.tune.setup import build_definition
+    given = {"sampler": None, "sampler_seed": None, "pruner": None, "prune_after": None}
+    for recipe in tuner.SPACES:
+        cmd = tuner.tune_command(system, recipe)
+        sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
+        assert "data.missing_rate=0.5" in sets
+        space = tuner.REPO / cmd[cmd.index("--space") + 1]
+        build_definition(recipe, sets, str(space), system, given)     # raises on a bad path or range
+
+
+def test_a_tuned_recipe_is_written_from_the_study_folder(tuner, system, tmp_path, monkeypatch):
+    from mmtk.recipe import check
+    folder = tmp_path / "tune-ae-impute-0123abcd"
+    folder.mkdir()
+    (folder / "best.yaml").write_text(
+        "# chosen by mmtk tune on validation only: trial 3, val uar = 0.912345\n"
+        "extends: /x/ae-impute.yaml\nname: ae-impute-tuned\nseed: [0, 1]\n"
+        "data: {type: handwritten, missing_rate: 0.5}\nlosses:\n  weights: {reconstructor/recon: 0.123456}\n")
+    (folder / "trials.csv").write_text("trial,state,value\n0,COMPLETE,0.9\n1,PRUNED,0.8\n3,COMPLETE,0.912345\n")
+    monkeypatch.setattr(tuner, "OUT", tmp_path / "out")
+    path = tuner.write_tuned("ae-impute", folder)
+    text = path.read_text()
+    assert path.name == "ae-impute-hw-tuned.yaml" and "best trial 3" in text and "0.9000-0.9123" in text
+    assert "reconstructor/recon: 0.123" in text and "seed" not in text.split("\n", 6)[-1]
+    adapted = tuner._handwritten_benchmark().adapt({"model": {"encoders": {"audio": {}, "text": {}, "visual": {}}}})
+    assert check(path, system, adapted[1:]).problems == []
