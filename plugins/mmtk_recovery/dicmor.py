@@ -18,7 +18,7 @@ from mmtk.ops import zero_loss
 
 from .filling import fill_missing
 from .flows import from_latent, import_normflows, latent_log_prob, make_flow, to_latent
-from .limits import Size
+from .limits import Clamp, Size
 from .precision import float32, full
 from .refinement import refiners
 
@@ -41,6 +41,9 @@ class DiCMoRFlow(Slot):
         blocks: flow steps per modality (affine coupling + learnt invertible linear map)
         hidden: width of the coupling networks
         scale_map: how coupling scales are bounded: sigmoid (Glow) or exp (RealNVP)
+        scale_clamp: soft bound of the coupling nets' scale outputs, clamp·tanh(s/clamp), so a
+            recovery (a flow run forwards on another modality's latent) cannot overflow;
+            null: unbounded (the reference's flows; can end in NaN, see the plugin README)
         refine: refine each recovery with a residual MLP
         refine_hidden: width of the refinement MLP
         detach_nll_input: nll trains the flows only and does not pull the representations
@@ -58,7 +61,8 @@ class DiCMoRFlow(Slot):
 
     def __init__(self, modalities: tuple[str, ...], latent_dim: int, num_classes: int,
                  blocks: Size = 4, hidden: Size = 128,
-                 scale_map: Literal["sigmoid", "exp"] = "sigmoid", refine: bool = True,
+                 scale_map: Literal["sigmoid", "exp"] = "sigmoid", scale_clamp: Clamp | None = 3.0,
+                 refine: bool = True,
                  refine_hidden: Size = 128,
                  detach_nll_input: bool = True, detach_recovery: bool = True,
                  target_after: Literal["encoders", "aligner"] = "aligner"):
@@ -71,7 +75,7 @@ class DiCMoRFlow(Slot):
         # one class-conditional latent shared by every modality's flow (DiCMoR's priors are
         # shared by the three flows): a common space where recovery can cross modalities
         self.prior = nf.distributions.ClassCondDiagGaussian(latent_dim, max(num_classes, 1))
-        self.flows = nn.ModuleDict({m: make_flow(latent_dim, blocks, hidden, scale_map)
+        self.flows = nn.ModuleDict({m: make_flow(latent_dim, blocks, hidden, scale_map, scale_clamp)
                                     for m in self.modalities})
         self.refiners = refiners(self.modalities, latent_dim, refine_hidden) if refine else None
 

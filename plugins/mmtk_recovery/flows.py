@@ -31,14 +31,35 @@ def import_normflows() -> ModuleType:
     return normflows
 
 
+class SoftClampedScales(nn.Module):
+    """A coupling network whose scale outputs (normflows reads them at ``[:, 1::2]``) are
+    soft-clamped to ``(-clamp, clamp)`` by ``clamp * tanh(s / clamp)``.
+
+    Why: recovery runs a flow forwards on another modality's latent, off the distribution it
+    was trained on; there an unbounded scale divides by a sigmoid near 0 (or multiplies by a
+    large exp) in every block, and the recovered representation overflows to inf, then NaN.
+    Bounded scales bound each block's gain. Near 0 the clamp is the identity.
+    """
+
+    def __init__(self, net: nn.Module, clamp: float):
+        super().__init__()
+        self.net, self.clamp = net, float(clamp)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.net(x)
+        scales = self.clamp * torch.tanh(out[:, 1::2] / self.clamp)
+        return torch.stack([out[:, 0::2], scales], dim=2).flatten(1)   # shift, scale interleaved again
+
+
 def make_flow(dim: int, blocks: int, hidden: int,
-              scale_map: Literal["sigmoid", "exp"] = "sigmoid") -> nn.ModuleList:
+              scale_map: Literal["sigmoid", "exp"] = "sigmoid", scale_clamp: float | None = 3.0) -> nn.ModuleList:
     """``blocks`` × (affine coupling, learnt invertible linear map), Glow's step for vectors.
 
     The invertible linear map (LU-parametrised, starting at a fixed permutation) plays the
     part of Glow's invertible 1×1 convolution. Coupling nets start at zero, so a new flow is
     a permutation. ActNorm is left out: its data-dependent start gives NaN on a one-sample
-    first batch.
+    first batch. ``scale_clamp``: bound of the coupling scales (see :class:`SoftClampedScales`;
+    None: unbounded).
     """
     nf = import_normflows()
     if dim % 2 or dim < 2:
@@ -47,6 +68,8 @@ def make_flow(dim: int, blocks: int, hidden: int,
     layers: list[nn.Module] = []
     for _ in range(blocks):
         net = nf.nets.MLP([dim // 2, hidden, hidden, dim], init_zeros=True)
+        if scale_clamp is not None:
+            net = SoftClampedScales(net, scale_clamp)
         layers += [nf.flows.AffineCouplingBlock(net, scale=True, scale_map=scale_map),
                    nf.flows.LULinearPermute(dim)]
     return nn.ModuleList(layers)

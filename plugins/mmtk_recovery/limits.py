@@ -14,3 +14,4 @@ Size = Annotated[int, Ge(1)]                          # blocks, widths, layers, 
 Seed = Annotated[int, Ge(0)]                          # seeds of the fixed evaluation noise
 SigmaMax = Annotated[float, Gt(1), Finite()]          # VE SDE: sigma ** t must grow with t
 TimeEps = Annotated[float, Gt(0), Lt(1)]              # the SDE is integrated down to this time
+Clamp = Annotated[float, Gt(0), Finite()]             # the soft bound of a flow's coupling scales

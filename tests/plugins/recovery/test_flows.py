@@ -83,3 +83,28 @@ def test_class_log_probs_are_the_priors_per_class():
 def test_an_odd_latent_width_is_refused_naming_it():
     with pytest.raises(MmtkError, match="latent_dim must be even"):
         DiCMoRFlow(("audio", "text"), 7, 3)
+
+
+def test_soft_clamp_keeps_shifts_and_bounds_scales():
+    from mmtk_recovery.flows import SoftClampedScales
+    raw = torch.tensor([[0.5, -40.0, 7.0, 0.01, -2.0, 100.0]])
+    out = SoftClampedScales(lambda x: raw, clamp=3.0)(torch.zeros(1, 3))
+    assert torch.equal(out[:, 0::2], raw[:, 0::2])                        # shifts untouched
+    assert torch.allclose(out[:, 1::2], 3.0 * torch.tanh(raw[:, 1::2] / 3.0))
+    assert out[:, 1::2].abs().max() <= 3.0 and out[0, 3].item() == pytest.approx(0.01, rel=1e-4)
+
+
+def test_a_recovery_far_off_the_latent_stays_finite_only_with_the_clamp():
+    """What dicmor_flow's NaNs were: a flow run forwards on a latent it was not trained on."""
+    torch.manual_seed(0)
+    z = 30 * torch.randn(256, 8)
+    outs = {}
+    for clamp in (None, 3.0):
+        layers = make_flow(8, 4, hidden=16, scale_clamp=clamp)
+        for layer in layers:   # coupling nets with large outputs, as late in a diverging training
+            if isinstance(layer, nf.flows.AffineCouplingBlock):
+                jitter(layer, 1.0)
+        with torch.no_grad():
+            outs[clamp] = from_latent(layers, z)
+    assert not torch.isfinite(outs[None]).all()       # overflow: inf, then NaN downstream
+    assert torch.isfinite(outs[3.0]).all()
