@@ -66,12 +66,18 @@ def run_one(system, recipe: str, rate: float, seeds: list[int], out_dir: Path, e
     tree = resolve(recipe, system, adapt(raw) + [f"data.missing_rate={rate}",
                                                  f"seed=[{', '.join(map(str, seeds))}]",
                                                  f"output.dir={out_dir}"] + list(extra))
-    results = Run.create(tree, system, jobs=jobs).execute()
+    from mmtk.compare import find_finished_run
+    found = find_finished_run(tree)   # the same command with the same --out reuses finished runs
+    if found is not None:
+        from mmtk.run import read_results
+        results = read_results(found)
+    else:
+        results = Run.create(tree, system, jobs=jobs).execute()
     accs = []
     for trial in results["trials"].values():
         test = trial["test"]
         accs.append(float(test["mean" if "mean" in test else next(iter(test))]["war"]))
-    return accs, (Path(results["directory"]), results)
+    return accs, (Path(found) if found is not None else Path(results["directory"]), results)
 
 
 def paired_differences(system, runs: dict[float, dict[str, tuple[Path, dict]]], reference: str,
@@ -126,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
     p.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                    help="extra override for every run, e.g. train.epochs=50")
-    p.add_argument("--out", type=Path, default=None, help="run folders (default: a temp dir)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run folders (default: a temp dir); a finished identical run there is reused")
     p.add_argument("--jobs", type=int, default=1, help="seeds run in parallel processes")
     p.add_argument("--reference", nargs="+", default=None, metavar="RECIPE",
                    help="paired differences to each of these recipes (default: the first of --recipes)")

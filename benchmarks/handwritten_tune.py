@@ -6,7 +6,7 @@ file of the method, 16 trials, seeds 0 and 1: the budget every method gets). The
 configuration is written to benchmarks/recipes/handwritten-tuned/<name>.yaml, a recipe that
 benchmarks/handwritten.py runs at every η.
 
-    python benchmarks/handwritten_tune.py                      # every method (about 30 min on 2 cores)
+    python benchmarks/handwritten_tune.py                      # every method
     python benchmarks/handwritten_tune.py ae-impute momke      # some of them
     python benchmarks/handwritten_tune.py --print ae-impute    # the mmtk tune command only
 """

@@ -49,6 +49,13 @@ def test_paired_differences_follow_the_accuracy_table(bench, fx, tmp_path, capsy
         # the paired difference is the difference of the two rows' means (same seeds, same samples)
         assert diff == pytest.approx(means["late-fusion-handwritten"][j] - means["handwritten"][j], abs=0.011)
         assert low <= diff <= high and 0.0 < p <= 1.0
+    # the same command again reuses every finished run and prints the same tables
+    again = bench.main(["--recipes", "handwritten", "late-fusion-handwritten", "--rates", "0", "0.5",
+                        "--seeds", "0", "1", "--bootstrap", "300", "--out", str(tmp_path / "runs"),
+                        "--reference", "handwritten", "late-fusion-handwritten",
+                        "--set", f"data.data_dir={tmp_path / 'mfeat'}", "--set", "train.epochs=2"])
+    assert again == 0 and capsys.readouterr().out == out
+    assert len(list((tmp_path / "runs").glob("*/*/metrics.json"))) == 4
     # against the other reference the sign flips
     flipped = _row(second, "handwritten")
     assert [float(c.split(" ")[0]) for c in flipped] == pytest.approx(
