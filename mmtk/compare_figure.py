@@ -64,7 +64,7 @@ def draw_condition_figure(entries: list[Entry], path: Path, metric: str, info: d
         return None
     scale = 100.0 if is_percent(info, metric) else 1.0
     fig, ax = plt.subplots(figsize=(min(16.0, 2.0 + len(conds) * (0.35 + 0.2 * len(means))), 4.2))
-    _bars(ax, conds, means, errors, plt.get_cmap("tab10" if len(means) <= 10 else "tab20"))
+    _bars(ax, conds, means, errors, method_colours(plt, len(means)))
     if bound:
         _bound_lines(ax, conds, {c: scale * v for c, v in bound.items()}, len(means))
     _axes(ax, conds, means, errors, metric, scale,
@@ -77,12 +77,21 @@ def draw_condition_figure(entries: list[Entry], path: Path, metric: str, info: d
     return path
 
 
-def _bars(ax: Any, conds: list[str], means: dict, errors: dict, colours: Any) -> None:
+def method_colours(plt: Any, n: int) -> list[Any]:
+    """``n`` colours, all different up to 60 methods (tab10; tab20; then tab20, tab20b and
+    tab20c together): a single 20-colour map gave methods 20 and on one shared colour."""
+    if n <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(n)]
+    palette = [plt.get_cmap(name)(i) for name in ("tab20", "tab20b", "tab20c") for i in range(20)]
+    return [palette[i % len(palette)] for i in range(n)]
+
+
+def _bars(ax: Any, conds: list[str], means: dict, errors: dict, colours: list[Any]) -> None:
     width = 0.8 / len(means)
     for i, (name, values) in enumerate(means.items()):
         below, above = zip(*errors[name]) if errors[name] else ((), ())
         ax.bar([j - 0.4 + (i + 0.5) * width for j in range(len(conds))], values, width,
-               yerr=[list(below), list(above)], capsize=2, color=colours(i), label=name,
+               yerr=[list(below), list(above)], capsize=2, color=colours[i], label=name,
                error_kw={"elinewidth": 0.8})
 
 

@@ -41,6 +41,15 @@ def test_bar_values_use_the_ci_when_there_are_statistics_else_the_std():
     assert what.startswith("95 % CI") and errors["baseline"][3] == pytest.approx((5.0, 3.0))
 
 
+def test_every_method_has_its_own_colour_beyond_twenty():
+    import matplotlib.pyplot as plt
+
+    from mmtk.compare_figure import method_colours
+    for n in (3, 10, 11, 20, 25, 60):
+        colours = method_colours(plt, n)
+        assert len(colours) == n and len(set(colours)) == n
+
+
 def test_figure_is_a_real_picture_with_one_colour_per_method(tmp_path):
     entries = [entry("baseline", 0.55), entry("zero-impute", 0.60), entry("cmarr", 0.52)]
     path = draw_condition_figure(entries, tmp_path / "comparison-uar.png", "uar", {}, stats_for(entries),
