@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import importlib.util
 import re
 import shlex
@@ -34,7 +35,9 @@ SETTING = ["data.missing_rate=0.5", "train.patience=8"]
 BUDGET = ["--trials", "16", "--seeds", "0", "1", "--jobs", "2"]
 
 
+@functools.lru_cache(maxsize=1)
 def _handwritten_benchmark():
+    """benchmarks/handwritten.py as a module (loaded once), for its ``adapt``."""
     spec = importlib.util.spec_from_file_location("handwritten_benchmark", REPO / "benchmarks" / "handwritten.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .study import Tally
+from .study import SURPLUS, Tally
 
 TOP = 10
 
@@ -35,7 +35,7 @@ def _shown(value: Any) -> str:
 
 def _note(trial: Any) -> str:
     attrs = trial.user_attrs
-    return str(attrs.get("error") or attrs.get("pruned") or attrs.get("interrupted") or attrs.get("surplus") or "")
+    return str(attrs.get("error") or attrs.get("pruned") or attrs.get("interrupted") or attrs.get(SURPLUS) or "")
 
 
 def trial_rows(study: Any, paths: list[str]) -> list[list[str]]:

@@ -92,7 +92,7 @@ def tally(study: Any, optuna: Any) -> Tally:
         elif trial.state == state.PRUNED:
             t.pruned += 1
         elif trial.state == state.FAIL:
-            if "error" in trial.user_attrs:
+            if not _uncounted(trial, state):
                 t.failed += 1
             elif SURPLUS in trial.user_attrs:
                 t.surplus += 1
@@ -103,17 +103,19 @@ def tally(study: Any, optuna: Any) -> Tally:
     return t
 
 
+def _uncounted(trial: Any, state: Any) -> bool:
+    """A failed trial outside the budget: its worker was killed, or it was surplus (only a
+    trial that raised keeps an ``error`` and counts)."""
+    return trial.state == state.FAIL and "error" not in trial.user_attrs
+
+
 def beyond_budget(study: Any, number: int, budget: int, optuna: Any) -> bool:
     """Whether the trials numbered before ``number`` that count or still run already fill the
     budget. Storages number a study's trials consecutively in creation order, so of two
     machines that started the last trial at once exactly the later one gets True."""
     state = optuna.trial.TrialState
-    ahead = 0
-    for trial in study.get_trials(deepcopy=False):
-        if trial.number >= number:
-            continue
-        if trial.state != state.FAIL or "error" in trial.user_attrs:
-            ahead += 1
+    ahead = sum(1 for trial in study.get_trials(deepcopy=False)
+                if trial.number < number and not _uncounted(trial, state))
     return ahead >= budget
 
 
