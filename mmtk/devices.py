@@ -26,8 +26,23 @@ def pick_device(requested: str = "auto") -> torch.device:
                         "cuda, cuda:N or auto") from None
 
 
+def cpu_has_bf16() -> bool:
+    """Does this CPU compute bf16 natively (AVX-512 BF16 / AMX), so autocast pays off?"""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def autocast_dtype(amp: Any, device: torch.device) -> torch.dtype | None:
-    """Mixed precision only on CUDA: bf16 where supported, else fp16."""
+    """Mixed precision on CUDA by default (bf16 where supported, else fp16). On a CPU only
+    when asked for (``amp: bf16``) and the CPU has native bf16: there it speeds the LSTMs up
+    about 1.5x but rounds more than fp32, so it is a choice, not a default."""
+    if device.type == "cpu" and amp == "bf16":
+        if not cpu_has_bf16():
+            raise MmtkError("train.amp is bf16, but this CPU has no native bf16 (AVX-512 BF16 or "
+                            "AMX), where bf16 autocast would only be slower; use amp: auto (fp32 on a CPU)")
+        return torch.bfloat16
     if device.type != "cuda" or amp is False:
         return None
     if amp == "fp16":

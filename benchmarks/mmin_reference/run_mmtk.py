@@ -4,7 +4,7 @@
         [--seeds 0 1 2] [--set KEY=VALUE ...]
 
 ``--epochs N1 D1 N2 D2`` sets stage 1 to N1 constant + D1 decaying epochs and stage 2 to
-N2 + D2 (MMIN's --niter/--niter_decay); fold 1, one torch thread.
+N2 + D2 (MMIN's --niter/--niter_decay); fold 1, one torch thread unless --threads.
 """
 from __future__ import annotations
 
@@ -31,10 +31,11 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, nargs=4, default=[10, 10, 30, 30])
     ap.add_argument("--seeds", nargs="+", default=["0"])
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = ap.parse_args()
     sets = [f"data.root={args.data}", f"output.dir={args.runs_dir}",
             *schedule_overrides(*args.epochs), *args.sets]
-    argv = ["run", args.recipe, "--folds", "1", "--threads", "1", "--seeds", *args.seeds]
+    argv = ["run", args.recipe, "--folds", "1", "--threads", str(args.threads), "--seeds", *args.seeds]
     for s in sets:
         argv += ["--set", s]
     start = time.time()

@@ -18,6 +18,7 @@ tests/plugins/datasets/ write (`write_mmin`), with what MMIN's loader needs on t
 Not real emotion data. Usage:
 
     python benchmarks/mmin_reference/write_corpus.py OUT_DIR [--n 3000] [--seed 0]
+        [--frames A V L] [--min-audio-frames K]
 """
 from __future__ import annotations
 
@@ -35,13 +36,23 @@ FILES = {"audio": "comparE.h5", "text": "bert_large.h5", "visual": "denseface.h5
 SPLIT_SHARES = {"trn": 0.8, "val": 0.1, "tst": 0.1}   # like IEMOCAP's 8 / 1 / 1 speakers
 
 
-def generate(n: int, seed: int, dims: dict[str, int], frames: dict[str, int]):
-    """Features (N, T, D), lengths (N,) per modality and labels (N,), from `synthetic`."""
+def generate(n: int, seed: int, dims: dict[str, int], frames: dict[str, int],
+             min_audio_frames: int | None = None):
+    """Features (N, T, D), lengths (N,) per modality and labels (N,), from `synthetic`.
+
+    ``min_audio_frames`` redraws the audio lengths uniformly in [min, T] (the generator's own
+    are in [T/2, T]); the frames beyond a shortened length are dropped."""
     splits = Synthetic(n_samples=n, dims=dims, frames=frames, data_seed=seed).load()
     parts = [splits.train, splits.test]
     feats = {m: torch.cat([p.inputs[m] for p in parts]).numpy() for m in dims}
     lengths = {m: torch.cat([p.lengths[m] for p in parts]).numpy() for m in dims}
     labels = torch.cat([p.labels for p in parts]).numpy()
+    if min_audio_frames is not None:
+        t = frames["audio"]
+        if not 1 <= min_audio_frames <= t:
+            raise SystemExit(f"--min-audio-frames must lie in [1, {t}], got {min_audio_frames}")
+        rng = np.random.default_rng(seed + 3)
+        lengths["audio"] = rng.integers(min_audio_frames, t + 1, len(labels))
     return feats, lengths, labels
 
 
@@ -103,10 +114,13 @@ def main() -> None:
     ap.add_argument("--dims", type=int, nargs=3, default=[130, 64, 128], metavar=("A", "V", "L"))
     ap.add_argument("--frames", type=int, nargs=3, default=[20, 10, 10], metavar=("A", "V", "L"),
                     help="most frames; real lengths are drawn in [T/2, T]")
+    ap.add_argument("--min-audio-frames", type=int, default=None,
+                    help="draw audio lengths uniformly in [this, T] instead (e.g. --frames 100 10 10 "
+                         "--min-audio-frames 20: 20-100 frames, like IEMOCAP utterances)")
     args = ap.parse_args()
     dims = {"audio": args.dims[0], "visual": args.dims[1], "text": args.dims[2]}
     frames = {"audio": args.frames[0], "visual": args.frames[1], "text": args.frames[2]}
-    feats, lengths, labels = generate(args.n, args.seed, dims, frames)
+    feats, lengths, labels = generate(args.n, args.seed, dims, frames, args.min_audio_frames)
     ids = [f"Ses{i % 5 + 1:02d}{'FM'[i % 2]}_syn_{i:05d}" for i in range(len(labels))]
     rows = split_rows(labels, args.seed)
     audio_raw = write_features(args.out, ids, feats, lengths, args.seed)

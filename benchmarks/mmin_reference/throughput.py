@@ -1,0 +1,129 @@
+"""Training throughput of MMIN: AIM3-RUC/MMIN's own code vs mmtk, both stages, same corpus.
+
+Every round runs the reference (``run_reference.sh``: stage 1 utt-fusion, stage 2 MMIN) and
+each mmtk variant (``run_mmtk.py``, fold 1) for the same few epochs, alternating the order
+from round to round so a change of machine load hits every system alike. A figure is
+training samples/s: samples seen in training over the seconds the epochs took. The
+reference's epoch time is its own log line "Time Taken" (its train loop, data loading and
+per-epoch checkpoint included; the patch prints it to the millisecond); mmtk's is the run
+history's ``train_seconds`` (train loop with data; validation and checkpointing excluded).
+Medians over rounds; the load average is printed with every round.
+
+A variant is NAME=PYTHONPATH[|KEY=VALUE...]: the mmtk checkout to import (empty: this one),
+e.g. the checkout before a change, to measure before/after in one run, and overrides of
+that variant alone (``"bf16=|train.amp=bf16"``):
+
+    git worktree add /tmp/mmtk-before <commit>
+    python benchmarks/mmin_reference/throughput.py /tmp/mmin_var --reference /tmp/mmin_ref \\
+        --mmtk now= --mmtk before=/tmp/mmtk-before:/tmp/mmtk-before/plugins --epochs 3 3 --rounds 2
+
+The corpus: ``write_corpus.py /tmp/mmin_var --frames 100 10 10 --min-audio-frames 20``
+(2,400 training utterances of 20-100 audio frames). Accuracy is not measured here (a few
+epochs); run_mmtk.py and compare_table.py compare the full schedules.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+STAGES = ("stage 1", "stage 2")
+TIME_TAKEN = re.compile(r"End of training epoch \d+ / \d+ \t Time Taken: ([\d.]+) sec")
+TRAIN_SAMPLES = re.compile(r"The number of training samples = (\d+)")
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def reference_rates(ref: Path, data: Path, out: Path, epochs: tuple[int, int], threads: int) -> list[float]:
+    """Samples/s of the reference's two stages, from its logs (constant epochs, no decay)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    schedule = [str(epochs[0]), "0", str(epochs[1]), "0"]
+    subprocess.run(["bash", str(HERE / "run_reference.sh"), str(ref), str(data), str(out), *schedule],
+                   check=True, capture_output=True, text=True, env=env)
+    return [log_rate("\n".join(p.read_text() for p in sorted((out / "logs" / name).rglob("*.log"))))
+            for name in ("CAP_utt_fusion_AVL_run1", "mmin_IEMOCAP_block_5_run1")]
+
+
+def log_rate(text: str) -> float:
+    """Training samples/s of one reference stage from its log: epochs x training samples
+    over the sum of the epochs' "Time Taken"."""
+    seconds = [float(s) for s in TIME_TAKEN.findall(text)]
+    samples = TRAIN_SAMPLES.findall(text)
+    if not seconds or not samples:
+        raise SystemExit("no 'Time Taken' / 'number of training samples' lines in the reference's log")
+    return int(samples[-1]) * len(seconds) / sum(seconds)
+
+
+def mmtk_rates(recipe: str, data: Path, out: Path, epochs: tuple[int, int], threads: int,
+               pythonpath: str, sets: list[str]) -> list[float]:
+    """Samples/s of an mmtk MMIN recipe's two stages, from the run's histories."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    cmd = [sys.executable, str(HERE / "run_mmtk.py"), recipe, str(data), str(out),
+           "--epochs", str(epochs[0]), "0", str(epochs[1]), "0", "--threads", str(threads)]
+    for s in sets:
+        cmd += ["--set", s]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    trial = next(out.rglob("trials/*/history-*.json")).parent
+    stages = yaml.safe_load((trial.parents[1] / "recipe.yaml").read_text())["stages"]
+    rates = []
+    for stage in stages:
+        history = json.loads((trial / f"history-{stage['name']}.json").read_text())
+        rates.append(sum(e["train_samples"] for e in history) / sum(e["train_seconds"] for e in history))
+    return rates
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("data", type=Path, help="a corpus written by write_corpus.py")
+    ap.add_argument("--reference", type=Path, required=True, help="MMIN checkout with mmin_cpu.patch")
+    ap.add_argument("--mmtk", action="append", default=None, metavar="NAME=PYTHONPATH[|KEY=VALUE...]",
+                    help="an mmtk variant (repeatable); default: now= (this checkout)")
+    ap.add_argument("--recipe", default="mmin-iemocap",
+                    help="a recipe name (each variant resolves it in its own checkout) or path")
+    ap.add_argument("--epochs", type=int, nargs=2, default=[3, 3], metavar=("STAGE1", "STAGE2"))
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads of every system")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="override for the mmtk runs")
+    args = ap.parse_args()
+    variants = {name: spec.split("|") for name, spec in (v.split("=", 1) for v in (args.mmtk or ["now="]))}
+    systems = ["reference", *variants]
+    figures: dict[str, list[list[float]]] = {s: [] for s in systems}
+    print(f"{args.data}: {args.epochs[0]} + {args.epochs[1]} epochs, {args.threads} threads, "
+          f"{args.rounds} rounds; mmtk recipe {args.recipe}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            for system in (systems if r % 2 == 0 else systems[::-1]):
+                out = Path(tmp) / f"{system}-{r}"
+                if system == "reference":
+                    rates = reference_rates(args.reference, args.data, out, tuple(args.epochs), args.threads)
+                else:
+                    path, *own = variants[system]
+                    rates = mmtk_rates(args.recipe, args.data, out, tuple(args.epochs), args.threads,
+                                       path, [*args.sets, *own])
+                figures[system].append(rates)
+                print(f"round {r + 1} {system:12s} " + "  ".join(
+                    f"{st} {v:7.0f} samples/s" for st, v in zip(STAGES, rates)) + f"   load {load_average()}",
+                      flush=True)
+    ref = [statistics.median(f[i] for f in figures["reference"]) for i in range(2)]
+    print(f"\n{'system':12s} " + " ".join(f"{st + ' samples/s':>18s} {'vs ref':>7s}" for st in STAGES))
+    for system in systems:
+        med = [statistics.median(f[i] for f in figures[system]) for i in range(2)]
+        print(f"{system:12s} " + " ".join(f"{m:18.0f} {m / r:6.2f}x" for m, r in zip(med, ref)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
