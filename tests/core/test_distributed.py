@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RECIPES, prepare, write_scored_arrays
+from conftest import RECIPES, REPO, prepare, write_scored_arrays
 from mmtk.builder import Builder
 from mmtk.data_loading import load_data
 from mmtk.evaluate import Evaluator
@@ -84,3 +84,32 @@ def test_torchrun_gathers_regression_scores(system, tmp_path):
     plan = protocol.eval_conditions(splits.modalities, len(splits.test))
     mine = Evaluator(metrics, splits.num_classes, 256, None, target="scores").evaluate(model, splits.test, plan)
     assert mine == saved["trials"]["seed0"]["test"]
+
+
+@pytest.mark.slow
+def test_torchrun_with_unlabelled_and_incomplete_training_samples(tmp_path):
+    """DDP on a label budget with an unlabelled pool and naturally incomplete samples: both
+    ranks train (the label-free reconstruction loss on every sample, the task loss on the
+    labelled ones), the history counts the labelled samples, and the result is close to one
+    process training the same recipe."""
+    recipe = REPO / "benchmarks" / "recipes" / "headroom" / "ae-impute.yaml"
+    common = ["run", str(recipe), "--quiet", "--json", "--set", "train.epochs=3", "--set", "train.patience=null",
+              "--set", "data.labels=120", "--set", "data.unlabeled=480", "--set", "data.n_test=600"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    ddp = subprocess.run([torchrun, "--nproc_per_node=2", "--master_port=29535", "-m", "mmtk", *common,
+                          "--set", f"output.dir={tmp_path / 'ddp'}"],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    single = subprocess.run([sys.executable, "-m", "mmtk", *common, "--set", f"output.dir={tmp_path / 'one'}"],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    run = next((tmp_path / "ddp").glob("*/*"))
+    assert json.loads((run / "environment.json").read_text())["world_size"] == 2
+    history = json.loads(next(run.glob("trials/*/history*.json")).read_text())
+    assert all(e["train_labeled"] < e["train_samples"] for e in history)
+    assert all(e["loss/reconstructor/recon"] > 0 for e in history)
+    d = json.loads((run / "metrics.json").read_text())
+    a = d["summary"]["test"]["mean"]["uar"]["mean"]
+    b = json.loads(single.stdout)["summary"]["test"]["mean"]["uar"]["mean"]
+    assert abs(a - b) < 2 * TOLERANCE, (a, b)   # 120 labels: noisier than the full-label run
