@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 import torch
@@ -202,8 +202,11 @@ class StageLoop:
         if batch.labels.device != self.device:  # features left on the host (lazy / too big)
             batch = batch.to(self.device)
         keep = keep_cpu.to(self.device)
+        # nothing to hide (a full-modality stage): the batch is its own masked copy
+        nothing_hidden = bool(keep_cpu.all()) and bool(self.present_cpu[idx_cpu].all())
+        shown = replace(batch, present=keep) if nothing_hidden else batch.masked(keep)
         with autocast(self.device, self.evaluator.amp_dtype):
-            out = p.forward(batch.masked(keep), truth=batch)
+            out = p.forward(shown, truth=batch)
             if step == 0:
                 check_output(out.logits, self.width, self.target)
             wanted = batch.scores if self.target == SCORES else batch.labels
