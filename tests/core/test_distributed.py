@@ -19,24 +19,30 @@ from mmtk.rundir import load_torch
 TOLERANCE = 0.04  # |Δ test mean UAR| between 2 ranks and 1 process (dropout draws differ)
 
 
-@pytest.mark.slow
-def test_torchrun_two_processes_match_one(system, tmp_path):
+def _two_ranks_and_one(common: list[str], tmp_path: Path, port: int) -> tuple[Path, dict]:
+    """``mmtk <common>`` under torchrun with 2 ranks (into tmp_path/ddp) and as one process
+    (into tmp_path/one): the 2-rank run's folder and the single run's results."""
     torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
-    common = ["run", str(RECIPES / "baseline.yaml"), "--set", "train.epochs=3", "--set", "train.patience=null",
-              "--set", "data.n_samples=800", "--quiet", "--json"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    ddp = subprocess.run([torchrun, "--nproc_per_node=2", "--master_port=29533", "-m", "mmtk", *common,
+    ddp = subprocess.run([torchrun, "--nproc_per_node=2", f"--master_port={port}", "-m", "mmtk", *common,
                           "--set", f"output.dir={tmp_path / 'ddp'}"],
                          capture_output=True, text=True, env=env, timeout=600)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     single = subprocess.run([sys.executable, "-m", "mmtk", *common, "--set", f"output.dir={tmp_path / 'one'}"],
                             capture_output=True, text=True, env=env, timeout=600)
     assert single.returncode == 0, single.stderr[-3000:]
-    runs = list((tmp_path / "ddp" / "baseline").iterdir())
+    runs = list((tmp_path / "ddp").glob("*/*"))
     assert len(runs) == 1, "only rank 0 may create a run directory"
-    d = json.loads((runs[0] / "metrics.json").read_text())
-    s = json.loads(single.stdout)
-    assert json.loads((runs[0] / "environment.json").read_text())["world_size"] == 2
+    return runs[0], json.loads(single.stdout)
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one(system, tmp_path):
+    common = ["run", str(RECIPES / "baseline.yaml"), "--set", "train.epochs=3", "--set", "train.patience=null",
+              "--set", "data.n_samples=800", "--quiet", "--json"]
+    run, s = _two_ranks_and_one(common, tmp_path, 29533)
+    d = json.loads((run / "metrics.json").read_text())
+    assert json.loads((run / "environment.json").read_text())["world_size"] == 2
     a, b = d["summary"]["test"]["mean"]["uar"]["mean"], s["summary"]["test"]["mean"]["uar"]["mean"]
     assert abs(a - b) < TOLERANCE, (a, b)
 
@@ -45,7 +51,7 @@ def test_torchrun_two_processes_match_one(system, tmp_path):
     builder = Builder(system.registry)
     splits = load_data(builder, tree.data, None, 0)
     model = builder.model(tree.last_stage.model, splits.in_dims, splits.num_classes)
-    model.load_state_dict(load_torch(runs[0] / "trials/seed0/model.pt"))
+    model.load_state_dict(load_torch(run / "trials/seed0/model.pt"))
     metrics = builder.metrics(tree.eval.metrics)
     protocol = builder.component("missing", tree.last_stage.missing.eval)
     plan = protocol.eval_conditions(splits.modalities, len(splits.test))
@@ -95,21 +101,12 @@ def test_torchrun_with_unlabelled_and_incomplete_training_samples(tmp_path):
     recipe = REPO / "benchmarks" / "recipes" / "headroom" / "ae-impute.yaml"
     common = ["run", str(recipe), "--quiet", "--json", "--set", "train.epochs=3", "--set", "train.patience=null",
               "--set", "data.labels=120", "--set", "data.unlabeled=480", "--set", "data.n_test=600"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
-    ddp = subprocess.run([torchrun, "--nproc_per_node=2", "--master_port=29535", "-m", "mmtk", *common,
-                          "--set", f"output.dir={tmp_path / 'ddp'}"],
-                         capture_output=True, text=True, env=env, timeout=600)
-    assert ddp.returncode == 0, ddp.stderr[-3000:]
-    single = subprocess.run([sys.executable, "-m", "mmtk", *common, "--set", f"output.dir={tmp_path / 'one'}"],
-                            capture_output=True, text=True, env=env, timeout=600)
-    assert single.returncode == 0, single.stderr[-3000:]
-    run = next((tmp_path / "ddp").glob("*/*"))
+    run, single = _two_ranks_and_one(common, tmp_path, 29535)
     assert json.loads((run / "environment.json").read_text())["world_size"] == 2
     history = json.loads(next(run.glob("trials/*/history*.json")).read_text())
     assert all(e["train_labeled"] < e["train_samples"] for e in history)
     assert all(e["loss/reconstructor/recon"] > 0 for e in history)
     d = json.loads((run / "metrics.json").read_text())
     a = d["summary"]["test"]["mean"]["uar"]["mean"]
-    b = json.loads(single.stdout)["summary"]["test"]["mean"]["uar"]["mean"]
+    b = single["summary"]["test"]["mean"]["uar"]["mean"]
     assert abs(a - b) < 2 * TOLERANCE, (a, b)   # 120 labels: noisier than the full-label run
