@@ -10,6 +10,7 @@ Prints samples/s of both and their ratio (mmtk / hand-written); target >= 0.95.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -84,14 +85,18 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--set", action="append", default=[], help="recipe override, e.g. train.checkpoint_every=5")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads (default: every core)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     system = load_plugins()
     tree = resolve(args.recipe, system, [f"train.epochs={args.epochs}", "train.patience=null"] + args.set)
     splits = load_data(Builder(system.registry), tree.data, None, 0)
     samples = len(splits.train) * args.epochs
-    # Same global state for both loops: mmtk's deterministic CPU mode (the recipe default) is
-    # switched on first, and both loops run once untimed to warm caches and allocators.
+    # Same global state for both loops: mmtk's deterministic CPU mode (the recipe default,
+    # without NaN-filling new tensors, as the trainer sets it) is switched on first, and both
+    # loops run once untimed to warm caches and allocators.
     torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
     hand_written(tree, system.registry, splits, 1)
     hand, ours = [], []
     for _ in range(args.rounds):           # interleaved rounds: machine noise hits both
