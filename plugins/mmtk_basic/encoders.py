@@ -99,6 +99,9 @@ class LSTMEncoder(nn.Module):
 class TextCNNEncoder(nn.Module):
     """TextCNN: convolutions of heights 3/4/5 over the full embedding width, max over time.
 
+    On a CPU the all-zero rows of a batch (a masked-out modality) skip the convolutions: they
+    pool to the convolutions' relu(bias), exactly what convolving them gives.
+
     Parameters:
         channels: convolution filters per kernel height
         kernel_sizes: kernel heights (time steps), one convolution each
@@ -115,11 +118,26 @@ class TextCNNEncoder(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         if x.dim() == 2:
             x = x.unsqueeze(1)
-        # padded frames become zeros, exactly like the convolution's own padding
         valid = sequence_mask(x, lengths)
+        if x.device.type == "cpu":
+            # An all-zero row (a masked-out modality) convolves to its biases at every step, so
+            # it pools to relu(bias): on a CPU compute only the other rows (as for the LSTM).
+            real = x.flatten(1).any(1)
+            if not bool(real.all()):
+                rows = real.nonzero().flatten()
+                shared = torch.cat([torch.relu(conv.bias) for conv in self.convs])
+                pooled = valid.any(1, keepdim=True) * shared      # a row without a real step pools to 0
+                if len(rows):
+                    own = self._pool(x[rows], valid[rows])
+                    pooled = pooled.to(own.dtype).index_copy(0, rows, own)
+                return self.proj(self.dropout(pooled))
+        return self.proj(self.dropout(self._pool(x, valid)))
+
+    def _pool(self, x: Tensor, valid: Tensor) -> Tensor:
+        # padded frames become zeros, exactly like the convolution's own padding
         h = (x * valid[..., None]).transpose(1, 2)  # (B, D, T)
         pooled = []
         for conv in self.convs:
             c = torch.relu(conv(h))[..., : x.shape[1]].transpose(1, 2)
             pooled.append(masked_max(c, valid))
-        return self.proj(self.dropout(torch.cat(pooled, -1)))
+        return torch.cat(pooled, -1)

@@ -66,3 +66,27 @@ def test_bidirectional_encodes_every_row():
     enc = LSTMEncoder(5, 6, bidirectional=True)
     x, lengths = _batch([7, 3, 5, 4, 2, 6])
     torch.testing.assert_close(enc(x, lengths), _rows_one_by_one(enc, x, lengths), rtol=1e-5, atol=1e-6)
+
+
+def test_textcnn_zero_rows_pool_to_relu_bias_exactly():
+    """The TextCNN's shortcut for all-zero rows: the same values and gradients as
+    convolving them, lengths 0 included (pooled to zeros); dropout draws stay the same."""
+    from mmtk_basic.encoders import TextCNNEncoder
+    torch.manual_seed(0)
+    enc = TextCNNEncoder(5, 6, channels=4)
+    x, lengths = _batch([7, 3, 5, 0, 2, 6])
+    weights = torch.randn(6, 6)
+    for training in (False, True):
+        enc.train(training)
+        torch.manual_seed(1)
+        fast = enc(x, lengths)
+        (fast * weights).sum().backward()
+        grads = [p.grad.clone() for p in enc.parameters()]
+        enc.zero_grad()
+        torch.manual_seed(1)
+        slow = enc.proj(enc.dropout(enc._pool(x, torch.arange(7)[None, :] < lengths[:, None])))
+        (slow * weights).sum().backward()
+        torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+        for got, want in zip(grads, [p.grad for p in enc.parameters()]):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        enc.zero_grad()
