@@ -1,9 +1,10 @@
 """Terminal output: rich progress bars and tables on a TTY, plain lines otherwise.
 
 Progress events (sent by the run, the trainer and the stage loop): ``run_start``,
-``trial_start``, ``stage_start`` (epochs, steps per epoch), ``step`` (throttled by the stage
-loop), ``epoch_end`` (losses, validation metric), ``stage_end`` (last epoch run, the selected
-epoch and its validation value), ``final_eval``, ``trial_end`` and ``trial_failed``.
+``trial_start``, ``stage_start`` (epochs, steps per epoch, an optional one-line ``hint``),
+``step`` (throttled by the stage loop), ``epoch_end`` (losses, validation metric),
+``stage_end`` (last epoch run, the selected epoch and its validation value), ``final_eval``,
+``trial_end`` and ``trial_failed``.
 """
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ class PlainProgress:
             self.steps[info["trial"]] = info.get("steps") or 0
             self.say(info["trial"], f"stage '{info['stage']}': up to {info['epochs']} epochs"
                      + (f" of {info['steps']} steps" if info.get("steps") else ""))
+            if info.get("hint"):
+                self.say(info["trial"], f"hint: {info['hint']}")
         elif event == "step" and time.monotonic() - self.last_line >= self.step_seconds:
             total = self.steps.get(info["trial"])
             self.say(info["trial"], f"{info['stage']} epoch {info['epoch']}: step {info['step']}"
@@ -129,13 +132,15 @@ class RichProgress:
         trial = info.get("trial", "")
         task = self.tasks.get(trial)
         if event == "run_start":
-            self.progress.console.print(f"run directory: {info['directory']}")
+            self.progress.console.print(f"run directory: {info['directory']}", markup=False)
         elif event == "stage_start":
             steps = self.steps[trial] = max(1, info.get("steps") or 1)
             self.epochs[trial] = info["epochs"]
             self.tasks[trial] = self.progress.add_task(
                 f"{trial} {info['stage']}", total=info["epochs"] * steps,
                 completed=info.get("start", 0) * steps, score="", at=f"epoch {info.get('start', 0)}/{info['epochs']}")
+            if info.get("hint"):
+                self.progress.console.print(f"[{trial}] hint: {info['hint']}", markup=False)
         elif event == "step" and task is not None:
             done = (info["epoch"] - 1) * self.steps[trial] + info["step"]
             self.progress.update(task, completed=done, at=f"epoch {info['epoch']}/{self.epochs[trial]}")
@@ -156,11 +161,11 @@ class RichProgress:
             if task is not None:
                 self.progress.update(task, completed=1, score=final_text(info, self.monitor.get(trial)))
             if info.get("excluded"):
-                self.progress.console.print(f"[{trial}] {excluded_note(info['excluded'])}")
+                self.progress.console.print(f"[{trial}] {excluded_note(info['excluded'])}", markup=False)
             if info.get("unlabeled"):
-                self.progress.console.print(f"[{trial}] {unlabeled_note(info['unlabeled'])}")
+                self.progress.console.print(f"[{trial}] {unlabeled_note(info['unlabeled'])}", markup=False)
         elif event == "trial_failed":
-            self.progress.console.print(f"[{trial}] FAILED: {info['error']}")
+            self.progress.console.print(f"[{trial}] FAILED: {info['error']}", markup=False)
 
     def close(self) -> None:
         self.progress.stop()

@@ -40,3 +40,26 @@ def batch_indices(order: Tensor, batch_size: int, data: TensorData, bucket: bool
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     perm = torch.randperm(len(batches), generator=generator)
     return [batches[i] for i in perm.tolist()]
+
+
+PADDING_HINT_SHARE = 0.3   # padding share of a random batch above which bucketing is suggested
+
+
+def padding_hint(data: TensorData, bucket: bool) -> str | None:
+    """A one-line suggestion when unbucketed batches would be mostly padding: the share of
+    padded frames each epoch runs (every batch padded to the split's longest sequence), per
+    sequence modality, if the largest share reaches PADDING_HINT_SHARE."""
+    if bucket or not data.lengths:
+        return None
+    shares = {}
+    for m, lengths in data.lengths.items():
+        x = data.inputs[m]
+        if x.dim() == 3 and len(lengths):
+            shares[m] = 1.0 - float(lengths.float().mean()) / x.shape[1]
+    if not shares or max(shares.values()) < PADDING_HINT_SHARE:
+        return None
+    m = max(shares, key=shares.get)
+    lengths = data.lengths[m]
+    return (f"'{m}' sequences are {int(lengths.min())}-{int(lengths.max())} frames, so "
+            f"{100 * shares[m]:.0f} % of the frames each batch runs are padding; "
+            "train.bucket_by_length: true groups similar lengths and cuts it (faster epochs)")

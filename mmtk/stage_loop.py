@@ -19,7 +19,7 @@ from torch import Tensor
 from . import distributed as dist
 from .checkpoint import Snapshot, StageState, write_snapshot
 from .data import DataSplits
-from .data_loading import batch_indices
+from .data_loading import batch_indices, padding_hint
 from .devices import autocast
 from .errors import MmtkError, NonFiniteLossError
 from .evaluate import Evaluator
@@ -122,7 +122,8 @@ class StageLoop:
         epochs = self.cfg.epochs
         first_epoch = epochs if snap is not None and snap.stopped else st.epoch
         self.progress("stage_start", stage=self.stage.name, epochs=epochs, trial=self.trial.key,
-                      start=st.epoch, steps=math.ceil(len(train) / self.cfg.batch_size))
+                      start=st.epoch, steps=math.ceil(len(train) / self.cfg.batch_size),
+                      hint=padding_hint(train, self.cfg.bucket_by_length))
         for epoch in range(first_epoch, epochs):
             record = self.epoch(epoch)
             stop = self.select(st, epoch, record)

@@ -85,3 +85,39 @@ def test_trial_end_says_how_many_samples_had_no_label():
     quiet = io.StringIO()
     PlainProgress(quiet)("trial_end", trial="seed0", results={}, excluded={}, unlabeled={})
     assert "unlabelled" not in quiet.getvalue()
+
+
+def _frames(lengths: list[int], steps: int):
+    import torch
+
+    from mmtk.data import TensorData
+    n = len(lengths)
+    return TensorData({"audio": torch.zeros(n, steps, 2), "text": torch.zeros(n, 3)},
+                      torch.zeros(n, dtype=torch.long), [str(i) for i in range(n)],
+                      lengths={"audio": torch.tensor(lengths)})
+
+
+def test_padding_hint_when_unbucketed_batches_are_mostly_padding():
+    from mmtk.data_loading import padding_hint
+    wide = _frames([20, 60, 100, 40], 100)           # 45 % of the frames are padding
+    hint = padding_hint(wide, bucket=False)
+    assert hint is not None and "'audio' sequences are 20-100 frames" in hint and "45 %" in hint
+    assert "train.bucket_by_length: true" in hint
+    assert padding_hint(wide, bucket=True) is None                    # already bucketed
+    assert padding_hint(_frames([80, 90, 100, 95], 100), bucket=False) is None   # little padding
+
+
+def test_plain_and_rich_progress_print_the_stage_hint():
+    out = io.StringIO()
+    PlainProgress(out)("stage_start", trial="seed0", stage="main", epochs=3, steps=2, hint="cut the padding")
+    assert "[seed0] hint: cut the padding" in out.getvalue()
+    quiet = io.StringIO()
+    PlainProgress(quiet)("stage_start", trial="seed0", stage="main", epochs=3, steps=2, hint=None)
+    assert "hint" not in quiet.getvalue()
+    progress = RichProgress()
+    try:
+        with progress.progress.console.capture() as captured:
+            progress("stage_start", trial="seed0", stage="main", epochs=3, steps=2, hint="cut the padding")
+        assert "[seed0] hint: cut the padding" in captured.get()
+    finally:
+        progress.close()
