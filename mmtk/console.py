@@ -128,11 +128,15 @@ class RichProgress:
         self.epochs: dict[str, int] = {}
         self.monitor: dict[str, str] = {}
 
+    def line(self, text: str) -> None:
+        """A line above the bars, printed as it is (no rich markup: ``[seed0]`` stays)."""
+        self.progress.console.print(text, markup=False)
+
     def __call__(self, event: str, **info: Any) -> None:
         trial = info.get("trial", "")
         task = self.tasks.get(trial)
         if event == "run_start":
-            self.progress.console.print(f"run directory: {info['directory']}", markup=False)
+            self.line(f"run directory: {info['directory']}")
         elif event == "stage_start":
             steps = self.steps[trial] = max(1, info.get("steps") or 1)
             self.epochs[trial] = info["epochs"]
@@ -140,7 +144,7 @@ class RichProgress:
                 f"{trial} {info['stage']}", total=info["epochs"] * steps,
                 completed=info.get("start", 0) * steps, score="", at=f"epoch {info.get('start', 0)}/{info['epochs']}")
             if info.get("hint"):
-                self.progress.console.print(f"[{trial}] hint: {info['hint']}", markup=False)
+                self.line(f"[{trial}] hint: {info['hint']}")
         elif event == "step" and task is not None:
             done = (info["epoch"] - 1) * self.steps[trial] + info["step"]
             self.progress.update(task, completed=done, at=f"epoch {info['epoch']}/{self.epochs[trial]}")
@@ -161,11 +165,11 @@ class RichProgress:
             if task is not None:
                 self.progress.update(task, completed=1, score=final_text(info, self.monitor.get(trial)))
             if info.get("excluded"):
-                self.progress.console.print(f"[{trial}] {excluded_note(info['excluded'])}", markup=False)
+                self.line(f"[{trial}] {excluded_note(info['excluded'])}")
             if info.get("unlabeled"):
-                self.progress.console.print(f"[{trial}] {unlabeled_note(info['unlabeled'])}", markup=False)
+                self.line(f"[{trial}] {unlabeled_note(info['unlabeled'])}")
         elif event == "trial_failed":
-            self.progress.console.print(f"[{trial}] FAILED: {info['error']}", markup=False)
+            self.line(f"[{trial}] FAILED: {info['error']}")
 
     def close(self) -> None:
         self.progress.stop()

@@ -15,21 +15,22 @@ import os
 import statistics
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import h5py
 import torch
+
+from mmtk.data_loading import batch_indices
 
 BATCH, IN_DIM, HIDDEN = 128, 130, 128
 
 
 def batch_longest(lengths: torch.Tensor, bucket: bool, generator: torch.Generator) -> list[int]:
-    """The longest length of every batch of one epoch (random, or sorted windows of 50 batches
-    as mmtk's bucketing makes them)."""
+    """The longest length of every batch of one epoch: random batches, or batches made by
+    mmtk's own bucketing (``batch_indices``, which reads only the lengths)."""
     order = torch.randperm(len(lengths), generator=generator)
-    if bucket:
-        window = BATCH * 50
-        order = torch.cat([w[torch.argsort(lengths[w], stable=True)] for w in order.split(window)])
-    return [int(lengths[b].max()) for b in order.split(BATCH)]
+    batches = batch_indices(order, BATCH, SimpleNamespace(lengths={"audio": lengths}), bucket, generator)
+    return [int(lengths[b].max()) for b in batches]
 
 
 def step_seconds(lstm: torch.nn.LSTM, steps: int, amp: bool, repeats: int) -> float:

@@ -31,6 +31,17 @@ class MLPEncoder(nn.Module):
         return self.net(x)
 
 
+def rows_with_data(x: Tensor) -> Tensor | None:
+    """(B,) mask of the rows of ``x`` that are not all zero, on a CPU batch that has an all-zero
+    row (a masked-out modality: half the rows of a six-condition batch); None otherwise, so
+    the encoder runs as usual. Not on a GPU: finding the rows would sync it, and there they
+    are cheap."""
+    if x.device.type != "cpu":
+        return None
+    real = x.flatten(1).any(1)
+    return None if bool(real.all()) else real
+
+
 class LSTMEncoder(nn.Module):
     """Single-layer LSTM with max-pooling over time (MMIN's acoustic/visual encoder).
 
@@ -56,13 +67,10 @@ class LSTMEncoder(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         if x.dim() == 2:
             x = x.unsqueeze(1)
-        if x.device.type == "cpu" and not self.lstm.bidirectional and x.shape[1] > 0:
-            # A masked-out modality is an all-zero sequence, half the rows of a six-condition
-            # batch. On CPU the recurrence dominates a step, so run it once for all of them.
-            # (Not on a GPU: finding the rows would sync it, and there the rows are cheap.)
-            real = x.flatten(1).any(1)
-            if not bool(real.all()):
-                return self._sharing_zero_rows(x, lengths, real)
+        # On CPU the recurrence dominates a step, so the zero rows share one run of it.
+        real = rows_with_data(x) if not self.lstm.bidirectional and x.shape[1] > 0 else None
+        if real is not None:
+            return self._sharing_zero_rows(x, lengths, real)
         return self._encode(x, lengths)
 
     def _encode(self, x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -119,18 +127,16 @@ class TextCNNEncoder(nn.Module):
         if x.dim() == 2:
             x = x.unsqueeze(1)
         valid = sequence_mask(x, lengths)
-        if x.device.type == "cpu":
-            # An all-zero row (a masked-out modality) convolves to its biases at every step, so
-            # it pools to relu(bias): on a CPU compute only the other rows (as for the LSTM).
-            real = x.flatten(1).any(1)
-            if not bool(real.all()):
-                rows = real.nonzero().flatten()
-                shared = torch.cat([torch.relu(conv.bias) for conv in self.convs])
-                pooled = valid.any(1, keepdim=True) * shared      # a row without a real step pools to 0
-                if len(rows):
-                    own = self._pool(x[rows], valid[rows])
-                    pooled = pooled.to(own.dtype).index_copy(0, rows, own)
-                return self.proj(self.dropout(pooled))
+        real = rows_with_data(x)
+        if real is not None:
+            # an all-zero row convolves to the biases at every step, so it pools to relu(bias)
+            rows = real.nonzero().flatten()
+            shared = torch.cat([torch.relu(conv.bias) for conv in self.convs])
+            pooled = valid.any(1, keepdim=True) * shared      # a row without a real step pools to 0
+            if len(rows):
+                own = self._pool(x[rows], valid[rows])
+                pooled = pooled.to(own.dtype).index_copy(0, rows, own)
+            return self.proj(self.dropout(pooled))
         return self.proj(self.dropout(self._pool(x, valid)))
 
     def _pool(self, x: Tensor, valid: Tensor) -> Tensor:
