@@ -8,6 +8,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks" / "mmin_reference"
 
@@ -35,4 +36,7 @@ def test_reference_log_rate_reads_its_epoch_times():
     log = ("2026-12-01 18:39:35,974 - INFO - The number of training samples = 2400\n"
            "2026-12-01 18:40:16,983 - INFO - End of training epoch 1 / 2 \t Time Taken: 8.000 sec\n"
            "2026-12-01 18:40:26,983 - INFO - End of training epoch 2 / 2 \t Time Taken: 4.000 sec\n")
-    assert _module("throughput").log_rate(log) == 2 * 2400 / 12.0
+    throughput = _module("throughput")
+    assert throughput.log_rate(log) == 2 * 2400 / 12.0
+    with pytest.raises(SystemExit, match="no 'Time Taken'"):
+        throughput.log_rate("a log of a run that never finished an epoch\n")
