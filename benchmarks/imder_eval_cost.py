@@ -62,7 +62,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="recipe overrides for both models (e.g. data.n_samples=600)")
+                    help="recipe overrides for both models (e.g. data.labels=600)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()

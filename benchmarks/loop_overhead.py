@@ -5,7 +5,7 @@ same number of epochs, with six-condition masking in training and a per-epoch va
 pass over the seven evaluation conditions (a loop that does early stopping must validate).
 Prints samples/s of both and their ratio (mmtk / hand-written); target >= 0.95.
 
-    python benchmarks/loop_overhead.py [--recipe recipes/baseline.yaml] [--epochs 5] [--rounds 3]
+    python benchmarks/loop_overhead.py [--recipe benchmarks/recipes/control/baseline.yaml] [--epochs 5] [--rounds 3]
 """
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def mmtk_loop(tree, registry, epochs: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--recipe", default=str(ROOT / "recipes" / "baseline.yaml"))
+    ap.add_argument("--recipe", default=str(ROOT / "benchmarks" / "recipes" / "control" / "baseline.yaml"))
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--set", action="append", default=[], help="recipe override, e.g. train.checkpoint_every=5")

@@ -7,7 +7,7 @@ bound of benchmarks/synthetic_oracle.py. A method trained once for all condition
 MMIN, ...) that matches the specialists has nothing left to recover: the information a
 missing modality carried alone is not in the others.
 
-    python benchmarks/synthetic_headroom.py [--recipe recipes/baseline.yaml] [--seeds 10 11 12 13 14] [--jobs 2]
+    python benchmarks/synthetic_headroom.py [--recipe benchmarks/recipes/control/baseline.yaml] [--seeds 10 11 12 13 14] [--jobs 2]
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ CONDITIONS = ["a", "t", "v", "at", "av", "tv"]
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--recipe", default=str(ROOT / "recipes" / "baseline.yaml"))
+    ap.add_argument("--recipe", default=str(ROOT / "benchmarks" / "recipes" / "control" / "baseline.yaml"))
     ap.add_argument("--seeds", nargs="+", type=int, default=[10, 11, 12, 13, 14])
     ap.add_argument("--jobs", type=int, default=1)
     args = ap.parse_args()

@@ -28,13 +28,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import numpy as np
-import torch
-from torch import Tensor
-
-from mmtk import Dataset, DataSplits, MmtkError, TensorData, condition_code
+from mmtk import Dataset, MmtkError
 
 from .limits import ClassCount, NonNegative, NonNegativeInt, Positive, Probability, Seed, Size
 
@@ -42,9 +38,20 @@ DEFAULT_SNR = {"audio": 1.0, "text": 1.5, "visual": 0.7}   # other modality name
 QUADRATURE_NODES = 96   # Gauss-Hermite nodes: the integrand is smooth, 96 is exact to ~1e-12
 STREAMS = ("labelled", "unlabelled", "val", "test", "mixing")   # each drawn from its own generator
 
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+    from mmtk import DataSplits, TensorData
+# torch, numpy and the data classes are imported where samples or the bound are computed:
+# building the dataset object (what `mmtk validate` does to learn its modalities) must not
+# wait for them.
+
 
 def simplex_centres(num_classes: int, edge: float) -> Tensor:
     """(K, K-1) vertices of a regular simplex centred at 0 with the given edge length."""
+    import torch
+
     k = num_classes
     corners = torch.eye(k, dtype=torch.float64) - 1.0 / k        # centred basis vectors, edge sqrt(2)
     basis = torch.linalg.svd(corners, full_matrices=False)[2][: k - 1]   # the sum-zero subspace
@@ -53,6 +60,8 @@ def simplex_centres(num_classes: int, edge: float) -> Tensor:
 
 def view_noise_variance(snr: list[float], rho: float) -> float:
     """tau_S^2: the within-class variance of the best combination of the views in S."""
+    import numpy as np
+
     c = rho * np.ones((len(snr), len(snr))) + np.diag([1.0 - rho + 1.0 / s ** 2 for s in snr])
     return float(1.0 / np.linalg.solve(c, np.ones(len(snr))).sum())
 
@@ -60,6 +69,8 @@ def view_noise_variance(snr: list[float], rho: float) -> float:
 def simplex_recall(edge: float, noise_variance: float, num_classes: int) -> float:
     """Per-class recall of the nearest centre rule for a regular simplex with isotropic
     Gaussian noise: E[Phi(a + Z)^(K-1)], a = edge / sqrt(2 noise_variance)."""
+    import numpy as np
+
     a = edge / math.sqrt(2.0 * noise_variance)
     nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
     phi = np.array([0.5 * (1.0 + math.erf((a + z) / math.sqrt(2.0))) for z in nodes])
@@ -70,6 +81,10 @@ def bayes_uar(modalities: tuple[str, ...], snr: dict[str, float], rho: float, se
               num_classes: int) -> dict[str, float]:
     """The UAR-optimal Bayes rate of every non-empty modality subset (by condition code), and
     ``mean``: their mean over the missing conditions (every non-empty proper subset)."""
+    import numpy as np
+
+    from mmtk import condition_code
+
     out, missing = {}, []
     for keep in itertools.product([False, True], repeat=len(modalities)):
         if not any(keep):
@@ -87,12 +102,16 @@ def bayes_uar(modalities: tuple[str, ...], snr: dict[str, float], rho: float, se
 def sub_seed(seed: int, part: str, index: int = 0) -> int:
     """An independent stream per part (and modality), so e.g. the test set does not move with
     the label budget."""
+    import numpy as np
+
     state = np.random.SeedSequence([seed, STREAMS.index(part), index]).generate_state(1, np.uint64)[0]
     return int(state >> 1)
 
 
 def balanced_labels(n: int, num_classes: int, generator: torch.Generator) -> Tensor:
     """n labels, every class n // K or n // K + 1 times, in random order."""
+    import torch
+
     labels = torch.arange(n) % num_classes
     return labels[torch.randperm(n, generator=generator)]
 
@@ -100,6 +119,8 @@ def balanced_labels(n: int, num_classes: int, generator: torch.Generator) -> Ten
 def incomplete_patterns(n: int, n_incomplete: int, num_modalities: int, generator: torch.Generator) -> Tensor:
     """(n, M) presence: n_incomplete random rows lose one or more (never all) modalities, the
     allowed patterns used in turn so that each appears about equally often."""
+    import torch
+
     present = torch.ones(n, num_modalities, dtype=torch.bool)
     if n_incomplete == 0:
         return present
@@ -205,6 +226,8 @@ class LatentViews(Dataset):
 
     def mixing(self, modality: str) -> Tensor:
         """The fixed orthogonal (D, D) mixing of a modality, drawn from data_seed."""
+        import torch
+
         if modality in self._mixings:
             return self._mixings[modality]
         g = torch.Generator().manual_seed(sub_seed(self.data_seed, "mixing", self.modalities.index(modality)))
@@ -215,6 +238,8 @@ class LatentViews(Dataset):
 
     def unmix(self, modality: str, x: Tensor) -> Tensor:
         """The latent h = [view, distractors, nuisance] behind features x (exact inverse)."""
+        import torch
+
         u = x.double() if self.warp == 0 else torch.sinh(self.warp * x.double()) / self.warp
         return (u @ self.mixing(modality).double().T).float()
 
@@ -223,6 +248,8 @@ class LatentViews(Dataset):
 
     def draw(self, labels: Tensor, present: Tensor, generator: torch.Generator) -> dict[str, Tensor]:
         """Features of samples with these classes; cells not present are zeros."""
+        import torch
+
         n, d = len(labels), self.class_dims
         centres = self.class_centres()[labels]
         shared = torch.randn(n, d, generator=generator)
@@ -240,6 +267,10 @@ class LatentViews(Dataset):
         return inputs
 
     def part(self, name: str, n: int, labelled: bool, complete_fraction: float) -> TensorData:
+        import torch
+
+        from mmtk import TensorData
+
         g = torch.Generator().manual_seed(sub_seed(self.sample_seed, name))
         classes = balanced_labels(n, self.num_classes, g)
         n_incomplete = n - int(round(complete_fraction * n))
@@ -250,6 +281,8 @@ class LatentViews(Dataset):
         return TensorData(inputs, labels, ids, present=present)
 
     def load(self, fold: int | None = None) -> DataSplits:
+        from mmtk import DataSplits
+
         train = self.part("labelled", self.labels, True, self.complete_fraction)
         if self.unlabeled:
             train = concat(train, self.part("unlabelled", self.unlabeled, False, 1.0))
@@ -267,5 +300,9 @@ class LatentViews(Dataset):
 
 
 def concat(a: TensorData, b: TensorData) -> TensorData:
+    import torch
+
+    from mmtk import TensorData
+
     return TensorData({m: torch.cat([a.inputs[m], b.inputs[m]]) for m in a.inputs},
                       torch.cat([a.labels, b.labels]), a.ids + b.ids, torch.cat([a.present, b.present]))

@@ -9,12 +9,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import RECIPES, fails_with
+from conftest import RECIPES, control_data, fails_with
 from mmtk.cli import main
 from mmtk.protocols import EvalCondition, EvalPlan
 
 BASE = RECIPES / "baseline.yaml"
-TINY = ["--set", "train.epochs=2", "--set", "data.n_samples=200", "--set", "train.patience=null"]
+TINY = ["--set", "train.epochs=2", "--set", control_data(200), "--set", "train.patience=null"]
 
 
 def _run(tmp_path, *extra) -> Path:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import RECIPES
+from conftest import RECIPES, control_data
 from mmtk.cli import main
 
 
@@ -33,7 +33,7 @@ def test_show_component(capsys):
 
 @pytest.mark.slow
 def test_run_dry_run_then_run_and_eval(tmp_path, capsys):
-    base = ["--set", "train.epochs=1", "--set", "data.n_samples=200", "--set", f"output.dir={tmp_path}"]
+    base = ["--set", "train.epochs=1", "--set", control_data(200), "--set", f"output.dir={tmp_path}"]
     assert main(["run", str(RECIPES / "baseline.yaml"), "--dry-run", *base]) == 0
     assert "parameters" in capsys.readouterr().out
     assert not any(tmp_path.iterdir())                      # a dry run writes nothing
@@ -111,7 +111,7 @@ def test_list_recipes_shows_each_recipes_one_line_description(capsys, tmp_path):
 
     assert main(["list", "recipes", "baseline", "--json"]) == 0
     rows = {r["name"]: r["description"] for r in json.loads(capsys.readouterr().out)}
-    assert rows["baseline"] == ("Zero-filled baseline on the embedded synthetic data: missing modalities "
+    assert rows["baseline"] == ("Zero-filled baseline on the default latent_views benchmark: missing modalities "
                                 "are simply zeros")
     keyed = tmp_path / "keyed.yaml"
     keyed.write_text("# a comment that is not the description\ndescription: |\n  Mine, in one line.\n  More.\n")
@@ -148,7 +148,7 @@ def test_folds_on_a_dataset_without_folds_is_an_error_naming_it(capsys, tmp_path
 
     err = fails_with(capsys, ["run", str(RECIPES / "baseline.yaml"), "--folds", "7", "--set",
                               f"output.dir={tmp_path}"],
-                     "dataset 'synthetic' has no folds (one fixed split)", "(given by --folds 7")
+                     "dataset 'latent_views' has no folds (one fixed split)", "(given by --folds 7")
     assert "fold7" not in err
     assert not (tmp_path / "baseline").exists()     # nothing ran, nothing was labelled fold7-seed0
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import RECIPES, fails_with
+from conftest import RECIPES, control_data, fails_with
 from mmtk.builder import Builder
 from mmtk.cli import main
 from mmtk.compare import Entry, StatsOptions, check_same_protocol, statistics
@@ -27,8 +27,8 @@ from mmtk.rundir import write_json
 def test_refuses_different_protocols(system, tmp_path):
     from mmtk.recipe import resolve
     a = resolve(RECIPES / "baseline.yaml", system)
-    b = resolve(RECIPES / "baseline.yaml", system, ["data.n_samples=500"])
-    with pytest.raises(MmtkError, match=r"differ in data.n_samples \(3000 vs 500\)"):
+    b = resolve(RECIPES / "baseline.yaml", system, ["data.labels=500"])
+    with pytest.raises(MmtkError, match=r"differ in data.labels \(200 vs 500\)"):
         check_same_protocol([Entry("a.yaml", a, "a"), Entry("b.yaml", b, "b")], system.registry)
     c = resolve(RECIPES / "baseline.yaml", system, ["missing.eval={type: fixed, condition: at}"])
     with pytest.raises(MmtkError, match="missing.eval.type"):
@@ -43,7 +43,7 @@ def test_compare_runs_reuses_and_reports_failures(tmp_path, capsys):
     broken = tmp_path / "broken.yaml"
     broken.write_text(f"extends: {RECIPES / 'baseline.yaml'}\nname: broken\n"
                       "train:\n  optimizer: {type: adam, lr: 1.0e+30}\n  grad_clip: null\n")
-    common = ["--set", "train.epochs=1", "--set", "data.n_samples=200", "--set", f"output.dir={tmp_path / 'runs'}",
+    common = ["--set", "train.epochs=1", "--set", control_data(200), "--set", f"output.dir={tmp_path / 'runs'}",
               "--seeds", "0", "1"]
     code = main(["compare", str(RECIPES / "baseline.yaml"), str(other), str(broken), "--jobs", "2", "--json", *common])
     out = json.loads(capsys.readouterr().out)
@@ -201,7 +201,7 @@ def test_compare_cli_reports_paired_differences(tmp_path, capsys):
     other = tmp_path / "small-head.yaml"
     other.write_text(f"extends: {RECIPES / 'baseline.yaml'}\nname: small-head\n"
                      "model:\n  head: {type: mlp, hidden: [16]}\n")
-    common = [str(RECIPES / "baseline.yaml"), str(other), "--set", "data.n_samples=300", "--set", "train.epochs=1",
+    common = [str(RECIPES / "baseline.yaml"), str(other), "--set", control_data(300), "--set", "train.epochs=1",
               "--set", f"output.dir={tmp_path / 'runs'}", "--seeds", "0", "1", "--bootstrap", "300"]
     assert main(["compare", *common, "--jobs", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import hide_matplotlib
+from conftest import control_data, hide_matplotlib
 from mmtk.compare import Entry
 from mmtk.compare_figure import bar_values, draw_condition_figure
 from mmtk.compare_stats import ComparisonStats
@@ -100,7 +100,7 @@ def test_compare_writes_the_figure_next_to_the_table(tmp_path, capsys):
     other.write_text(f"extends: {RECIPES / 'baseline.yaml'}\nname: small-head\n"
                      "model:\n  head: {type: mlp, hidden: [16]}\n")
     assert main(["compare", str(RECIPES / "baseline.yaml"), str(other), "--seeds", "0", "1", "--bootstrap", "200",
-                 "--set", "train.epochs=1", "--set", "data.n_samples=200",
+                 "--set", "train.epochs=1", "--set", control_data(200),
                  "--set", f"output.dir={tmp_path / 'runs'}"]) == 0
     out = capsys.readouterr().out
     (folder,) = (tmp_path / "runs" / "compare").iterdir()

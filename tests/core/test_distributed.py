@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RECIPES, REPO, prepare, write_scored_arrays
+from conftest import RECIPES, control_data, prepare, write_scored_arrays
 from mmtk.builder import Builder
 from mmtk.data_loading import load_data
 from mmtk.evaluate import Evaluator
@@ -39,7 +39,7 @@ def _two_ranks_and_one(common: list[str], tmp_path: Path, port: int) -> tuple[Pa
 @pytest.mark.slow
 def test_torchrun_two_processes_match_one(system, tmp_path):
     common = ["run", str(RECIPES / "baseline.yaml"), "--set", "train.epochs=3", "--set", "train.patience=null",
-              "--set", "data.n_samples=800", "--quiet", "--json"]
+              "--set", control_data(800), "--quiet", "--json"]
     run, s = _two_ranks_and_one(common, tmp_path, 29533)
     d = json.loads((run / "metrics.json").read_text())
     assert json.loads((run / "environment.json").read_text())["world_size"] == 2
@@ -47,7 +47,7 @@ def test_torchrun_two_processes_match_one(system, tmp_path):
     assert abs(a - b) < TOLERANCE, (a, b)
 
     # gathered evaluation == one process evaluating the same (DDP-trained) model
-    tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, ["data.n_samples=800"])
+    tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, [control_data(800)])
     builder = Builder(system.registry)
     splits = load_data(builder, tree.data, None, 0)
     model = builder.model(tree.last_stage.model, splits.in_dims, splits.num_classes)
@@ -98,7 +98,7 @@ def test_torchrun_with_unlabelled_and_incomplete_training_samples(tmp_path):
     ranks train (the label-free reconstruction loss on every sample, the task loss on the
     labelled ones), the history counts the labelled samples, and the result is close to one
     process training the same recipe."""
-    recipe = REPO / "benchmarks" / "recipes" / "headroom" / "ae-impute.yaml"
+    recipe = RECIPES / "ae-impute.yaml"   # the default benchmark: few labels, a pool, incomplete samples
     common = ["run", str(recipe), "--quiet", "--json", "--set", "train.epochs=3", "--set", "train.patience=null",
               "--set", "data.labels=120", "--set", "data.unlabeled=480", "--set", "data.n_test=600"]
     run, single = _two_ranks_and_one(common, tmp_path, 29535)

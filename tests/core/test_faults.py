@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import RECIPES, fails_with, tiny_overrides
+from conftest import RECIPES, control_data, fails_with, tiny_overrides
 from mmtk import rundir
 from mmtk.cli import main
 
@@ -160,7 +160,7 @@ def test_jobs_workers_die_with_their_parent(tmp_path):
     out = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "mmtk", "run", str(BASE), "--quiet", "--jobs", "2",
                              "--set", "seed=[0, 1]", "--set", "train.epochs=200", "--set", "train.patience=null",
-                             "--set", "data.n_samples=600", "--set", f"output.dir={out}"],
+                             "--set", control_data(600), "--set", f"output.dir={out}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("*/*/trials/*/data.json")):

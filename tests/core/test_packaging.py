@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import control_data
 from mmtk.plugins import load_plugins
 from mmtk.registry import first_doc_line
 
@@ -148,6 +149,6 @@ def test_a_wheel_outside_the_checkout_runs_its_recipes(tmp_path):
     assert {"cmarr", "cmarr_no_flow", "baseline", "mean-impute", "mmin"} <= set(listed)
     assert all(p.startswith(str(site)) for p in listed.values()), listed
     assert "valid" in run("run", "cmarr", "--dry-run")
-    run("run", "cmarr", "--quiet", "--set", "train.epochs=1", "--set", "data.n_samples=240",
+    run("run", "cmarr", "--quiet", "--set", "train.epochs=1", "--set", control_data(240),
         "--set", f"output.dir={work / 'runs'}")
     assert list((work / "runs").glob("cmarr/*/metrics.json"))

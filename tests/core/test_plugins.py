@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import mmtk
+from conftest import control_data
 from mmtk.errors import MmtkError, PluginError
 from mmtk.plugins import load_plugins
 from mmtk.registry import ComponentSpec, Provider, Registry
@@ -392,7 +393,7 @@ def test_third_party_package_installed_with_pip(tmp_path, demo_site):
     root = Path(__file__).resolve().parents[2]
     recipe.write_text(f"extends: {root / 'recipes' / 'baseline.yaml'}\nname: demo\n"
                       "model:\n  encoders:\n    audio: {type: demo_sum, scale: 0.5}\n")
-    ran = _mmtk("run", str(recipe), "--set", "train.epochs=1", "--set", "data.n_samples=200",
+    ran = _mmtk("run", str(recipe), "--set", "train.epochs=1", "--set", control_data(200),
                 "--set", f"output.dir={tmp_path / 'runs'}", "--json", "--quiet", env=env)
     assert ran.returncode == 0, ran.stderr
     assert "mean" in json.loads(ran.stdout)["summary"]["test"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import RECIPES, fails_with
+from conftest import RECIPES, control_data, fails_with
 from mmtk.cli import main
 from mmtk.predictions import SplitPredictions, TrialPredictions, load_predictions, save_predictions
 
@@ -17,7 +17,7 @@ from mmtk.predictions import SplitPredictions, TrialPredictions, load_prediction
 def finished_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("eval") / "runs"
     code = main(["run", str(RECIPES / "baseline.yaml"), "--quiet", "--seeds", "0", "1",
-                 "--set", "train.epochs=1", "--set", "data.n_samples=300",
+                 "--set", "train.epochs=1", "--set", control_data(300),
                  "--set", "eval.metrics=[war, uar]", "--set", f"output.dir={out}"])
     assert code == 0
     return next((out / "baseline").iterdir())

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import RECIPES, fails_with
+from conftest import RECIPES, control_data, fails_with
 from mmtk.cli import main
 from mmtk.compare import Entry, StatsOptions
 from mmtk.compare_robustness import (
@@ -224,7 +224,7 @@ def test_compare_draws_robustness_curves_on_the_embedded_data(tmp_path, capsys):
     other.write_text(f"extends: {RECIPES / 'baseline.yaml'}\nname: small-head\n"
                      "model:\n  head: {type: mlp, hidden: [16]}\n")
     argv = [str(RECIPES / "baseline.yaml"), str(other)]
-    extra = ["--set", "data.n_samples=1000", "--set", "train.epochs=2", "--missing-rates", "0", "0.3", "0.6"]
+    extra = ["--set", control_data(1000), "--set", "train.epochs=2", "--missing-rates", "0", "0.3", "0.6"]
     out = _compare(tmp_path, capsys, argv, extra)
     rob = out["robustness"]
     assert rob["rates"] == RATES and rob["metric"] == "uar" and rob["n_trials"] == 2

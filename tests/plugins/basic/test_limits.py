@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "baseline.yaml"
+# the synthetic control: the data limits below are the `synthetic` dataset's
+RECIPE = Path(__file__).resolve().parents[3] / "benchmarks" / "recipes" / "control" / "baseline.yaml"
 SGD = ("train.optimizer={type: sgd}",)
 TEXTCNN = ("model.encoders.text={type: textcnn}",)
 LSTM = ("model.encoders.audio={type: lstm}",)
@@ -63,6 +64,23 @@ CASES = [
 def test_a_value_past_its_limit_is_refused_and_the_boundary_accepted(check_limit, case):
     path, good, bad, says, setup = case
     check_limit(RECIPE, path, good, bad, says, setup)
+
+
+# the default benchmark's dataset (latent_views), on a shipped recipe as a user meets it
+DEFAULT_RECIPE = RECIPE.parents[3] / "recipes" / "baseline.yaml"
+LATENT_CASES = [
+    ("data.labels", "1", "0", "must be >= 1"),
+    ("data.unlabeled", "0", "-1", "must be >= 0"),
+    ("data.complete_fraction", "1.0", "1.1", "must be <= 1"),
+    ("data.shared_signal", "0.0", "-0.1", "must be >= 0"),
+    ("data.separation", "0.1", "0", "must be > 0"),
+    ("data.n_test", "1", "0", "must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("case", LATENT_CASES, ids=[f"{c[0]}={c[2]}" for c in LATENT_CASES])
+def test_a_latent_views_value_past_its_limit_is_refused(check_limit, case):
+    check_limit(DEFAULT_RECIPE, *case)
 
 
 def test_every_problem_is_reported_at_once(validate):

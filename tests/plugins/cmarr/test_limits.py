@@ -51,7 +51,7 @@ def test_heads_must_be_a_count_and_divide_latent_dim(validate, capsys):
     code, err = validate(RECIPE, "model.fuser.heads=0")
     assert code == 2 and "model.fuser.heads: must be >= 1" in err
     assert validate(RECIPE, "model.fuser.heads=3")[0] == 0
-    code = main(["run", str(RECIPE), "--dry-run", "--set", "model.fuser.heads=3", "--set", "data.n_samples=240"])
+    code = main(["run", str(RECIPE), "--dry-run", "--set", "model.fuser.heads=3", "--set", "data.labels=240"])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert "model.fuser" in err and "not divisible by heads=3" in err

@@ -13,7 +13,7 @@ def test_the_eval_cost_benchmark_prints_every_model(monkeypatch, capsys):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setattr(sys, "argv", ["imder_eval_cost.py", "--steps", "1", "2", "--rounds", "1",
-                                      "--set", "data.n_samples=240"])
+                                      "--set", "data.labels=240", "--set", "data.unlabeled=0"])
     threads = module.torch.get_num_threads()
     try:
         module.main()

@@ -44,7 +44,7 @@ def test_a_choice_outside_its_list_is_refused(validate, setting, says):
 
 
 def test_an_odd_latent_width_is_refused_by_the_constructor(capsys):
-    code = main(["run", str(DICMOR), "--dry-run", "--set", "model.latent_dim=7", "--set", "data.n_samples=240"])
+    code = main(["run", str(DICMOR), "--dry-run", "--set", "model.latent_dim=7", "--set", "data.labels=240"])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert "model.reconstructor" in err and "latent_dim must be even" in err
