@@ -20,7 +20,8 @@ samples: ``sample_seed: trial``) through the public API (``mmtk.recipe.resolve``
 - *Bayes bound*: the dataset's exact UAR-optimal rate (six-condition mean, and full), the
   limit no model can pass; ``bound - reference`` is the headroom left.
 
-Writes ``headroom.csv``, ``headroom.md`` and ``headroom.png`` under --out.
+Writes ``headroom.csv``, ``headroom.md`` (every cell with its CI), ``headroom-summary.md``
+(one row per method, one column per setting) and ``headroom.png`` under --out.
 
     python benchmarks/headroom.py --quick                      # two settings, 2 seeds, 3 epochs
     python benchmarks/headroom.py --jobs 2 --threads 1         # the full grid, 5 seeds: hours of CPU
@@ -209,6 +210,37 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def summary_markdown(rows: list[dict]) -> str:
+    """The grid at a glance: one row per method, one column per setting. The reference's row
+    holds its six-condition mean UAR, every other method's its difference to it (* = Holm p <
+    0.05); then the oracle reconstruction's difference and the Bayes bound."""
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    cell = {(r["setting"], r["method"]): r for r in rows}
+    methods = list(dict.fromkeys(r["method"] for r in rows if not r["method"].startswith(("oracle", "Bayes"))))
+    reference = next((m for m in methods if all(cell.get((s, m), {}).get("diff") is None for s in settings)),
+                     methods[0] if methods else "")
+
+    def value(setting: str, method: str) -> str:
+        r = cell.get((setting, method))
+        if r is None:
+            return ""
+        if method == reference or method.startswith("Bayes"):
+            return _pts(r["uar_mean"])
+        return _pts(r.get("diff"), True) + (" *" if r.get("significant") else "")
+
+    oracle = {s: next((r for r in rows if r["setting"] == s and r["method"].startswith("oracle")), None)
+              for s in settings}
+    lines = ["| method | " + " | ".join(settings) + " |", "|---|" + "---|" * len(settings)]
+    for m in methods:
+        label = f"{m} (UAR)" if m == reference else f"{m} − {reference}"
+        lines.append(f"| {label} | " + " | ".join(value(s, m) for s in settings) + " |")
+    lines.append("| oracle reconstruction − reference | "
+                 + " | ".join(_pts(o["diff"], True) if o else "" for o in oracle.values()) + " |")
+    lines.append("| Bayes bound (six-condition mean UAR) | "
+                 + " | ".join(value(s, "Bayes bound (six-condition mean)") for s in settings) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(rows: list[dict], path: Path) -> Path | None:
     """Per setting, every method's difference to the reference with its CI, the oracle
     reconstruction (diamond) and the Bayes bound of the six-condition mean (bar)."""
@@ -294,9 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         rows += setting_rows(setting, runs, stats, oracle)
         write_csv(rows, args.out / "headroom.csv")   # after every setting: a long run shows progress
     (args.out / "headroom.md").write_text(markdown(rows, args), encoding="utf-8")
+    (args.out / "headroom-summary.md").write_text(summary_markdown(rows), encoding="utf-8")
     png = plot(rows, args.out / "headroom.png")
     print(markdown(rows, args))
-    for path in [args.out / "headroom.csv", args.out / "headroom.md", png]:
+    print(summary_markdown(rows))
+    for path in [args.out / "headroom.csv", args.out / "headroom.md", args.out / "headroom-summary.md", png]:
         if path:
             print(f"wrote {path}")
     return 0

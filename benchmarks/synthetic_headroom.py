@@ -7,7 +7,8 @@ bound of benchmarks/synthetic_oracle.py. A method trained once for all condition
 MMIN, ...) that matches the specialists has nothing left to recover: the information a
 missing modality carried alone is not in the others.
 
-    python benchmarks/synthetic_headroom.py [--recipe benchmarks/recipes/control/baseline.yaml] [--seeds 10 11 12 13 14] [--jobs 2]
+    python benchmarks/synthetic_headroom.py [--recipe benchmarks/recipes/control/baseline.yaml]
+        [--seeds 10 11 12 13 14] [--jobs 2]
 """
 from __future__ import annotations
 

@@ -70,3 +70,21 @@ def test_a_tiny_benchmark_writes_its_table_csv_and_plot(headroom, tmp_path, caps
                    "--seeds", "0", "1", "--epochs", "1", "--n-test", "300", "--bootstrap", "200",
                    "--set", "model.latent_dim=16", "--out", str(tmp_path)])
     assert len(list((tmp_path / "runs" / "L200-rho0-pool0-miss0" / "modality-dropout").iterdir())) == 1
+    summary = (tmp_path / "headroom-summary.md").read_text()
+    assert "| zero-impute − modality-dropout |" in summary and "| L200-rho0-pool0-miss0 |" in summary
+
+
+def test_the_summary_has_a_row_per_method_and_a_column_per_setting(headroom):
+    def method(setting, name, uar, diff=None, significant=False):
+        return {"setting": setting, "method": name, "uar_mean": uar, "diff": diff, "significant": significant}
+    rows = []
+    for s, (ref, d, sig, bound) in {"A": (0.50, 0.021, True, 0.66), "B": (0.55, -0.004, False, 0.70)}.items():
+        rows += [method(s, "dropout", ref), method(s, "cmarr", ref + d, d, sig),
+                 method(s, "oracle reconstruction (dropout on atv)", 0.6, 0.6 - ref),
+                 method(s, "Bayes bound (six-condition mean)", bound, bound - ref)]
+    lines = headroom.summary_markdown(rows).splitlines()
+    assert lines[0] == "| method | A | B |"
+    assert lines[2] == "| dropout (UAR) | 50.00 | 55.00 |"
+    assert lines[3] == "| cmarr − dropout | +2.10 * | -0.40 |"
+    assert lines[4] == "| oracle reconstruction − reference | +10.00 | +5.00 |"
+    assert lines[5] == "| Bayes bound (six-condition mean UAR) | 66.00 | 70.00 |"
