@@ -46,8 +46,8 @@ def start_study(args: argparse.Namespace, system: Any, optuna: Any) -> OpenedStu
     url = args.storage or default_url(folder)
     storage = open_storage(url, optuna)
     study, definition, _ = open_study(optuna, storage, url, name, definition, args.trials,
-                                      make_sampler(optuna, sampler, 0), make_pruner(optuna, pruner))
-    study.sampler = make_sampler(optuna, sampler, len(study.trials))
+                                      make_sampler(optuna, sampler, 0, 0), make_pruner(optuna, pruner))
+    study.sampler = make_sampler(optuna, sampler, 0, len(study.trials))
     write_json(folder / "study.json", {"study": name, "storage": shown(url), "trials": args.trials,
                                        "recipe": definition["recipe"], "overrides": definition["overrides"],
                                        "space": definition["space"], "monitor": definition["monitor"],
@@ -143,7 +143,7 @@ def join(args: argparse.Namespace, system: Any, optuna: Any) -> int:
     if not args.storage:
         raise TuneError("--join STUDY needs --storage URL (where the study lives)")
     opened = open_shared_study(args.storage, args.join, None, args.device, args.plugins_dir,
-                               offset=os.getpid(), system=system)
+                               worker=os.getpid(), system=system)
     from .study import BUDGET
     budget = int(opened.study.user_attrs.get(BUDGET) or 0)
     say(f"tune: joined study '{args.join}' at {shown(args.storage)}; trials go to {opened.folder}")

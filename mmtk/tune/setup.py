@@ -114,7 +114,7 @@ def trial_setup(definition: dict, system: Any, folder: Path, device: str | None)
 
 
 def open_shared_study(url: str, name: str, folder: Path | None, device: str | None,
-                      plugins_dir: str | None, offset: int = 0, system: Any = None) -> OpenedStudy:
+                      plugins_dir: str | None, worker: int = 0, system: Any = None) -> OpenedStudy:
     """An existing study (a ``--jobs`` worker, or ``--join``): everything from its storage."""
     from .workers import make_pruner, make_sampler
 
@@ -126,7 +126,7 @@ def open_shared_study(url: str, name: str, folder: Path | None, device: str | No
     study, definition, _ = open_study(optuna, storage, url, name, None, None, None, None)
     if "tree" not in definition or "space" not in definition:
         raise TuneError(f"study '{name}' has an incomplete stored definition; it cannot be joined")
-    study.sampler = make_sampler(optuna, definition["sampler"], len(study.trials) + offset)
+    study.sampler = make_sampler(optuna, definition["sampler"], worker, len(study.trials))
     study.pruner = make_pruner(optuna, definition["pruner"])
     folder = folder or tune_folder(base_recipe(definition, system), name)
     return OpenedStudy(optuna, storage, study, definition, trial_setup(definition, system, folder, device),

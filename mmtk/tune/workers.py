@@ -35,10 +35,16 @@ class WorkerConfig:
     index: int
 
 
-def make_sampler(optuna: Any, spec: dict, offset: int) -> Any:
-    """The study's sampler; ``offset`` (trials already there + worker index) keeps a resumed or
-    second worker from repeating the first one's random draws."""
-    seed = None if spec.get("seed") is None else int(spec["seed"]) + offset
+def make_sampler(optuna: Any, spec: dict, worker: int, existing: int) -> Any:
+    """The study's sampler for one worker. Its seed mixes the study's seed, the worker (0 = the
+    command's own process, K = --jobs worker K, a pid for --join) and the trials already in the
+    study, so no two workers, and no resumed worker, repeat each other's draws. (Adding the two
+    numbers did collide: worker 1 opening an empty study and worker 0 opening it one trial later
+    drew identical trials throughout the sampler's random start-up.)"""
+    import numpy as np
+
+    seed = None if spec.get("seed") is None else int(
+        np.random.SeedSequence([int(spec["seed"]), worker, existing]).generate_state(1)[0])
     if spec["type"] == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
@@ -134,7 +140,7 @@ def worker_main(config: WorkerConfig) -> None:
     _die_with_parent(os.getppid())
     torch.set_num_threads(config.threads)
     opened = open_shared_study(config.url, config.study, Path(config.folder), config.device,
-                               config.plugins_dir, offset=config.index)
+                               config.plugins_dir, worker=config.index + 1)
     work(opened.study, opened.storage, opened.setup, Path(config.folder), opened.optuna)
 
 
