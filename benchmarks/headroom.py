@@ -211,14 +211,14 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
 
 
 def summary_markdown(rows: list[dict]) -> str:
-    """The grid at a glance: one row per method, one column per setting. The reference's row
-    holds its six-condition mean UAR, every other method's its difference to it (* = Holm p <
-    0.05); then the oracle reconstruction's difference and the Bayes bound."""
+    """The grid at a glance: one row per method, one column per setting. The reference (the
+    first method, as in ``comparison_stats``) holds its six-condition mean UAR, every other
+    method its difference to it (* = Holm p < 0.05); then the oracle reconstruction's
+    difference and the Bayes bound."""
     settings = list(dict.fromkeys(r["setting"] for r in rows))
     cell = {(r["setting"], r["method"]): r for r in rows}
     methods = list(dict.fromkeys(r["method"] for r in rows if not r["method"].startswith(("oracle", "Bayes"))))
-    reference = next((m for m in methods if all(cell.get((s, m), {}).get("diff") is None for s in settings)),
-                     methods[0] if methods else "")
+    reference = methods[0] if methods else ""
 
     def value(setting: str, method: str) -> str:
         r = cell.get((setting, method))
