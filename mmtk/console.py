@@ -1,7 +1,8 @@
 """Terminal output: rich progress bars and tables on a TTY, plain lines otherwise.
 
 Progress events (sent by the run, the trainer and the stage loop): ``run_start``,
-``trial_start``, ``stage_start`` (epochs, steps per epoch, an optional one-line ``hint``),
+``trial_start``, ``stage_start`` (epochs, steps per epoch, an optional one-line ``hint``,
+``notes``: lines saying what the stage chose, e.g. for its unlabelled samples),
 ``step`` (throttled by the stage loop), ``epoch_end`` (losses, validation metric),
 ``stage_end`` (last epoch run, the selected epoch and its validation value), ``final_eval``,
 ``trial_end`` and ``trial_failed``.
@@ -75,6 +76,8 @@ class PlainProgress:
             self.steps[info["trial"]] = info.get("steps") or 0
             self.say(info["trial"], f"stage '{info['stage']}': up to {info['epochs']} epochs"
                      + (f" of {info['steps']} steps" if info.get("steps") else ""))
+            for note in info.get("notes") or ():
+                self.say(info["trial"], note)
             if info.get("hint"):
                 self.say(info["trial"], f"hint: {info['hint']}")
         elif event == "step" and time.monotonic() - self.last_line >= self.step_seconds:
@@ -143,6 +146,8 @@ class RichProgress:
             self.tasks[trial] = self.progress.add_task(
                 f"{trial} {info['stage']}", total=info["epochs"] * steps,
                 completed=info.get("start", 0) * steps, score="", at=f"epoch {info.get('start', 0)}/{info['epochs']}")
+            for note in info.get("notes") or ():
+                self.line(f"[{trial}] {note}")
             if info.get("hint"):
                 self.line(f"[{trial}] hint: {info['hint']}")
         elif event == "step" and task is not None:

@@ -269,3 +269,16 @@ class Pipeline(nn.Module):
         """The ``slot/name`` losses that read labels (labelled rows only)."""
         return {f"{n}/{k}" for n in SLOTS if getattr(self, n) is not None
                 for k in label_losses(getattr(self, n))}
+
+    def unlabeled_users(self, weights: dict[str, float]) -> list[str]:
+        """What in this model can learn from a training sample without a label: its label-free
+        losses with a nonzero weight (an unlisted loss weighs 1), and every part holding
+        persistent buffers (running statistics, like BatchNorm's or mean imputation's, move in
+        training forward passes). Empty: an unlabelled sample cannot change this model."""
+        free = sorted(k for k in self.declared_losses() - self.supervised_losses()
+                      if weights.get(k, 1.0) != 0)
+        parameters = {name for name, _ in self.named_parameters()}
+        depth = {"encoders": 2}   # name an encoder by its modality, any other part by its slot
+        holders = {".".join(key.split(".")[:depth.get(key.split(".")[0], 1)])
+                   for key in self.state_dict() if key not in parameters}
+        return free + [f"{h} buffers" for h in sorted(holders)]

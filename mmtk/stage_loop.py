@@ -19,7 +19,7 @@ from torch import Tensor
 from . import distributed as dist
 from .checkpoint import Snapshot, StageState, write_snapshot
 from .data import DataSplits
-from .data_loading import batch_indices, padding_hint
+from .data_loading import EpochPlan, bucketing, resolve_unlabeled
 from .devices import autocast
 from .errors import MmtkError, NonFiniteLossError
 from .evaluate import Evaluator
@@ -119,11 +119,16 @@ class StageLoop:
         self.present_cpu = train.present.cpu()  # masks are drawn on the host: no device sync
         self.masks_of = training_masks(self.p.train_missing, len(train), train.modalities, self.present_cpu)
         self.supervised_cpu = supervised(train.labels, train.scores, self.target).cpu()
+        labelled = int(self.supervised_cpu.sum())
+        mode, note = resolve_unlabeled(self.cfg.unlabeled, self.p.model.unlabeled_users(self.p.weights),
+                                       len(train) - labelled, labelled)
+        self.plan = EpochPlan.of(self.supervised_cpu, mode, self.cfg.epoch_steps)
+        self.bucket, hint, bucket_note = bucketing(self.cfg.bucket_by_length, train)
         epochs = self.cfg.epochs
         first_epoch = epochs if snap is not None and snap.stopped else st.epoch
         self.progress("stage_start", stage=self.stage.name, epochs=epochs, trial=self.trial.key,
-                      start=st.epoch, steps=math.ceil(len(train) / self.cfg.batch_size),
-                      hint=padding_hint(train, self.cfg.bucket_by_length))
+                      start=st.epoch, steps=self.plan.steps(self.cfg.batch_size),
+                      hint=hint, notes=[n for n in (note, bucket_note) if n])
         for epoch in range(first_epoch, epochs):
             record = self.epoch(epoch)
             stop = self.select(st, epoch, record)
@@ -140,7 +145,8 @@ class StageLoop:
         return st
 
     def epoch(self, epoch: int) -> dict:
-        """One pass over the training split; returns the epoch's record (losses, val metric)."""
+        """One pass over the training samples of the epoch plan; returns the epoch's record
+        (losses, val metric)."""
         model, train, bs = self.p.model, self.splits.train, self.cfg.batch_size
         model.train()
         started = time.perf_counter()
@@ -148,12 +154,12 @@ class StageLoop:
         # On CPU checking every step is free; on a GPU it would sync, so check every 50 steps
         # (and at the end of every epoch) and still name the first bad step.
         every = 1 if self.device.type == "cpu" else 50
-        bucket = self.cfg.bucket_by_length and bool(train.lengths)
+        bucket = self.bucket
         # One global order and one global mask per batch, identical on every rank; under
         # DDP each rank takes its shard, so N ranks see exactly one process's batches.
-        order = torch.randperm(len(train), generator=self.shuffle_gen)
+        batches = self.plan.batches(bs, train, bucket, self.shuffle_gen)
         shown = started  # step events at most every STEP_EVENT_SECONDS: a clock read per step
-        for step, global_idx in enumerate(batch_indices(order, bs, train, bucket, self.shuffle_gen)):
+        for step, global_idx in enumerate(batches):
             global_keep = self.masks_of(global_idx, self.present_cpu[global_idx], self.mask_gen)
             if len(global_idx) < dist.world_size():
                 continue  # too small to give every rank a sample
@@ -174,13 +180,14 @@ class StageLoop:
             self.p.scheduler.step()
         val = self.evaluator.evaluate(model, self.splits.val, self.p.val_plan)
         score = val["mean" if "mean" in val else next(iter(val))][self.cfg.monitor]
-        steps = math.ceil(len(train) / bs)
-        record = {"epoch": epoch + 1, **{f"loss/{k}": float(v) / steps for k, v in sums.items()},
+        shown_samples = sum(len(b) for b in batches)
+        record = {"epoch": epoch + 1, **{f"loss/{k}": float(v) / len(batches) for k, v in sums.items()},
                   f"val/{self.cfg.monitor}": score, "train_seconds": round(train_seconds, 4),
-                  "train_samples": len(train)}
-        labelled = int(self.supervised_cpu.sum())
-        if labelled < len(train):
+                  "train_samples": shown_samples}
+        if len(self.plan.unlabelled):   # a pool: how many of the epoch's samples had a label
+            labelled = sum(int(self.supervised_cpu[b].sum()) for b in batches)
             record["train_labeled"] = labelled
+            record["train_unlabeled"] = shown_samples - labelled
         return record
 
     def task_rows(self, idx: Tensor, keep: Tensor) -> tuple[Tensor | None, int]:

@@ -98,7 +98,11 @@ class Train:
     compile: bool = False
     deterministic: bool = True
     min_epochs: Annotated[int, AT_LEAST_ONE] = 1
-    bucket_by_length: bool = False
+    bucket_by_length: bool | Literal["auto"] = "auto"   # auto: when batches would be mostly padding
+    # unlabelled training samples: auto | mixed | skip | N per step (mmtk.data_loading.EpochPlan)
+    unlabeled: Annotated[int, AT_LEAST_ONE] | Literal["auto", "mixed", "skip"] = "auto"
+    # optimizer steps per epoch (passes back to back); null: one pass over the samples
+    epoch_steps: Annotated[int, AT_LEAST_ONE] | None = None
     threads: Annotated[int, AT_LEAST_ONE] | Literal["auto"] = "auto"   # torch threads: mmtk.threads
     checkpoint_every: Annotated[int, AT_LEAST_ONE] = 1
     checkpoint_seconds: Annotated[float, Ge(0)] = 30.0

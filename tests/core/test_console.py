@@ -98,19 +98,33 @@ def _frames(lengths: list[int], steps: int):
 
 
 def test_padding_hint_when_unbucketed_batches_are_mostly_padding():
-    from mmtk.data_loading import padding_hint
+    from mmtk.data_loading import bucketing
     wide = _frames([20, 60, 100, 40], 100)           # 45 % of the frames are padding
-    hint = padding_hint(wide, bucket=False)
+    bucket, hint, note = bucketing(False, wide)
+    assert not bucket and note is None
     assert hint is not None and "'audio' sequences are 20-100 frames" in hint and "45 %" in hint
     assert "train.bucket_by_length: true" in hint
-    assert padding_hint(wide, bucket=True) is None                    # already bucketed
-    assert padding_hint(_frames([80, 90, 100, 95], 100), bucket=False) is None   # little padding
+    assert bucketing(True, wide) == (True, None, None)                       # already bucketed
+    assert bucketing(False, _frames([80, 90, 100, 95], 100)) == (False, None, None)   # little padding
+
+
+def test_auto_buckets_only_where_batches_would_be_mostly_padding():
+    from mmtk.data_loading import bucketing
+    bucket, hint, note = bucketing("auto", _frames([20, 60, 100, 40], 100))
+    assert bucket and hint is None and "bucketed by length" in note and "45 %" in note
+    assert bucketing("auto", _frames([80, 90, 100, 95], 100)) == (False, None, None)
+    vectors = _frames([1, 1], 1)
+    vectors.lengths.clear()
+    assert bucketing("auto", vectors) == (False, None, None)                 # no sequences
+    assert bucketing(True, vectors) == (False, None, None)
 
 
 def test_plain_and_rich_progress_print_the_stage_hint():
     out = io.StringIO()
-    PlainProgress(out)("stage_start", trial="seed0", stage="main", epochs=3, steps=2, hint="cut the padding")
+    PlainProgress(out)("stage_start", trial="seed0", stage="main", epochs=3, steps=2, hint="cut the padding",
+                       notes=["3000 unlabelled training samples left out"])
     assert "[seed0] hint: cut the padding" in out.getvalue()
+    assert "[seed0] 3000 unlabelled training samples left out" in out.getvalue()
     quiet = io.StringIO()
     PlainProgress(quiet)("stage_start", trial="seed0", stage="main", epochs=3, steps=2, hint=None)
     assert "hint" not in quiet.getvalue()

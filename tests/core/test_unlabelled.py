@@ -206,10 +206,11 @@ class Partial(mmtk.Dataset):
 
     Parameters:
         shift: added to the unlabelled training samples' features (they are never scored)
+        pool: false drops the unlabelled training samples (the labelled ones stay as they are)
     """
 
-    def __init__(self, shift: float = 0.0, seed: int = 0):
-        self.shift = shift
+    def __init__(self, shift: float = 0.0, pool: bool = True, seed: int = 0):
+        self.shift, self.pool = shift, pool
 
     @property
     def modalities(self):
@@ -232,6 +233,8 @@ class Partial(mmtk.Dataset):
     def load(self, fold=None):
         g = torch.Generator().manual_seed(0)
         train = self._split(160, g, unlabelled=64, incomplete=24)
+        if not self.pool:
+            train = train.subset(torch.arange(64, 160))
         return mmtk.DataSplits(train=train, val=self._split(40, g), test=self._split(40, g), num_classes=3)
 
 @mmtk.hookimpl
@@ -240,13 +243,14 @@ def mmtk_register_components(register):
 '''
 
 
-def _recipe(folder, base: str, shift: float, **train) -> str:
+def _recipe(folder, base: str, shift: float, pool: bool = True, **train) -> str:
     """A recipe file: ``base`` on the partial dataset (not normalised: the unlabelled rows'
     features must not move the statistics)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "partial_plugin.py").write_text(PLUGIN)
     tree = {"extends": str(RECIPES / base), "imports": [str(folder / "partial_plugin.py")],
-            "name": "partial", "data": {"type": "partial", "shift": shift, "normalize": False},
+            "name": "partial",
+            "data": {"type": "partial", "shift": shift, "pool": pool, "normalize": False},
             "train": {"epochs": 3, "batch_size": 32, "patience": None, **train}, "seed": 0}
     path = folder / "recipe.yaml"
     path.write_text(yaml.safe_dump(tree))
@@ -276,7 +280,33 @@ def test_unlabelled_and_incomplete_training_end_to_end(system, tmp_path):
     data = json.loads(next(directory.glob("trials/*/data.json")).read_text())
     assert data["sizes"]["train"] == 160 and data["labeled"] == {"train": 96, "val": 40, "test": 40}
     history = json.loads(next(directory.glob("trials/*/history-*.json")).read_text())
-    assert history[0]["train_labeled"] == 96
+    assert history[0]["train_labeled"] == 96 and history[0]["train_unlabeled"] == 0
+
+
+def _trained(system, folder, base: str, **options):
+    run = Run.create(prepare(system, _recipe(folder, base, 0.0, **options), folder), system)
+    result = run.execute()
+    history = json.loads(next(run.directory.glob("trials/*/history-*.json")).read_text())
+    return _weights(run.directory), result["trials"], history
+
+
+@pytest.mark.slow
+def test_a_label_only_model_trains_exactly_as_without_the_pool(system, tmp_path):
+    """train.unlabeled: auto leaves the pool out of a model that cannot learn from it, so
+    adding unlabelled samples changes nothing (not even the batches); mixed puts them back."""
+    without, results, _ = _trained(system, tmp_path / "none", "baseline.yaml", pool=False)
+    auto, auto_results, history = _trained(system, tmp_path / "auto", "baseline.yaml")
+    assert all(torch.equal(without[k], auto[k]) for k in without) and auto_results == results
+    assert history[0]["train_samples"] == 96 and history[0]["train_unlabeled"] == 0
+    mixed, _, history = _trained(system, tmp_path / "mixed", "baseline.yaml", unlabeled="mixed")
+    assert any(not torch.equal(without[k], mixed[k]) for k in without)
+    assert history[0]["train_samples"] == 160 and history[0]["train_unlabeled"] == 64
+    # a model that learns from the pool gets it by default, here 10 per step of 32 labelled
+    _, _, history = _trained(system, tmp_path / "ae", "ae-impute.yaml", unlabeled=10)
+    assert history[0]["train_samples"] == 96 + 3 * 10 and history[0]["train_unlabeled"] == 30
+    # train.epoch_steps fixes the epoch's length: 5 steps are passes of 3 batches back to back
+    _, _, history = _trained(system, tmp_path / "steps", "baseline.yaml", epoch_steps=5)
+    assert history[0]["train_samples"] == history[0]["train_labeled"] == 5 * 32
 
 
 class Interrupt(Exception):
@@ -284,8 +314,9 @@ class Interrupt(Exception):
 
 
 @pytest.mark.slow
-def test_resume_with_unlabelled_data_is_exact(system, tmp_path):
-    recipe = _recipe(tmp_path, "cmarr.yaml", 0.0, checkpoint_seconds=0)
+@pytest.mark.parametrize("unlabeled", ["auto", 10])
+def test_resume_with_unlabelled_data_is_exact(system, tmp_path, unlabeled):
+    recipe = _recipe(tmp_path, "cmarr.yaml", 0.0, checkpoint_seconds=0, unlabeled=unlabeled)
     full = Run.create(prepare(system, recipe, tmp_path / "a"), system).execute()
 
     def kill_after_two_epochs(event, **info):

@@ -110,6 +110,9 @@ def test_mmin_reference_recipe_states_the_reference_choices(prepare_tree, tmp_pa
     assert mmin.model.fuser.params == ours.stages[1].model.fuser.params
     assert ref.last_stage.missing.eval.type == "six_conditions"
     assert pre.train.monitor == mmin.train.monitor == "uar"
+    # the reference's random batches; mmtk's own IEMOCAP recipe buckets them by length
+    assert pre.train.bucket_by_length is mmin.train.bucket_by_length is False
+    assert all(s.train.bucket_by_length is True for s in ours.stages)
 
 
 @pytest.mark.slow
