@@ -16,15 +16,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mmtk.training_curves import read_curves, samples_per_second
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def samples_per_second(run_root: Path) -> tuple[float, dict]:
+def throughput_and_score(run_root: Path) -> tuple[float, dict]:
     run = next(p for p in run_root.glob("*/*") if (p / "metrics.json").is_file())
-    hist = json.loads(next(run.glob("trials/*/history-*.json")).read_text())
-    seconds = sum(h["train_seconds"] for h in hist)
-    samples = sum(h["train_samples"] for h in hist)
-    return samples / seconds, json.loads((run / "metrics.json").read_text())["summary"]["test"]["mean"]
+    rate = samples_per_second([r for stage in read_curves(run) for r in stage.records()])
+    return rate, json.loads((run / "metrics.json").read_text())["summary"]["test"]["mean"]
 
 
 def main() -> None:
@@ -42,8 +42,8 @@ def main() -> None:
                        check=True, env=env, capture_output=True)
         subprocess.run([torchrun, f"--nproc_per_node={args.procs}", "-m", "mmtk", *common,
                         "--set", f"output.dir={tmp / 'ddp'}"], check=True, env=env, capture_output=True)
-        one, m1 = samples_per_second(tmp / "one")
-        ddp, m2 = samples_per_second(tmp / "ddp")
+        one, m1 = throughput_and_score(tmp / "one")
+        ddp, m2 = throughput_and_score(tmp / "ddp")
     print(f"recipe: {args.recipe}; {args.threads} torch thread(s) per process; {os.cpu_count()} CPU cores")
     print(f"1 process:            {one:,.0f} training samples/s (test mean UAR {100 * m1['uar']['mean']:.2f})")
     print(f"{args.procs} DDP processes (gloo): {ddp:,.0f} training samples/s "

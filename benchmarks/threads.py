@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mmtk.training_curves import read_curves, samples_per_second
+
 ROOT = Path(__file__).resolve().parents[1]
 # the shipped recipes that run offline (IEMOCAP/MOSI ones need licence-gated data), plus the
 # MMIN-sized frame-level stand-in for those
@@ -35,17 +37,12 @@ def busy_loop() -> None:
         pass
 
 
-def samples_per_second(recipe: str, threads: int, epochs: int, out: Path) -> float:
+def run_throughput(recipe: str, threads: int, epochs: int, out: Path) -> float:
     cmd = [sys.executable, "-m", "mmtk", "run", recipe, "--threads", str(threads), "--quiet", "--json",
            "--set", f"train.epochs={epochs}", "--set", "train.patience=null", "--set", f"output.dir={out}"]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     results = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout)
-    seconds = samples = 0.0
-    for history in Path(results["directory"]).rglob("history-*.json"):
-        for epoch in json.loads(history.read_text()):
-            seconds += epoch["train_seconds"]
-            samples += epoch["train_samples"]
-    return samples / seconds
+    return samples_per_second([r for stage in read_curves(Path(results["directory"])) for r in stage.records()])
 
 
 def main() -> None:
@@ -73,7 +70,7 @@ def main() -> None:
                 figures: dict[int, list[float]] = {c: [] for c in counts}
                 for r in range(args.rounds):
                     for c in (counts if r % 2 == 0 else counts[::-1]):
-                        figures[c].append(samples_per_second(recipe, c, args.epochs, Path(tmp)))
+                        figures[c].append(run_throughput(recipe, c, args.epochs, Path(tmp)))
                 med = {c: statistics.median(v) for c, v in figures.items()}
                 best = max(med, key=med.get)
                 ratio = med[counts[-1]] / med[counts[0]]

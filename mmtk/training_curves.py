@@ -35,6 +35,17 @@ class StageCurves:
         return sorted({k for records in self.histories.values() for r in records for k in r
                        if k.startswith("val/")})
 
+    def records(self) -> list[dict]:
+        """Every trial's epoch records, trial after trial."""
+        return [r for records in self.histories.values() for r in records]
+
+
+def samples_per_second(records: list[dict]) -> float:
+    """Training throughput of epoch records: samples shown / seconds in the train loop
+    (validation and snapshots excluded, as the stage loop times them); the benchmarks' figure."""
+    seconds = sum(r["train_seconds"] for r in records)
+    return sum(r["train_samples"] for r in records) / seconds if seconds else 0.0
+
 
 def _read(path: Path, what: str) -> Any:
     try:

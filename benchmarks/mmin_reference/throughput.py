@@ -26,7 +26,6 @@ epochs); run_mmtk.py and compare_table.py compare the full schedules.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
@@ -37,6 +36,8 @@ import time
 from pathlib import Path
 
 import yaml
+
+from mmtk.training_curves import read_curves, samples_per_second
 
 HERE = Path(__file__).resolve().parent
 STAGES = ("stage 1", "stage 2")
@@ -85,13 +86,10 @@ def mmtk_rates(recipe: str, data: Path, out: Path, epochs: tuple[int, int], thre
     start = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
-    trial = next(out.rglob("trials/*/history-*.json")).parent
-    stages = yaml.safe_load((trial.parents[1] / "recipe.yaml").read_text())["stages"]
-    rates = []
-    for stage in stages:
-        history = json.loads((trial / f"history-{stage['name']}.json").read_text())
-        rates.append(sum(e["train_samples"] for e in history) / sum(e["train_seconds"] for e in history))
-    return [*rates, wall]
+    run = next(out.rglob("trials/*/history-*.json")).parents[2]
+    stages = {stage.name: stage for stage in read_curves(run)}
+    names = [s["name"] for s in yaml.safe_load((run / "recipe.yaml").read_text())["stages"]]
+    return [*(samples_per_second(stages[name].records()) for name in names), wall]
 
 
 def main() -> int:

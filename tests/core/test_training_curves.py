@@ -10,7 +10,7 @@ import pytest
 from conftest import RECIPES, hide_matplotlib, tiny_overrides
 from mmtk.cli import main
 from mmtk.errors import MmtkError
-from mmtk.training_curves import plot_training_curves, read_curves
+from mmtk.training_curves import plot_training_curves, read_curves, samples_per_second
 
 mpimg = pytest.importorskip("matplotlib.image")
 
@@ -51,6 +51,18 @@ def test_read_curves_gives_each_stage_its_trials_and_selected_epochs(tmp_path):
     path = plot_training_curves(run, tmp_path / "curves.png")
     pixels = assert_real_picture(path)
     assert pixels.shape[0] > pixels.shape[1] * 0.4    # two rows of panels, one per stage
+
+
+def test_samples_per_second_pools_every_trials_epochs(tmp_path):
+    """The benchmarks' speed figure: samples shown over seconds in the train loop."""
+    run = tmp_path / "run"
+    for trial, (samples, seconds) in {"seed0": (100, 2.0), "seed1": (300, 2.0)}.items():
+        (run / "trials" / trial).mkdir(parents=True)
+        records = [{"epoch": 1, "train_samples": samples, "train_seconds": seconds, "val/uar": 0.5}] * 2
+        (run / "trials" / trial / "history-main.json").write_text(json.dumps(records))
+    (stage,) = read_curves(run)
+    assert len(stage.records()) == 4 and samples_per_second(stage.records()) == 800 / 8.0
+    assert samples_per_second([]) == 0.0
 
 
 def test_no_history_and_no_matplotlib_are_clear_errors(tmp_path, monkeypatch):
