@@ -5,7 +5,9 @@ The batch has labelled and unlabelled rows (label -1) of every missing pattern. 
 supervised losses (``label_losses``) must not change when the unlabelled rows' labels
 become other negative values and their features change; each label-free loss that depends
 on the batch at all must change when only the unlabelled rows' features change; and a batch
-without any labelled row must give finite losses, its supervised ones 0 (or absent).
+without any labelled row must give finite losses, its supervised ones 0 (or absent). A
+training forward must not change a non-persistent buffer (learnt state that would be lost on
+saving, and that ``train.unlabeled: auto`` could not see).
 """
 from __future__ import annotations
 
@@ -70,10 +72,18 @@ def check_unlabelled(spec: ComponentSpec, workdir: Path, system: Any, allow: NoG
     unl = unlabelled_rows()
     base = replace(truth, labels=torch.where(unl, torch.full_like(truth.labels, -1), truth.labels))
     _own_losses(pipe, spec.kind, base, present)  # a warm-up (lazy or data-dependent set-up)
+    hidden = _non_persistent_buffers(part)
     ref = _own_losses(pipe, spec.kind, base, present)
     garbage = replace(_new_features(base, unl, 1),
                       labels=torch.where(unl, -2 - torch.arange(ROWS), base.labels))
     changed = _own_losses(pipe, spec.kind, garbage, present)
+    for name, before in hidden.items():
+        after = _non_persistent_buffers(part)[name]
+        assert before.shape == after.shape and torch.equal(before, after), (
+            f"a training forward changed its non-persistent buffer '{name}': state learnt from the "
+            "batches must live in a persistent buffer (register_buffer(..., persistent=True)), so "
+            "that it is saved with the model and train.unlabeled: auto knows the slot learns from "
+            "unlabelled samples (Pipeline.unlabeled_users)")
     for name in sorted(supervised & set(ref)):
         assert _same(ref[name], changed.get(name, ref[name])), (
             f"its supervised loss '{name}' changed ({float(ref[name]):.6g} -> "
@@ -82,6 +92,12 @@ def check_unlabelled(spec: ComponentSpec, workdir: Path, system: Any, allow: NoG
             "reads no label, leave it out of label_losses")
     _check_label_free(pipe, spec.kind, base, present, ref, unl, set(ref) - supervised)
     _check_none_labelled(pipe, spec.kind, base, present, supervised)
+
+
+def _non_persistent_buffers(part: Any) -> dict[str, Any]:
+    """Copies of the buffers of ``part`` that its state_dict leaves out."""
+    saved = set(part.state_dict())
+    return {name: b.detach().clone() for name, b in part.named_buffers() if name not in saved}
 
 
 def _check_label_free(pipe: Any, kind: str, base: Any, present: Any, ref: dict, unl: Any,

@@ -1,6 +1,7 @@
 """The contract check ``::unlabelled`` catches a slot that feeds unlabelled samples to a
-supervised loss, one whose label-free loss skips them, and one whose supervised loss is not 0
-without labels; a correct slot passes; label_losses must name declared losses."""
+supervised loss, one whose label-free loss skips them, one whose supervised loss is not 0
+without labels, and one that learns into a buffer it never saves; a correct slot passes;
+label_losses must name declared losses."""
 from __future__ import annotations
 
 import pytest
@@ -86,6 +87,20 @@ class NotZeroWithoutLabels(_Probe):
         return super().supervised(state, reps, rows)
 
 
+class HiddenRunningMean(Good):
+    """Learns a running mean of its batches into a buffer that is never saved."""
+
+    def __init__(self, latent_dim: int, num_classes: int):
+        super().__init__(latent_dim, num_classes)
+        self.register_buffer("running", torch.zeros(latent_dim), persistent=False)
+
+    def forward(self, state):
+        if self.training:
+            reps = torch.stack([state.reps[m] for m in state.modalities], 1).mean(1)
+            self.running.mul_(0.9).add_(0.1 * reps.detach().mean(0))
+        return super().forward(state)
+
+
 class UndeclaredLabelLoss(Good):
     label_losses = ("prototypes",)
 
@@ -93,7 +108,8 @@ class UndeclaredLabelLoss(Good):
 class ToySlots:
     @mmtk.hookimpl
     def mmtk_register_components(self, register):
-        for cls in (Good, NegativeAsClass, ClampedLabels, LabelFreeOnLabelledOnly, NotZeroWithoutLabels):
+        for cls in (Good, NegativeAsClass, ClampedLabels, LabelFreeOnLabelledOnly, NotZeroWithoutLabels,
+                    HiddenRunningMean):
             register("refiner", cls.__name__.lower(), cls)
 
 
@@ -120,6 +136,7 @@ def test_a_correct_slot_passes(toy_system, tmp_path):
     ("clampedlabels", "supervised loss 'refiner/proto' changed"),
     ("labelfreeonlabelledonly", "label-free loss 'refiner/norm' ignores the unlabelled rows"),
     ("notzerowithoutlabels", "'refiner/proto' is 1 on a batch without any labelled row"),
+    ("hiddenrunningmean", "changed its non-persistent buffer 'running'"),
 ])
 def test_a_slot_breaking_the_contract_is_named(toy_system, tmp_path, name, says):
     got = _outcome(toy_system, name, tmp_path)
