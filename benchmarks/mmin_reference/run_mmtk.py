@@ -31,7 +31,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, nargs=4, default=[10, 10, 30, 30])
     ap.add_argument("--seeds", nargs="+", default=["0"])
     ap.add_argument("--set", dest="sets", action="append", default=[])
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ap.add_argument("--threads", default="1", help="torch threads: a number or auto (default 1)")
     args = ap.parse_args()
     sets = [f"data.root={args.data}", f"output.dir={args.runs_dir}",
             *schedule_overrides(*args.epochs), *args.sets]

@@ -19,6 +19,12 @@ that variant alone (``"bf16=|train.amp=bf16"``):
     python benchmarks/mmin_reference/throughput.py /tmp/mmin_var --reference /tmp/mmin_ref \\
         --mmtk now= --mmtk before=/tmp/mmtk-before:/tmp/mmtk-before/plugins --epochs 3 3 --rounds 2
 
+On a loaded machine, as a user meets it (two busy processes; each system at its own thread
+default: the reference's torch takes every core, mmtk's policy counts the idle ones):
+
+    python benchmarks/mmin_reference/throughput.py /tmp/mmin_var --reference /tmp/mmin_ref \
+        --load 2 --threads 2 --mmtk-threads auto
+
 The corpus: ``write_corpus.py /tmp/mmin_var --frames 100 10 10 --min-audio-frames 20``
 (2,400 training utterances of 20-100 audio frames). Accuracy is not measured here (a few
 epochs); run_mmtk.py and compare_table.py compare the full schedules.
@@ -26,6 +32,7 @@ epochs); run_mmtk.py and compare_table.py compare the full schedules.
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import os
 import re
 import statistics
@@ -43,6 +50,11 @@ HERE = Path(__file__).resolve().parent
 STAGES = ("stage 1", "stage 2")
 TIME_TAKEN = re.compile(r"End of training epoch \d+ / \d+ \t Time Taken: ([\d.]+) sec")
 TRAIN_SAMPLES = re.compile(r"The number of training samples = (\d+)")
+
+
+def busy_loop() -> None:
+    while True:
+        pass
 
 
 def load_average() -> str:
@@ -72,15 +84,17 @@ def log_rate(text: str) -> float:
     return int(samples[-1]) * len(seconds) / sum(seconds)
 
 
-def mmtk_rates(recipe: str, data: Path, out: Path, epochs: tuple[int, int], threads: int,
+def mmtk_rates(recipe: str, data: Path, out: Path, epochs: tuple[int, int], threads: str,
                pythonpath: str, sets: list[str]) -> list[float]:
     """Samples/s of an mmtk MMIN recipe's two stages, from the run's histories, and the wall
-    seconds of the whole command."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    seconds of the whole command. ``threads`` "auto": mmtk's own thread policy decides."""
+    env = dict(os.environ)
+    if threads != "auto":
+        env.update(OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     cmd = [sys.executable, str(HERE / "run_mmtk.py"), recipe, str(data), str(out),
-           "--epochs", str(epochs[0]), "0", str(epochs[1]), "0", "--threads", str(threads)]
+           "--epochs", str(epochs[0]), "0", str(epochs[1]), "0", "--threads", threads]
     for s in sets:
         cmd += ["--set", s]
     start = time.perf_counter()
@@ -103,13 +117,22 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, nargs=2, default=[3, 3], metavar=("STAGE1", "STAGE2"))
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2, help="torch threads of every system")
+    ap.add_argument("--mmtk-threads", help="mmtk's torch threads instead: a number or auto (its "
+                    "thread policy, as a user gets it); default: --threads")
+    ap.add_argument("--load", type=int, default=0, help="busy-looping processes kept running "
+                    "meanwhile (a loaded machine)")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="override for the mmtk runs")
     args = ap.parse_args()
     variants = {name: spec.split("|") for name, spec in (v.split("=", 1) for v in (args.mmtk or ["now="]))}
     systems = ["reference", *variants]
     figures: dict[str, list[list[float]]] = {s: [] for s in systems}
-    print(f"{args.data}: {args.epochs[0]} + {args.epochs[1]} epochs, {args.threads} threads, "
-          f"{args.rounds} rounds; mmtk recipe {args.recipe}")
+    mmtk_threads = args.mmtk_threads or str(args.threads)
+    hogs = [mp.Process(target=busy_loop, daemon=True) for _ in range(args.load)]
+    for h in hogs:
+        h.start()
+    print(f"{args.data}: {args.epochs[0]} + {args.epochs[1]} epochs, {args.threads} threads "
+          f"(mmtk: {mmtk_threads}), {args.rounds} rounds, {args.load} busy process(es); "
+          f"mmtk recipe {args.recipe}")
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for system in (systems if r % 2 == 0 else systems[::-1]):
@@ -118,7 +141,7 @@ def main() -> int:
                     rates = reference_rates(args.reference, args.data, out, tuple(args.epochs), args.threads)
                 else:
                     path, *own = variants[system]
-                    rates = mmtk_rates(args.recipe, args.data, out, tuple(args.epochs), args.threads,
+                    rates = mmtk_rates(args.recipe, args.data, out, tuple(args.epochs), mmtk_threads,
                                        path, [*args.sets, *own])
                 figures[system].append(rates)
                 print(f"round {r + 1} {system:12s} " + "  ".join(
