@@ -85,8 +85,11 @@ def run_rate_predictions(run_dir: Path, system: Any, rates: list[float],
 
 
 def _trial_seed(trial_dir: Path) -> tuple[int | None, int]:
-    """(fold, seed) of a trial, from its data.json and its folder name (``fold1-seed0``)."""
+    """(fold, seed) of a trial, from its data.json (runs before it recorded the seed: from the
+    folder name, ``fold1-seed0``)."""
     info = read_json(trial_dir / "data.json", "trial data file")
+    if isinstance(info.get("seed"), int):
+        return info.get("fold"), info["seed"]
     seed_text = trial_dir.name.rsplit("seed", 1)[-1]
     if not seed_text.lstrip("-").isdigit():
         raise MmtkError(f"{trial_dir}: not an mmtk trial folder (expected a name such as seed0 or fold1-seed0)")

@@ -136,7 +136,7 @@ class Trainer:
         check_supervision(splits, self.recipe.data.dataset.type, self.target)
         if dist.is_main():
             write_json(trial.directory / "data.json", {
-                **splits.info, "fold": trial.fold, "modalities": list(splits.modalities),
+                **splits.info, "fold": trial.fold, "seed": trial.seed, "modalities": list(splits.modalities),
                 "in_dims": splits.in_dims, "num_classes": splits.num_classes,
                 "class_names": splits.class_names,
                 "sizes": {name: len(part) for name, part in splits.items()},
