@@ -77,9 +77,9 @@ def check_unlabelled(spec: ComponentSpec, workdir: Path, system: Any, allow: NoG
     garbage = replace(_new_features(base, unl, 1),
                       labels=torch.where(unl, -2 - torch.arange(ROWS), base.labels))
     changed = _own_losses(pipe, spec.kind, garbage, present)
+    after = _non_persistent_buffers(part)
     for name, before in hidden.items():
-        after = _non_persistent_buffers(part)[name]
-        assert before.shape == after.shape and torch.equal(before, after), (
+        assert before.shape == after[name].shape and torch.equal(before, after[name]), (
             f"a training forward changed its non-persistent buffer '{name}': state learnt from the "
             "batches must live in a persistent buffer (register_buffer(..., persistent=True)), so "
             "that it is saved with the model and train.unlabeled: auto knows the slot learns from "
