@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import RECIPES, fails_with
 from mmtk.builder import Builder
 from mmtk.data import TensorData
 from mmtk.data_loading import EpochPlan, batch_indices, resolve_unlabeled
@@ -114,3 +115,14 @@ def test_epoch_steps_runs_passes_back_to_back(mode):
     assert sorted(sum(labelled[:3], [])) == sorted(sum(labelled[3:6], [])) == list(range(40))
     assert labelled[:3] != labelled[3:6]
     assert all(int((b >= 40).sum()) == plan.per_step() for b in batches)
+
+
+@pytest.mark.parametrize("override, says", [
+    ("train.unlabeled=sometimes", "expected int (>= 1) | 'auto' | 'mixed' | 'skip'"),
+    ("train.unlabeled=0", "train.unlabeled: must be >= 1"),
+    ("train.epoch_steps=0", "train.epoch_steps: must be >= 1"),
+    ("train.bucket_by_length=maybe", "expected bool | 'auto'"),
+])
+def test_bad_batching_settings_are_named(capsys, override, says):
+    fails_with(capsys, ["validate", str(RECIPES / "baseline.yaml"), "--set", override], says,
+               f"given by --set {override}")
