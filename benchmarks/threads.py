@@ -1,10 +1,12 @@
-"""Training throughput of every offline shipped recipe at 1 torch thread vs all cores, on a
-quiet machine and under load: the measurement behind the thread policy (mmtk/threads.py).
+"""Training throughput of every offline shipped recipe at 1 torch thread, at all cores and
+under ``--threads auto``, on a quiet machine and under load: the measurement behind the thread
+policy (mmtk/threads.py, mmtk/thread_probe.py).
 
-Each (recipe, thread count) is one ``mmtk run --threads N`` subprocess of a few epochs; the
+Each (recipe, thread setting) is one ``mmtk run --threads N`` subprocess of a few epochs; the
 figure is training samples/s from the run's history (data loading and evaluation excluded).
-Rounds alternate the thread counts, so a change of machine load hits both alike; the median
-over rounds is printed. ``--load K`` starts K busy-looping processes for the whole
+For ``auto`` the count its stages ran with (from the history: the idle-core ceiling, then the
+per-model probe) is printed too. Rounds alternate the settings, so a change of machine load
+hits all alike; the median over rounds is printed. ``--load K`` starts K busy-looping processes for the whole
 measurement, i.e. a machine where K cores are taken by someone else. The load average is
 printed with every figure.
 
@@ -37,12 +39,16 @@ def busy_loop() -> None:
         pass
 
 
-def run_throughput(recipe: str, threads: int, epochs: int, out: Path) -> float:
-    cmd = [sys.executable, "-m", "mmtk", "run", recipe, "--threads", str(threads), "--quiet", "--json",
+def run_throughput(recipe: str, threads: str, epochs: int, out: Path) -> tuple[float, set[int]]:
+    """(training samples/s, the thread counts the epochs ran with)."""
+    cmd = [sys.executable, "-m", "mmtk", "run", recipe, "--threads", threads, "--quiet", "--json",
            "--set", f"train.epochs={epochs}", "--set", "train.patience=null", "--set", f"output.dir={out}"]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    if threads != "auto":
+        env["OMP_NUM_THREADS"] = threads
     results = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout)
-    return samples_per_second([r for stage in read_curves(Path(results["directory"])) for r in stage.records()])
+    records = [r for stage in read_curves(Path(results["directory"])) for r in stage.records()]
+    return samples_per_second(records), {r["threads"] for r in records if "threads" in r}
 
 
 def main() -> None:
@@ -53,7 +59,7 @@ def main() -> None:
     ap.add_argument("--load", type=int, default=0, help="busy-looping processes started alongside")
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    counts = sorted({1, cores})
+    counts = [str(c) for c in sorted({1, cores})] + ["auto"]
     hogs = [mp.Process(target=busy_loop, daemon=True) for _ in range(args.load)]
     for h in hogs:
         h.start()
@@ -63,19 +69,25 @@ def main() -> None:
           f"median of {args.rounds} rounds, {args.epochs} epochs each; "
           f"train.threads=auto would choose: {threads.choose('auto').reason}")
     print(f"{'recipe':28s} " + " ".join(f"{f'{c} thr (samples/s)':>18s}" for c in counts)
-          + f" {'best':>6s} {'ratio':>6s}  load")
+          + f" {'best':>6s} {'ratio':>6s} {'auto ran':>9s} {'auto/best':>9s}  load")
     try:
         with tempfile.TemporaryDirectory() as tmp:
             for recipe in args.recipes:
-                figures: dict[int, list[float]] = {c: [] for c in counts}
+                figures: dict[str, list[float]] = {c: [] for c in counts}
+                auto_ran: set[int] = set()
                 for r in range(args.rounds):
                     for c in (counts if r % 2 == 0 else counts[::-1]):
-                        figures[c].append(run_throughput(recipe, c, args.epochs, Path(tmp)))
+                        rate, ran = run_throughput(recipe, c, args.epochs, Path(tmp))
+                        figures[c].append(rate)
+                        auto_ran |= ran if c == "auto" else set()
                 med = {c: statistics.median(v) for c, v in figures.items()}
-                best = max(med, key=med.get)
-                ratio = med[counts[-1]] / med[counts[0]]
+                fixed = counts[:-1]
+                best = max(fixed, key=med.get)
+                ratio = med[fixed[-1]] / med[fixed[0]]
+                ran_text = "/".join(str(c) for c in sorted(auto_ran))
                 print(f"{Path(recipe).stem:28s} " + " ".join(f"{med[c]:18.0f}" for c in counts)
-                      + f" {best:>6d} {ratio:6.2f}  {os.getloadavg()[0]:.2f}", flush=True)
+                      + f" {best:>6s} {ratio:6.2f} {ran_text:>9s} {med['auto'] / med[best]:9.2f}"
+                      f"  {os.getloadavg()[0]:.2f}", flush=True)
     finally:
         for h in hogs:
             h.terminate()

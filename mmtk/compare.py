@@ -106,7 +106,8 @@ def _comparable(tree: dict) -> dict:
 
 
 def find_finished_run(recipe: Recipe) -> Path | None:
-    """A finished run of exactly this resolved recipe, if one exists."""
+    """A finished run of exactly this resolved recipe, if one exists. A run whose metrics.json
+    lists failed trials is not finished: reusing it would leave those trials out."""
     base = Path(recipe.output.dir) / recipe.name
     if not base.is_dir():
         return None
@@ -118,12 +119,19 @@ def find_finished_run(recipe: Recipe) -> Path | None:
                 saved = yaml.safe_load(rec.read_text(encoding="utf-8"))
             except (yaml.YAMLError, UnicodeDecodeError):
                 continue  # a damaged earlier run is not reused
-            if isinstance(saved, dict) and _comparable(saved) == want:
+            if isinstance(saved, dict) and _comparable(saved) == want and not _has_failed_trials(met):
                 return d
     return None
 
 
-def _child_command(entry: Entry, overrides: list[str], plugins_dir: str | None, threads: int) -> list[str]:
+def _has_failed_trials(metrics: Path) -> bool:
+    try:
+        return bool(json.loads(metrics.read_text(encoding="utf-8")).get("failed"))
+    except (OSError, ValueError, AttributeError):
+        return True   # unreadable: not a run to reuse
+
+
+def _child_command(entry: Entry, overrides: list[str], plugins_dir: str | None, threads: str) -> list[str]:
     cmd = [sys.executable, "-m", "mmtk"]
     if plugins_dir:
         cmd += ["--plugins-dir", plugins_dir]
@@ -136,11 +144,13 @@ def _child_command(entry: Entry, overrides: list[str], plugins_dir: str | None, 
 def run_entries(entries: list[Entry], overrides: list[str], jobs: int, plugins_dir: str | None,
                 show: Any, thread_setting: ThreadSetting = "auto") -> None:
     threads = choose_threads(thread_setting, min(jobs, len(entries))).count  # per child run
+    # the count is each child's ceiling; under auto the child's stages still probe up to it
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    child_threads = "auto" if thread_setting == "auto" else str(threads)
 
     def work(entry: Entry) -> None:
         show(entry, "started")
-        proc = subprocess.Popen(_child_command(entry, overrides, plugins_dir, threads), stdout=subprocess.PIPE,
+        proc = subprocess.Popen(_child_command(entry, overrides, plugins_dir, child_threads), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True, env=env)
         out_chunks: list[str] = []
         reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)

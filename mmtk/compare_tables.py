@@ -140,12 +140,24 @@ def _floor_warning(stats: ComparisonStats) -> str:
 
 
 def thread_note(run_dir: Path) -> str:
-    """`` (N torch threads)`` from the run's environment.json: a reused run says how it ran."""
-    try:
-        threads = json.loads((Path(run_dir) / "environment.json").read_text()).get("threads")
-    except (OSError, ValueError, AttributeError):
-        return ""
-    return f" ({threads} torch thread{'s' if threads != 1 else ''})" if isinstance(threads, int) else ""
+    """`` (N torch threads)``: how a reused run ran. The counts its epochs recorded (under
+    ``auto`` each stage's probe picks its own), else the count in its environment.json."""
+    counts: set[int] = set()
+    for history in Path(run_dir).glob("trials/*/history-*.json"):
+        try:
+            counts |= {r["threads"] for r in json.loads(history.read_text()) if isinstance(r.get("threads"), int)}
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue
+    if not counts:
+        try:
+            threads = json.loads((Path(run_dir) / "environment.json").read_text()).get("threads")
+        except (OSError, ValueError, AttributeError):
+            return ""
+        if not isinstance(threads, int):
+            return ""
+        counts = {threads}
+    text = "–".join(str(c) for c in sorted({min(counts), max(counts)}))
+    return f" ({text} torch thread{'s' if counts != {1} else ''})"
 
 
 def markdown(entries: list[Entry], metrics: list[str], stats: ComparisonStats | None, note: str,

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from .recipe import Recipe
+from .threads import ThreadChoice
 from .trainer import Trainer, TrialSpec
 
 _events: Any = None
@@ -36,15 +37,15 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="mmtk-parent-watch").start()
 
 
-def _init_worker(events: Any, parent: int, threads: int) -> None:
-    import torch
+def _init_worker(events: Any, parent: int, choice: ThreadChoice) -> None:
+    from . import threads
 
     global _events
     _events = events
     _die_with_parent(parent)
     if os.getppid() != parent:  # the parent died before we got here
         os._exit(1)
-    torch.set_num_threads(threads)
+    threads.apply(choice)  # under auto each worker's stages still probe up to this count
 
 
 def _trial_worker(recipe: Recipe, spec: TrialSpec, device: str | None, plugins_dir: str | None) -> dict:
@@ -65,7 +66,7 @@ def run_trials_in_parallel(run: Any, trials: list[TrialSpec]) -> tuple[dict, dic
 
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
-    threads = run.thread_choice.count  # the thread policy's count for each of --jobs workers
+    choice = run.thread_choice  # the thread policy's count for each of --jobs workers
     per_trial, failed = {}, {}
 
     def drain(timeout: float | None) -> None:
@@ -78,7 +79,7 @@ def run_trials_in_parallel(run: Any, trials: list[TrialSpec]) -> tuple[dict, dic
             pass
 
     with ProcessPoolExecutor(max_workers=run.jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(events, os.getpid(), threads)) as pool:
+                             initargs=(events, os.getpid(), choice)) as pool:
         futures = {pool.submit(_trial_worker, run.recipe, spec, run.device, run.plugins_dir): spec
                    for spec in trials}
         for spec in trials:

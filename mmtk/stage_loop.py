@@ -8,15 +8,19 @@ loop needs is taken every ``checkpoint_every`` epochs once ``checkpoint_seconds`
 """
 from __future__ import annotations
 
+import copy
 import math
+import random
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from . import distributed as dist
+from . import thread_probe, threads
 from .checkpoint import Snapshot, StageState, write_snapshot
 from .data import DataSplits
 from .data_loading import EpochPlan, bucketing, resolve_unlabeled
@@ -124,11 +128,12 @@ class StageLoop:
                                        len(train) - labelled, labelled)
         self.plan = EpochPlan.of(self.supervised_cpu, mode, self.cfg.epoch_steps)
         self.bucket, hint, bucket_note = bucketing(self.cfg.bucket_by_length, train)
+        threads_note = self.settle_threads(st)
         epochs = self.cfg.epochs
         first_epoch = epochs if snap is not None and snap.stopped else st.epoch
         self.progress("stage_start", stage=self.stage.name, epochs=epochs, trial=self.trial.key,
                       start=st.epoch, steps=self.plan.steps(self.cfg.batch_size),
-                      hint=hint, notes=[n for n in (note, bucket_note) if n])
+                      hint=hint, notes=[n for n in (note, bucket_note, threads_note) if n])
         for epoch in range(first_epoch, epochs):
             record = self.epoch(epoch)
             stop = self.select(st, epoch, record)
@@ -183,12 +188,60 @@ class StageLoop:
         shown_samples = sum(len(b) for b in batches)
         record = {"epoch": epoch + 1, **{f"loss/{k}": float(v) / len(batches) for k, v in sums.items()},
                   f"val/{self.cfg.monitor}": score, "train_seconds": round(train_seconds, 4),
-                  "train_samples": shown_samples}
+                  "train_samples": shown_samples, "threads": torch.get_num_threads()}
         if len(self.plan.unlabelled):   # a pool: how many of the epoch's samples had a label
             labelled = sum(int(self.supervised_cpu[b].sum()) for b in batches)
             record["train_labeled"] = labelled
             record["train_unlabeled"] = shown_samples - labelled
         return record
+
+    # -- threads ----------------------------------------------------------------------------
+    def settle_threads(self, st: StageState) -> str | None:
+        """Under ``threads: auto`` with more than one core to give, the count for this stage's
+        model (:mod:`mmtk.thread_probe`); a resumed stage keeps the count its epochs ran with.
+        Returns the line the stage prints about it."""
+        choice = threads.applied()
+        if (choice is None or choice.setting != "auto" or choice.count <= 1 or self.device.type != "cpu"
+                or dist.active() or self.cfg.compile):
+            return None
+        ran = [r["threads"] for r in st.history if "threads" in r]
+        if ran:
+            count = min(ran[-1], choice.count)
+            torch.set_num_threads(count)
+            return f"threads: {count}, as this stage's earlier epochs ran"
+        try:
+            step = self.probe_step()
+        except (TypeError, RuntimeError, copy.Error) as exc:  # a model that cannot be copied
+            return f"threads: {choice.count} (not probed: the model could not be copied: {exc})"
+        p = self.p
+        key = (type(p.model).__name__, sum(q.numel() for q in self.params), len(self.params),
+               self.cfg.batch_size, tuple(sorted(self.splits.in_dims.items())), self.bucket,
+               str(self.evaluator.amp_dtype))
+        states = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=[]):   # the probe draws no number the run would see
+            result = thread_probe.settle(key, choice.count, step)
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        return result.note(choice.count)
+
+    def probe_step(self) -> Callable[[], None]:
+        """One training step on a throwaway copy of the model and optimizer, on a batch drawn
+        from the probe's own generator: the real model, its optimizer and every random stream
+        of the loop stay as they were."""
+        model, optimizer = copy.deepcopy((self.p.model, self.p.optimizer))
+        twin = copy.copy(self)
+        twin.p = replace(self.p, model=model, forward=model, optimizer=optimizer)
+        twin.params = [q for q in model.parameters() if q.requires_grad]
+        twin.watch = NonFiniteWatch(self.watch.where, self.trial.key, None, self.p.weights)
+        gen = torch.Generator().manual_seed(0)
+        train = self.splits.train
+        idx = torch.randperm(len(train), generator=gen)[:self.cfg.batch_size]
+        keep = self.masks_of(idx, self.present_cpu[idx], gen)
+
+        def step() -> None:
+            twin.step(1, idx, keep, self.bucket)
+            twin.watch.flags.clear()
+        return step
 
     def task_rows(self, idx: Tensor, keep: Tensor) -> tuple[Tensor | None, int]:
         """(positions in this rank's batch that get a task loss, how many): the labelled

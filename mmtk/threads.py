@@ -8,6 +8,10 @@ running now, at least 1) and splits them across the run's worker processes, neve
 ``OMP_NUM_THREADS`` set in the environment. A number is taken as given.
 Results do not depend on the count beyond float noise (different summation orders).
 
+Under ``auto`` that count is a ceiling: each training stage then times a few steps of its own
+model at 1, 2, 4 ... threads up to it and keeps the fastest (``mmtk.thread_probe``), because
+small models run slower on more threads even on an idle machine.
+
 Inter-op threads are set to 1: mmtk's eager models never run independent ops in parallel,
 and a second pool would only compete with the first.
 """
@@ -96,9 +100,20 @@ def parse_setting(text: str) -> ThreadSetting:
     return int(text)
 
 
+_applied: ThreadChoice | None = None
+
+
+def applied() -> ThreadChoice | None:
+    """The choice :func:`apply` last set in this process (None: torch's own default)."""
+    return _applied
+
+
 def apply(choice: ThreadChoice) -> None:
     """Set torch's thread pools in this process (and the env for its children)."""
     import torch
+
+    global _applied
+    _applied = choice
 
     torch.set_num_threads(choice.count)
     try:

@@ -71,10 +71,16 @@ def run_workers(opened: OpenedStudy, args: argparse.Namespace, url: str, budget:
         from .study import BUDGET
         return int(opened.study.user_attrs.get(BUDGET) or budget)
 
+    # the run's thread policy: idle cores split across the workers, each trial's stages probing
+    # their model up to that share (mmtk.threads, mmtk.thread_probe)
+    from .. import threads as thread_policy
+
+    choice = thread_policy.choose("auto", args.jobs)
     if args.jobs == 1:
+        thread_policy.apply(choice)
         work(opened.study, opened.storage, opened.setup, opened.folder, optuna, lambda _: report())
         return
-    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    threads = choice.count
     configs = [WorkerConfig(url, opened.study.study_name, str(opened.folder), args.device, args.plugins_dir,
                             threads, i) for i in range(args.jobs)]
     codes = run_processes(configs, report)

@@ -1,7 +1,7 @@
 """Workers: each takes trials from the shared study until its budget is spent.
 
 One worker runs in the command's own process; ``--jobs K`` starts K worker processes that
-share the study through its storage (each with ``cores // K`` torch threads) while the
+share the study through its storage (each with its share of the idle cores, mmtk.threads) while the
 command prints progress. A trial that raises is marked FAIL with its error and the worker goes
 on; a pruned trial is PRUNED. Workers die with the command (as ``mmtk run --jobs`` workers do).
 """
@@ -132,13 +132,12 @@ def work(study: Any, storage: Any, setup: TrialSetup, folder: Path, optuna: Any,
 
 def worker_main(config: WorkerConfig) -> None:
     """The body of a ``--jobs`` worker process."""
-    import torch
-
+    from .. import threads
     from ..parallel import _die_with_parent
     from .setup import open_shared_study
 
     _die_with_parent(os.getppid())
-    torch.set_num_threads(config.threads)
+    threads.apply(threads.ThreadChoice(config.threads, "auto", "this tune worker's share of the idle cores"))
     opened = open_shared_study(config.url, config.study, Path(config.folder), config.device,
                                config.plugins_dir, worker=config.index + 1)
     work(opened.study, opened.storage, opened.setup, Path(config.folder), opened.optuna)

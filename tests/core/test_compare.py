@@ -22,6 +22,7 @@ from mmtk.errors import MmtkError
 from mmtk.metrics import describe, summarize_trials
 from mmtk.predictions import SplitPredictions, TrialPredictions, save_predictions, score_predictions
 from mmtk.rundir import write_json
+from mmtk.threads import ThreadChoice
 
 
 def test_refuses_different_protocols(system, tmp_path):
@@ -230,3 +231,57 @@ def test_compare_cli_reports_paired_differences(tmp_path, capsys):
     fails_with(capsys, ["compare", *common], "'baseline' read its test split while training")
     (run / "trials" / "seed1" / "predictions.npz").unlink()
     fails_with(capsys, ["compare", *common], "'baseline'", "no per-sample predictions", "--no-reuse")
+
+
+def test_thread_note_reads_the_counts_the_epochs_ran_with(tmp_path):
+    from mmtk.compare_tables import thread_note
+
+    (tmp_path / "environment.json").write_text(json.dumps({"threads": 2}))
+    assert thread_note(tmp_path) == " (2 torch threads)"          # an older run: its environment
+    for trial, counts in (("seed0", [1, 1]), ("seed1", [1])):
+        (tmp_path / "trials" / trial).mkdir(parents=True)
+        (tmp_path / "trials" / trial / "history-main.json").write_text(
+            json.dumps([{"epoch": i + 1, "threads": c} for i, c in enumerate(counts)]))
+    assert thread_note(tmp_path) == " (1 torch thread)"           # what the probe chose, not the ceiling
+    (tmp_path / "trials" / "seed1" / "history-second.json").write_text(json.dumps([{"epoch": 1, "threads": 2}]))
+    assert thread_note(tmp_path) == " (1–2 torch threads)"
+    assert thread_note(tmp_path / "nothing") == ""
+
+
+def test_a_run_with_failed_trials_is_not_reused(system, tmp_path):
+    from mmtk.compare import find_finished_run
+    from mmtk.recipe import resolve
+
+    recipe = resolve(RECIPES / "baseline.yaml", system, [f"output.dir={tmp_path}"])
+    run = tmp_path / recipe.name / "20260101-000000"
+    run.mkdir(parents=True)
+    (run / "recipe.yaml").write_text(yaml.safe_dump(recipe.tree), encoding="utf-8")
+    (run / "metrics.json").write_text(json.dumps({"trials": {}, "failed": {"seed0": "BrokenProcessPool"}}))
+    assert find_finished_run(recipe) is None        # its trials would be missing from a comparison
+    (run / "metrics.json").write_text(json.dumps({"trials": {"seed0": {}}}))
+    assert find_finished_run(recipe) == run
+
+
+@pytest.mark.parametrize("setting, child, cap", [("auto", "auto", "1"), (1, "1", "1")])
+def test_child_runs_get_auto_under_a_ceiling(monkeypatch, tmp_path, setting, child, cap):
+    """Under auto each child run probes its own model up to its share of the cores (the
+    ceiling travels as OMP_NUM_THREADS); a number is passed on as it is."""
+    import mmtk.compare as compare_mod
+
+    seen = []
+
+    class FakeChild:
+        def __init__(self, cmd, env, **_):
+            seen.append((cmd, env))
+            self.stdout, self.stderr, self.returncode = io.StringIO(json.dumps({"directory": str(tmp_path)})), [], 0
+
+        def wait(self):
+            return 0
+
+    monkeypatch.setattr(compare_mod.subprocess, "Popen", FakeChild)
+    monkeypatch.setattr(compare_mod, "choose_threads",
+                        lambda setting, jobs: ThreadChoice(1, str(setting), "test"))
+    entries = [Entry("a.yaml", None, "a"), Entry("b.yaml", None, "b")]
+    compare_mod.run_entries(entries, [], 2, None, lambda e, msg: None, setting)
+    for cmd, env in seen:
+        assert cmd[cmd.index("--threads") + 1] == child and env["OMP_NUM_THREADS"] == cap
