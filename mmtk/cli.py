@@ -55,7 +55,8 @@ def _run_parser(sub: Any) -> None:
     run.add_argument("--quiet", action="store_true", help="no progress output")
     run.add_argument("--jobs", type=_positive, default=1, help="trials (seeds x folds) run in parallel processes")
     run.add_argument("--threads", type=parse_thread_setting, metavar="N|auto",
-                     help="torch threads per process (default: the recipe's train.threads, auto: the idle cores)")
+                     help="torch threads per process (default: the recipe's train.threads; auto: up to the idle "
+                          "cores, as many as each stage's model measurably gains from)")
 
 
 def _tune_parser(sub: Any) -> None:
@@ -71,7 +72,8 @@ def _compare_parser(sub: Any) -> None:
                       help="override applied to every recipe")
     cmp_.add_argument("--jobs", type=_positive, default=1, help="runs in parallel (threads are split)")
     cmp_.add_argument("--threads", type=parse_thread_setting, default="auto", metavar="N|auto",
-                      help="torch threads per run (default auto: the idle cores split across --jobs)")
+                      help="torch threads per run (default auto: each run's share of the idle cores across --jobs "
+                           "is its ceiling, its stages probe their model up to it)")
     cmp_.add_argument("--no-reuse", action="store_true", help="rerun even if a finished run exists")
     cmp_.add_argument("--out", help="where the comparison table goes (default: the runs folder)")
     cmp_.add_argument("--metrics", nargs="+", metavar="METRIC",
