@@ -41,12 +41,12 @@ from pathlib import Path
 
 from mmtk.builder import Builder
 from mmtk.compare import find_finished_run
-from mmtk.compare_stats import ComparisonStats, StatsOptions, comparison_stats, load_paired, trial_folds
+from mmtk.compare_stats import ComparisonStats, StatsOptions, bootstrap_runs, comparison_stats, load_paired
 from mmtk.errors import MmtkError
 from mmtk.plugins import load_plugins
 from mmtk.recipe import resolve
 from mmtk.run import Run
-from mmtk.stats import paired_bootstrap, percentile_ci
+from mmtk.stats import percentile_ci
 
 REPO = Path(__file__).resolve().parents[1]
 LATE_FUSION = REPO / "benchmarks" / "recipes" / "headroom" / "late-fusion.yaml"
@@ -124,8 +124,7 @@ def run_method(recipe: str, setting: Setting | Control, args: argparse.Namespace
 def oracle_reconstruction(reference: tuple[Path, dict], metric, n_boot: int, seed: int) -> dict:
     """The reference on the full condition minus its six-condition mean, paired bootstrap."""
     trials, num_classes = load_paired({"reference": reference})
-    folds = trial_folds(reference[0], list(reference[1]["trials"]))
-    boot = paired_bootstrap(trials, {METRIC: metric}, num_classes, n_boot, seed, folds)
+    boot = bootstrap_runs(*reference, trials, {METRIC: metric}, num_classes, n_boot, seed)
     first = trials[0][0]
     full = next(c for c in first.conditions if c not in first.mean_over)
     i_full, i_mean = boot[METRIC].columns.index(full), boot[METRIC].columns.index("mean")

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .compare_stats import StatsOptions, check_paired, trial_folds
+from .compare_stats import StatsOptions, bootstrap_runs, check_paired
 from .errors import MmtkError, did_you_mean
 from .predictions import SplitPredictions, score_predictions
 from .report import fmt, is_percent, markdown_table, render_table
 from .robustness import MASK_SEED, rate_name, run_rate_predictions
 from .rundir import atomic_write_text
-from .stats import bootstrap_p, paired_bootstrap, percentile_ci
+from .stats import bootstrap_p, percentile_ci
 
 if TYPE_CHECKING:
     from .compare import Entry
@@ -134,8 +134,8 @@ def robustness_curves(entries: list[Entry], system: Any, shown: list[str], stats
     trials, num_classes = paired_rate_trials(done, system, opts.rates)
     n_boot = max(stats_opts.n_boot, 0)
     if n_boot:
-        folds = trial_folds(done[0].run_dir, list(done[0].results["trials"]))
-        boot = paired_bootstrap(trials, metric_obj, num_classes, n_boot, stats_opts.seed, folds)[metric]
+        boot = bootstrap_runs(done[0].run_dir, done[0].results, trials, metric_obj, num_classes, n_boot,
+                              stats_opts.seed)[metric]
         observed, draws = boot.observed, boot.draws
     else:
         scored = [[score_predictions(sp, metric_obj, num_classes) for sp in methods] for methods in trials]

@@ -120,6 +120,14 @@ def trial_folds(run_dir: Path, keys: list[str]) -> list[int | None]:
     return [read_json(Path(run_dir) / "trials" / key / "data.json", "trial data file").get("fold") for key in keys]
 
 
+def bootstrap_runs(reference_dir: Path, reference_results: dict, trials: list, metrics: dict[str, Any],
+                   num_classes: int, n_boot: int, seed: int) -> dict:
+    """:func:`mmtk.stats.paired_bootstrap` of paired trials, stratified by the folds of the
+    reference run's trials (read from its data.json files)."""
+    folds = trial_folds(reference_dir, list(reference_results["trials"]))
+    return paired_bootstrap(trials, metrics, num_classes, n_boot, seed, folds)
+
+
 def check_paired(ref_name: str, ref: SplitPredictions, name: str, other: SplitPredictions, key: str) -> None:
     where = f"cannot pair '{name}' with '{ref_name}' in trial {key}"
     why = "a paired test needs the same test samples under the same masks; align data and protocol with --set"
@@ -149,9 +157,7 @@ def comparison_stats(runs: dict[str, tuple[Path, dict]], metrics: dict[str, Any]
     ``stat_metric`` to the reference (the first of ``runs``), Holm-adjusted."""
     names = list(runs)
     trials, num_classes = load_paired(runs)
-    ref_dir, ref_results = runs[names[0]]
-    folds = trial_folds(ref_dir, list(ref_results["trials"]))
-    boot = paired_bootstrap(trials, metrics, num_classes, opts.n_boot, opts.seed, folds)
+    boot = bootstrap_runs(*runs[names[0]], trials, metrics, num_classes, opts.n_boot, opts.seed)
     ci = {m: {k: {c: percentile_ci(b.draws[:, i, j]) for j, c in enumerate(b.columns)} for k, b in boot.items()}
           for i, m in enumerate(names)}
     stat = boot[stat_metric]
