@@ -209,19 +209,17 @@ class StageLoop:
             count = min(ran[-1], choice.count)
             torch.set_num_threads(count)
             return f"threads: {count}, as this stage's earlier epochs ran"
+        key = (sum(q.numel() for q in self.params), len(self.params), self.cfg.batch_size,
+               tuple(sorted(self.splits.in_dims.items())), self.bucket, str(self.evaluator.amp_dtype))
+        states = random.getstate(), np.random.get_state()
         try:
-            step = self.probe_step()
+            with torch.random.fork_rng(devices=[]):   # the probe draws no number the run would see
+                result = thread_probe.settle(key, choice.count, self.probe_step)
         except (TypeError, RuntimeError, copy.Error) as exc:  # a model that cannot be copied
             return f"threads: {choice.count} (not probed: the model could not be copied: {exc})"
-        p = self.p
-        key = (type(p.model).__name__, sum(q.numel() for q in self.params), len(self.params),
-               self.cfg.batch_size, tuple(sorted(self.splits.in_dims.items())), self.bucket,
-               str(self.evaluator.amp_dtype))
-        states = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):   # the probe draws no number the run would see
-            result = thread_probe.settle(key, choice.count, step)
-        random.setstate(states[0])
-        np.random.set_state(states[1])
+        finally:
+            random.setstate(states[0])
+            np.random.set_state(states[1])
         return result.note(choice.count)
 
     def probe_step(self) -> Callable[[], None]:

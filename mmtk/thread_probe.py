@@ -85,15 +85,16 @@ def measure(step: Callable[[], None], counts: list[int]) -> dict[int, float]:
     return {c: 1000 * s for c, s in best.items()}
 
 
-def settle(key: Hashable, limit: int, step: Callable[[], None]) -> ProbeResult:
-    """Choose and set the thread count for the model ``key`` names (cached per process)."""
+def settle(key: Hashable, limit: int, make_step: Callable[[], Callable[[], None]]) -> ProbeResult:
+    """Choose and set the thread count for the model ``key`` names (cached per process);
+    ``make_step`` builds the step to time, and is called only when ``key`` is not cached."""
     import torch
 
     if key in _cache:
         result = _cache[key]
         torch.set_num_threads(result.count)
         return ProbeResult(result.count, result.ms_per_step, cached=True)
-    ms = measure(step, candidates(limit))
+    ms = measure(make_step(), candidates(limit))
     result = ProbeResult(choose_count(ms), ms)
     torch.set_num_threads(result.count)
     _cache[key] = result

@@ -80,9 +80,8 @@ def run_workers(opened: OpenedStudy, args: argparse.Namespace, url: str, budget:
         thread_policy.apply(choice)
         work(opened.study, opened.storage, opened.setup, opened.folder, optuna, lambda _: report())
         return
-    threads = choice.count
     configs = [WorkerConfig(url, opened.study.study_name, str(opened.folder), args.device, args.plugins_dir,
-                            threads, i) for i in range(args.jobs)]
+                            choice, i) for i in range(args.jobs)]
     codes = run_processes(configs, report)
     if any(codes):
         raise TuneError(f"{sum(1 for c in codes if c)} of {args.jobs} worker process(es) stopped with an "

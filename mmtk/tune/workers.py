@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..errors import MmtkError
+from ..threads import ThreadChoice
 from .objective import WORKER, TrialSetup, run_objective, trial_directory
 from .study import SURPLUS, Tally, beyond_budget, budget_lock, fail_orphaned_trials, tally
 
@@ -31,7 +32,7 @@ class WorkerConfig:
     folder: str
     device: str | None
     plugins_dir: str | None
-    threads: int
+    threads: ThreadChoice   # the thread policy's choice for each worker
     index: int
 
 
@@ -137,7 +138,7 @@ def worker_main(config: WorkerConfig) -> None:
     from .setup import open_shared_study
 
     _die_with_parent(os.getppid())
-    threads.apply(threads.ThreadChoice(config.threads, "auto", "this tune worker's share of the idle cores"))
+    threads.apply(config.threads)   # under auto each trial's stages probe up to this count
     opened = open_shared_study(config.url, config.study, Path(config.folder), config.device,
                                config.plugins_dir, worker=config.index + 1)
     work(opened.study, opened.storage, opened.setup, Path(config.folder), opened.optuna)

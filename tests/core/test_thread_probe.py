@@ -48,12 +48,12 @@ def test_measure_times_each_count_and_settle_caches_per_model():
         calls[n] += 1
         time.sleep(0.006 if n == 1 else 0.002)
 
-    result = thread_probe.settle("model-a", 2, step)
+    result = thread_probe.settle("model-a", 2, lambda: step)
     assert result.count == 2 and torch.get_num_threads() == 2 and not result.cached
     assert result.ms_per_step[1] > 2 * result.ms_per_step[2]
     assert calls[1] == calls[2] > 2              # warm-up and alternating rounds alike
     torch.set_num_threads(1)
-    again = thread_probe.settle("model-a", 2, lambda: pytest.fail("a cached model is not re-timed"))
+    again = thread_probe.settle("model-a", 2, lambda: pytest.fail("a cached model is not copied or re-timed"))
     assert again.cached and again.count == 2 and torch.get_num_threads() == 2
     assert "measured earlier" in again.note(2) and "measured on this model" in result.note(2)
 
