@@ -163,6 +163,33 @@ def load_torch(path: Path) -> Any:
                         "snapshot, start the run afresh instead of --resume).") from None
 
 
+def cpu_description() -> dict:
+    """The processor, as far as it can change a result: the same packages gave a different
+    quick-start table on another CPU (README, *Quick start*), and torch picks its kernels by
+    the vector instructions it finds (``capability``), which changes float summation order."""
+    model, flags = None, []
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:   # the first processor's entries describe them all
+                key, _, value = (part.strip() for part in line.partition(":"))
+                if key == "model name" and model is None:
+                    model = value
+                elif key == "flags":
+                    flags = sorted(f for f in value.split() if f.startswith(("avx", "amx", "fma", "sse4")))
+                    break
+    except OSError:   # not Linux
+        pass
+    try:
+        capability = torch.backends.cpu.get_cpu_capability()
+    except (AttributeError, RuntimeError):   # older torch
+        capability = None
+    return {"model": model or platform.processor() or None, "logical_cores": os.cpu_count(), "capability": capability,
+            "vector_flags": flags,
+            # MKL picks its own kernels by CPU (and by this variable): a different path changes
+            # float sums, which early stopping on a small validation split can amplify
+            "mkl_enable_instructions": os.environ.get("MKL_ENABLE_INSTRUCTIONS")}
+
+
 def environment(plugin_statuses: dict) -> dict:
     import importlib.metadata as md
 
@@ -179,6 +206,7 @@ def environment(plugin_statuses: dict) -> dict:
         "cuda": torch.version.cuda if torch.cuda.is_available() else None,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "threads": torch.get_num_threads(),
+        "cpu": cpu_description(),
         "packages": {d: version(d) for d in ("mmtk", "numpy", "pluggy", "pyyaml", "normflows",
                                             "transformers", "einops", "rich", "h5py")},
         "plugins": {n: {"status": s.status, "distribution": s.distribution,

@@ -47,6 +47,8 @@ def start_study(args: argparse.Namespace, system: Any, optuna: Any) -> OpenedStu
     storage = open_storage(url, optuna)
     study, definition, _ = open_study(optuna, storage, url, name, definition, args.trials,
                                       make_sampler(optuna, sampler, 0, 0), make_pruner(optuna, pruner))
+    # the sampler's seed counts the trials already in the study, known only once it is open;
+    # the one built above is a placeholder optuna needs to open it (building one is cheap)
     study.sampler = make_sampler(optuna, sampler, 0, len(study.trials))
     write_json(folder / "study.json", {"study": name, "storage": shown(url), "trials": args.trials,
                                        "recipe": definition["recipe"], "overrides": definition["overrides"],

@@ -24,7 +24,7 @@ from mmtk import Fuser, MmtkError, Slot, State
 
 from .autoencoders import AutoEncoder, check_layers
 from .limits import Dropout, LayerSizes, Moments, Size
-from .mmin import IMAGINED, LATENTS, guard_pretrained_load, teacher_target
+from .mmin import IMAGINED, LATENTS, TeacherImaginationContract, guard_pretrained_load, teacher_target
 
 MIN_ROWS = 2                      # a central moment needs at least two samples
 
@@ -123,7 +123,7 @@ class InvariantCascadeAE(nn.Module):
         return self.transition(out), torch.cat(latents, -1)
 
 
-class IFMMINImagination(Slot):
+class IFMMINImagination(TeacherImaginationContract, Slot):
     """IF-MMIN's imagination: invariant features added to every cascade block, frozen teacher.
 
     Needs the stage-1 weights of ``if_mmin_invariant``: ``init_from`` maps ``encoders.`` to
@@ -175,14 +175,6 @@ class IFMMINImagination(Slot):
                               "the teacher's invariant encoder", "set this reconstructor's depth "
                               "to the pretraining fuser's depth")
         self.train()
-
-    @staticmethod
-    def contract_partners() -> dict:
-        return {"fuser": {"type": "baselines:mmin_latents"}}
-
-    @staticmethod
-    def example_params(workdir: Any) -> dict:
-        return {"pretrained_teacher": False}  # the generic contract test has no stage 1
 
     def train(self, mode: bool = True) -> "IFMMINImagination":
         super().train(mode)

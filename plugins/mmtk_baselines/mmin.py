@@ -76,7 +76,20 @@ def teacher_target(teacher: nn.ModuleDict, modalities: tuple[str, ...], state: S
     return torch.cat(parts, -1), torch.cat(weights, -1)
 
 
-class MMINImagination(Slot):
+class TeacherImaginationContract:
+    """What the generic contract test needs of MMIN's and IF-MMIN's imagination slots: the
+    latents fuser they read from, and no pretrained teacher (the test has no stage 1)."""
+
+    @staticmethod
+    def contract_partners() -> dict:
+        return {"fuser": {"type": "baselines:mmin_latents"}}
+
+    @staticmethod
+    def example_params(workdir: Any) -> dict:
+        return {"pretrained_teacher": False}
+
+
+class MMINImagination(TeacherImaginationContract, Slot):
     """MMIN's imagination: forward and backward cascade residual AEs, frozen teacher.
 
     The teacher is a copy of ``model.encoders`` (built by the core's ``build_encoder``). Its
@@ -135,14 +148,6 @@ class MMINImagination(Slot):
         guard_pretrained_load(self.teacher, self.teacher_loaded, "reconstructor 'mmin_imagination'",
                               "the teacher", "make model.reconstructor.teacher list the same encoder "
                               "blocks (types and parameters) as model.encoders of the pretraining stage")
-
-    @staticmethod
-    def contract_partners() -> dict:
-        return {"fuser": {"type": "baselines:mmin_latents"}}
-
-    @staticmethod
-    def example_params(workdir: Any) -> dict:
-        return {"pretrained_teacher": False}  # the generic contract test has no stage 1
 
     def train(self, mode: bool = True) -> "MMINImagination":
         super().train(mode)

@@ -48,14 +48,34 @@ if TYPE_CHECKING:
 # wait for them.
 
 
+# The 4-class simplex (unit edge sqrt(2)) that every latent_views figure in the README was drawn
+# with: the basis torch's LAPACK (MKL) returned for the sum-zero subspace on AVX2 / AVX-512 CPUs.
+# That subspace's singular values are all equal, so every orthonormal basis of it is a correct
+# SVD answer, and MKL's SSE4.2 path (other CPUs) returned a different one: the same recipe drew
+# other samples on another machine. The rows are written out exactly (float64) so the default
+# data are the same on every CPU; other class counts use the closed-form Helmert basis.
+REFERENCE_SIMPLEX_4 = (
+    (4.163336342344337e-17, -0.8660254037844388, -2.7755575615628914e-17),
+    (-0.4510644871814077, 0.288675134594813, 0.6805934873846802),
+    (0.8149434933160806, 0.2886751345948129, 0.05033656095175912),
+    (-0.3638790061346729, 0.28867513459481287, -0.7309300483364392),
+)
+
+
+def helmert_simplex(k: int) -> list[list[float]]:
+    """(k, k-1) coordinates of the centred corners ``e_i - 1/k`` in the Helmert basis of the
+    sum-zero subspace, ``h_j = (1, ..., 1, -j, 0, ...) / sqrt(j (j + 1))``: closed form, no
+    linear algebra library, the same numbers everywhere."""
+    return [[(1.0 if i < j else -float(j) if i == j else 0.0) / math.sqrt(j * (j + 1)) for j in range(1, k)]
+            for i in range(k)]
+
+
 def simplex_centres(num_classes: int, edge: float) -> Tensor:
     """(K, K-1) vertices of a regular simplex centred at 0 with the given edge length."""
     import torch
 
-    k = num_classes
-    corners = torch.eye(k, dtype=torch.float64) - 1.0 / k        # centred basis vectors, edge sqrt(2)
-    basis = torch.linalg.svd(corners, full_matrices=False)[2][: k - 1]   # the sum-zero subspace
-    return corners @ basis.T * (edge / math.sqrt(2))
+    unit = REFERENCE_SIMPLEX_4 if num_classes == 4 else helmert_simplex(num_classes)
+    return torch.tensor(unit, dtype=torch.float64) * (edge / math.sqrt(2))
 
 
 def view_noise_variance(snr: list[float], rho: float) -> float:

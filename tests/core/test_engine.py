@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -94,6 +95,9 @@ def test_run_directory_contents_and_no_overwrite(system, tmp_path):
     assert test["mean"]["uar"] == pytest.approx(sum(test[c]["uar"] for c in six) / 6)
     env = json.loads((d / "environment.json").read_text())
     assert env["plugins"]["basic"]["status"] == "ok" and env["torch"] == torch.__version__
+    # the CPU is recorded as far as it can change a result: the kernels torch dispatches to
+    assert env["cpu"]["capability"] == torch.backends.cpu.get_cpu_capability()
+    assert env["cpu"]["logical_cores"] == os.cpu_count() and isinstance(env["cpu"]["vector_flags"], list)
     assert res["summary"]["test"]["atv"]["war"]["n"] == 1
 
 

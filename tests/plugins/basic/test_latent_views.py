@@ -159,6 +159,45 @@ def test_bound_is_monotone_in_modalities_and_knobs():
     assert make(separation=4.0).bayes_bound()["t"] > make(separation=2.0).bayes_bound()["t"] + 0.1
 
 
+@pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
+def test_class_centres_are_a_regular_centred_simplex(k):
+    centres = make(num_classes=k, separation=2.5, distractor_dims=1).class_centres().double()
+    assert centres.shape == (k, k - 1)
+    assert torch.allclose(centres.mean(0), torch.zeros(k - 1, dtype=torch.float64), atol=1e-6)
+    far = torch.cdist(centres, centres)[~torch.eye(k, dtype=torch.bool)]
+    assert torch.allclose(far, torch.full_like(far, 2.5), atol=1e-5)
+
+
+_DRAW = """
+import json, torch
+from mmtk.builder import Builder
+from mmtk.plugins import load_plugins
+data = Builder(load_plugins().registry).dataset(
+    {"type": "latent_views", "dims": {"audio": 8, "text": 10, "visual": 7}, "n_test": 50, "labels": 40}, seed=0)
+splits = data.load()
+print(json.dumps({"centres": data.class_centres().tolist(),
+                  "features": sum(float(t.double().abs().sum()) for t in splits.test.inputs.values())}))
+"""
+
+
+def test_the_data_do_not_depend_on_the_cpus_lapack_path(tmp_path):
+    """The class centres once came from an SVD whose answer is not unique (equal singular
+    values): MKL's SSE4.2 path, taken on other CPUs, returned another basis and so other
+    samples. Asking MKL for that path here must not change the data."""
+    import os
+    import subprocess
+    import sys
+
+    def draw(env: dict) -> dict:
+        out = subprocess.run([sys.executable, "-c", _DRAW], env={**os.environ, **env}, capture_output=True,
+                             text=True, check=True, cwd=tmp_path)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    native, sse = draw({}), draw({"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"})
+    assert native["centres"] == sse["centres"]                       # exactly
+    assert native["features"] == pytest.approx(sse["features"], rel=1e-6)   # QR's rounding at most
+
+
 def test_two_classes_bound_is_the_normal_cdf():
     # K = 2: recall = Phi(separation / (2 tau)); audio alone: tau^2 = 1 + 1/snr^2 = 2
     b = make(num_classes=2, snr={"audio": 1.0, "text": 1.0, "visual": 1.0}, separation=2.0).bayes_bound()
