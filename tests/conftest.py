@@ -17,9 +17,13 @@ RECIPES = REPO / "recipes"
 
 def pytest_configure(config):
     """The suite uses the toolkit's own thread policy (mmtk.threads), as a run does."""
-    from mmtk import threads
+    from mmtk import thread_probe, threads
 
     threads.apply(threads.choose("auto"))
+    # the suite trains hundreds of tiny models of different shapes, each probed once: short
+    # rounds keep that cheap (the rounds and the choice rule run as in a run; a run's longer
+    # rounds are there to make its choice reliable, which no test times)
+    thread_probe.TARGET_SECONDS, thread_probe.MAX_STEPS = 0.01, 10
 
 
 @pytest.fixture(scope="session")
