@@ -164,9 +164,10 @@ def load_torch(path: Path) -> Any:
 
 
 def cpu_description() -> dict:
-    """The processor, as far as it can change a result: the same packages gave a different
-    quick-start table on another CPU (README, *Quick start*), and torch picks its kernels by
-    the vector instructions it finds (``capability``), which changes float summation order."""
+    """The processor, as far as it can change a result: torch and MKL pick their kernels by
+    the vector instructions they find (``capability``, ``MKL_ENABLE_INSTRUCTIONS``), which
+    changes float summation order; on MKL's SSE4.2 path the quick start selects another epoch
+    (README, *Quick start*)."""
     model, flags = None, []
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
