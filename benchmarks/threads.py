@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from machine_load import busy_processes, load_average
 
 from mmtk.training_curves import read_curves, samples_per_second
 
@@ -32,11 +32,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # MMIN-sized frame-level stand-in for those
 RECIPES = ["cmarr", "mmin", "baseline", "modality-dropout", "mean-impute", "ae-impute", "cra-impute",
            "late-fusion-handwritten", "cmarr-handwritten", str(ROOT / "benchmarks/recipes/mmin-sized.yaml")]
-
-
-def busy_loop() -> None:
-    while True:
-        pass
 
 
 def run_throughput(recipe: str, threads: str, epochs: int, out: Path) -> tuple[float, set[int]]:
@@ -60,37 +55,34 @@ def main() -> None:
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     counts = [str(c) for c in sorted({1, cores})] + ["auto"]
-    hogs = [mp.Process(target=busy_loop, daemon=True) for _ in range(args.load)]
-    for h in hogs:
-        h.start()
-    time.sleep(1.0)   # let the busy processes show
+    with busy_processes(args.load):
+        measure_all(args, cores, counts)
+
+
+def measure_all(args: argparse.Namespace, cores: int, counts: list[str]) -> None:
     from mmtk import threads
     print(f"{cores} cores, {args.load} busy process(es) started; thread counts {counts}; "
           f"median of {args.rounds} rounds, {args.epochs} epochs each; "
           f"train.threads=auto would choose: {threads.choose('auto').reason}")
     print(f"{'recipe':28s} " + " ".join(f"{f'{c} thr (samples/s)':>18s}" for c in counts)
           + f" {'best':>6s} {'ratio':>6s} {'auto ran':>9s} {'auto/best':>9s}  load")
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for recipe in args.recipes:
-                figures: dict[str, list[float]] = {c: [] for c in counts}
-                auto_ran: set[int] = set()
-                for r in range(args.rounds):
-                    for c in (counts if r % 2 == 0 else counts[::-1]):
-                        rate, ran = run_throughput(recipe, c, args.epochs, Path(tmp))
-                        figures[c].append(rate)
-                        auto_ran |= ran if c == "auto" else set()
-                med = {c: statistics.median(v) for c, v in figures.items()}
-                fixed = counts[:-1]
-                best = max(fixed, key=med.get)
-                ratio = med[fixed[-1]] / med[fixed[0]]
-                ran_text = "/".join(str(c) for c in sorted(auto_ran))
-                print(f"{Path(recipe).stem:28s} " + " ".join(f"{med[c]:18.0f}" for c in counts)
-                      + f" {best:>6s} {ratio:6.2f} {ran_text:>9s} {med['auto'] / med[best]:9.2f}"
-                      f"  {os.getloadavg()[0]:.2f}", flush=True)
-    finally:
-        for h in hogs:
-            h.terminate()
+    with tempfile.TemporaryDirectory() as tmp:
+        for recipe in args.recipes:
+            figures: dict[str, list[float]] = {c: [] for c in counts}
+            auto_ran: set[int] = set()
+            for r in range(args.rounds):
+                for c in (counts if r % 2 == 0 else counts[::-1]):
+                    rate, ran = run_throughput(recipe, c, args.epochs, Path(tmp))
+                    figures[c].append(rate)
+                    auto_ran |= ran if c == "auto" else set()
+            med = {c: statistics.median(v) for c, v in figures.items()}
+            fixed = counts[:-1]
+            best = max(fixed, key=med.get)
+            ratio = med[fixed[-1]] / med[fixed[0]]
+            ran_text = "/".join(str(c) for c in sorted(auto_ran))
+            print(f"{Path(recipe).stem:28s} " + " ".join(f"{med[c]:18.0f}" for c in counts)
+                  + f" {best:>6s} {ratio:6.2f} {ran_text:>9s} {med['auto'] / med[best]:9.2f}"
+                  f"  {load_average()}", flush=True)
 
 
 if __name__ == "__main__":

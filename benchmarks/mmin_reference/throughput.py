@@ -32,7 +32,6 @@ epochs); run_mmtk.py and compare_table.py compare the full schedules.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import re
 import statistics
@@ -46,19 +45,13 @@ import yaml
 
 from mmtk.training_curves import read_curves, samples_per_second
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # benchmarks/: the shared load helper
+from machine_load import busy_processes, load_average  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 STAGES = ("stage 1", "stage 2")
 TIME_TAKEN = re.compile(r"End of training epoch \d+ / \d+ \t Time Taken: ([\d.]+) sec")
 TRAIN_SAMPLES = re.compile(r"The number of training samples = (\d+)")
-
-
-def busy_loop() -> None:
-    while True:
-        pass
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def reference_rates(ref: Path, data: Path, out: Path, epochs: tuple[int, int], threads: int) -> list[float]:
@@ -127,13 +120,10 @@ def main() -> int:
     systems = ["reference", *variants]
     figures: dict[str, list[list[float]]] = {s: [] for s in systems}
     mmtk_threads = args.mmtk_threads or str(args.threads)
-    hogs = [mp.Process(target=busy_loop, daemon=True) for _ in range(args.load)]
-    for h in hogs:
-        h.start()
     print(f"{args.data}: {args.epochs[0]} + {args.epochs[1]} epochs, {args.threads} threads "
           f"(mmtk: {mmtk_threads}), {args.rounds} rounds, {args.load} busy process(es); "
           f"mmtk recipe {args.recipe}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with busy_processes(args.load), tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             for system in (systems if r % 2 == 0 else systems[::-1]):
                 out = Path(tmp) / f"{system}-{r}"

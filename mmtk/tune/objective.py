@@ -68,26 +68,39 @@ def assert_no_test_read(directory: Path) -> None:
 
 
 class EpochReporter:
-    """A trainer progress callback: each epoch's validation value to ``trial.report`` at a
-    step that is the same for every trial (seed index x epochs + stage offset + epoch), and
-    ``TrialPruned`` when the pruner says so."""
+    """A trainer progress callback: each epoch's validation value to ``trial.report``, and
+    ``TrialPruned`` when the pruner says so.
 
-    def __init__(self, trial: Any, optuna: Any, monitor: str, index: int, stage_epochs: dict[str, int]):
+    The pruner compares trials at equal report steps, so a step must mean the same amount of
+    training in every trial: it counts the stage's optimizer steps so far (epochs x steps per
+    epoch, from the stage's start event), inside a block of its own per (seed or fold, stage).
+    Counting epochs instead would compare a trial with 2 steps per epoch against one with 25
+    after equal epochs, i.e. after a tenth of the training, whenever a search varies
+    ``train.epoch_steps`` or ``train.batch_size``: it pruned the short epochs."""
+
+    # One block per (seed, stage); 10**7 steps each keeps 200 blocks inside the 32-bit step
+    # column of Optuna's PostgreSQL storage.
+    BLOCK = 10_000_000
+
+    def __init__(self, trial: Any, optuna: Any, monitor: str, index: int, stages: list[str]):
         self.trial, self.optuna, self.monitor = trial, optuna, monitor
-        total = sum(stage_epochs.values())
-        offsets, running = {}, 0
-        for name, epochs in stage_epochs.items():
-            offsets[name], running = running, running + epochs
-        self.base, self.offsets = index * total, offsets
+        self.blocks = {name: (index * len(stages) + position) * self.BLOCK
+                       for position, name in enumerate(stages)}
+        self.steps_per_epoch: dict[str, int] = {}
 
     def __call__(self, event: str, **info: Any) -> None:
+        stage = info.get("stage", "")
+        if event == "stage_start":
+            self.steps_per_epoch[stage] = max(1, int(info.get("steps") or 1))
+            return
         key = f"val/{self.monitor}"
         if event != "epoch_end" or key not in info:
             return
         value = float(info[key])
         if not math.isfinite(value):
             return
-        step = self.base + self.offsets.get(info.get("stage", ""), 0) + int(info["epoch"])
+        done = int(info["epoch"]) * self.steps_per_epoch.get(stage, 1)
+        step = self.blocks.get(stage, 0) + min(done, self.BLOCK - 1)
         self.trial.report(value, step)
         if self.trial.should_prune():
             raise self.optuna.TrialPruned(f"pruned after epoch {info['epoch']} of {info.get('trial')} "
@@ -103,10 +116,10 @@ def run_objective(trial: Any, setup: TrialSetup, optuna: Any) -> float:
     recipe = setup.make_recipe(values)
     directory = trial_directory(setup.trials_dir, trial.number)
     specs = trials_of(recipe, setup.system, directory)
-    epochs = {stage.name: stage.train.epochs for stage in recipe.stages}
+    stages = [stage.name for stage in recipe.stages]
     scores = []
     for index, spec in enumerate(specs):
-        reporter = EpochReporter(trial, optuna, setup.monitor, index, epochs)
+        reporter = EpochReporter(trial, optuna, setup.monitor, index, stages)
         trainer = Trainer(recipe, setup.registry, setup.device, reporter)
         trainer.final_splits = ("val",)
         results = trainer.run(spec)

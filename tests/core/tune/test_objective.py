@@ -32,19 +32,52 @@ class FakeTrial:
         return self.prune_from is not None and self.reports[-1][1] >= self.prune_from
 
 
-def test_reporter_steps_are_aligned_across_seeds_and_stages():
+def test_reporter_steps_count_optimizer_steps_in_a_block_per_seed_and_stage():
     trial = FakeTrial()
-    epochs = {"teacher": 3, "student": 5}
-    second_seed = EpochReporter(trial, optuna, "uar", 1, epochs)
+    block = EpochReporter.BLOCK
+    second_seed = EpochReporter(trial, optuna, "uar", 1, ["teacher", "student"])
+    second_seed("stage_start", stage="teacher", steps=3)
     second_seed("epoch_end", stage="teacher", epoch=2, **{"val/uar": 0.4})
+    second_seed("stage_start", stage="student", steps=5)
     second_seed("epoch_end", stage="student", epoch=1, **{"val/uar": 0.5})
     second_seed("epoch_end", stage="student", epoch=1, **{"val/war": 0.9})   # another monitor: ignored
-    second_seed("stage_start", stage="student")
-    assert trial.reports == [(0.4, 8 + 2), (0.5, 8 + 3 + 1)]
+    assert trial.reports == [(0.4, 2 * block + 2 * 3), (0.5, 3 * block + 1 * 5)]
+
+
+def test_trials_with_other_epoch_lengths_are_compared_after_equal_training():
+    """2 steps per epoch against 5: they share report steps only where both have trained
+    10 steps (epoch 5 against epoch 2), never after equal epochs."""
+    short, long = FakeTrial(), FakeTrial()
+    for trial, steps, epochs in ((short, 2, 5), (long, 5, 2)):
+        reporter = EpochReporter(trial, optuna, "uar", 0, ["main"])
+        reporter("stage_start", stage="main", steps=steps)
+        for epoch in range(1, epochs + 1):
+            reporter("epoch_end", stage="main", epoch=epoch, **{"val/uar": 0.1 * epoch})
+    assert {s for _, s in short.reports} & {s for _, s in long.reports} == {10}
+
+
+def test_the_median_pruner_keeps_a_short_epoch_trial_that_is_on_course():
+    """A finished trial of 25 steps per epoch reached 0.6 after one epoch; a trial of 2 steps
+    per epoch at 0.3 after its first epoch has trained 2 steps, not 25: nothing to compare
+    with yet, so it is not pruned (counting epochs, it was)."""
+    study = optuna.create_study(direction="maximize",
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=1, n_warmup_steps=0))
+
+    def train(steps_per_epoch, values):
+        trial = study.ask()
+        reporter = EpochReporter(trial, optuna, "uar", 0, ["main"])
+        reporter("stage_start", stage="main", steps=steps_per_epoch)
+        for epoch, value in enumerate(values, start=1):
+            reporter("epoch_end", stage="main", epoch=epoch, trial="seed0", **{"val/uar": value})
+        study.tell(trial, values[-1])
+
+    train(25, [0.6, 0.62])
+    train(2, [0.3])   # would raise TrialPruned if compared with the other's epoch 1
+    train(2, [0.3, 0.4, 0.5])
 
 
 def test_reporter_raises_trial_pruned_when_the_pruner_says_so():
-    reporter = EpochReporter(FakeTrial(prune_from=2), optuna, "uar", 0, {"main": 4})
+    reporter = EpochReporter(FakeTrial(prune_from=2), optuna, "uar", 0, ["main"])
     reporter("epoch_end", stage="main", epoch=1, trial="seed0", **{"val/uar": 0.3})
     with pytest.raises(optuna.TrialPruned, match="pruned after epoch 2 of seed0"):
         reporter("epoch_end", stage="main", epoch=2, trial="seed0", **{"val/uar": 0.2})
