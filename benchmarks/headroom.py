@@ -17,8 +17,9 @@ samples: ``sample_seed: trial``) through the public API (``mmtk.recipe.resolve``
   modality at test time, i.e. its score on the full condition. A method that reconstructed
   the missing modalities perfectly, feeding the reference's classifier, would reach it;
   its difference to the reference's six-condition mean is paired too (same predictions);
-- *Bayes bound*: the dataset's exact UAR-optimal rate (six-condition mean, and full), the
-  limit no model can pass; ``bound - reference`` is the headroom left.
+- *Bayes bound*: the dataset's UAR-optimal rate (six-condition mean, and full), the limit no
+  model can pass (exact for ``latent_views``; for the ``synthetic`` control an upper bound,
+  the rate on the views before their mixing); ``bound - reference`` is the headroom left.
 
 Writes ``headroom.csv``, ``headroom.md`` (every cell with its CI), ``headroom-summary.md``
 (one row per method, one column per setting) and ``headroom.png`` under --out.
@@ -197,7 +198,8 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
             f"{args.recipes_names[0]} in points with the 95 % CI of the hierarchical paired bootstrap "
             f"(B = {args.bootstrap}), p two-sided and Holm-adjusted over each setting's comparisons "
             "(* = p (Holm) < 0.05). Oracle reconstruction = the reference on the full condition; "
-            "Bayes bound = the dataset's exact UAR-optimal rate." + _floor_note(rows, args.bootstrap) + "\n\n")
+            "Bayes bound = the dataset's UAR-optimal rate (exact for latent_views, an upper bound for "
+            "the synthetic control)." + _floor_note(rows, args.bootstrap) + "\n\n")
     lines = ["| setting | method | UAR | − reference | 95 % CI | p | p (Holm) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         std = f" ± {_pts(r['uar_std'])}" if r.get("uar_std") is not None and r.get("n", 1) > 1 else ""

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Literal
 
 from mmtk import Dataset, MmtkError
 
+from .bounds import subset_bounds
 from .limits import ClassCount, NonNegative, NonNegativeInt, Positive, Probability, Seed, Size
 
 DEFAULT_SNR = {"audio": 1.0, "text": 1.5, "visual": 0.7}   # other modality names: 1.0
@@ -101,22 +102,8 @@ def bayes_uar(modalities: tuple[str, ...], snr: dict[str, float], rho: float, se
               num_classes: int) -> dict[str, float]:
     """The UAR-optimal Bayes rate of every non-empty modality subset (by condition code), and
     ``mean``: their mean over the missing conditions (every non-empty proper subset)."""
-    import numpy as np
-
-    from mmtk import condition_code
-
-    out, missing = {}, []
-    for keep in itertools.product([False, True], repeat=len(modalities)):
-        if not any(keep):
-            continue
-        chosen = [snr[m] for m, k in zip(modalities, keep) if k]
-        code = condition_code(modalities, keep)
-        out[code] = simplex_recall(separation, view_noise_variance(chosen, rho), num_classes)
-        if not all(keep):
-            missing.append(out[code])
-    if missing:
-        out["mean"] = float(np.mean(missing))
-    return out
+    return subset_bounds(modalities, lambda present: simplex_recall(
+        separation, view_noise_variance([snr[m] for m in present], rho), num_classes))
 
 
 def sub_seed(seed: int, part: str, index: int = 0) -> int:
