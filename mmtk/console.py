@@ -41,6 +41,16 @@ def stage_end_text(info: dict) -> str:
     return f"ran all {info['epochs']} epochs, {chosen}"
 
 
+def first_epoch_warning(info: dict) -> str:
+    """A stage that kept its first epoch's weights after training more is usually an accident
+    of a small validation split (one lucky epoch, then patience runs out), and its test
+    figures describe a barely trained model: say so where the user reads the selection."""
+    if info["selected"] != 1 or info["epoch"] <= 1:
+        return ""
+    return ("warning: the kept weights are the first epoch's, so this model is barely trained"
+            " (if that is not intended, raise train.min_epochs or train.patience, chosen on validation)")
+
+
 def validation_text(info: dict) -> str:
     return " ".join(f"val {k[4:].upper()} {v:.4f}" for k, v in info.items() if k.startswith("val/"))
 
@@ -90,7 +100,9 @@ class PlainProgress:
             self.say(info["trial"], f"{info['stage']} epoch {info['epoch']}: {losses} {val} "
                      f"({info['train_seconds']:.2f}s)")
         elif event == "stage_end":
-            self.say(info["trial"], f"stage '{info['stage']}': {stage_end_text(info)}")
+            warning = first_epoch_warning(info)
+            text = f"stage '{info['stage']}': {stage_end_text(info)}"
+            self.say(info["trial"], f"{text}; {warning}" if warning else text)
         elif event == "final_eval":
             self.monitor[info["trial"]] = info["monitor"]
             self.say(info["trial"], f"final evaluation of the selected model on {' and '.join(info['splits'])}")
@@ -162,6 +174,8 @@ class RichProgress:
                 self.progress.update(task, completed=info["epochs"] * self.steps[trial])
             self.progress.update(task, score=stage_end_text(info))
             self.progress.stop_task(task)
+            if warning := first_epoch_warning(info):   # too long for the bar's score column
+                self.line(f"[{trial}] {warning}")
         elif event == "final_eval":
             self.monitor[trial] = info["monitor"]
             self.tasks[trial] = self.progress.add_task(f"{trial} final evaluation", total=1, score="",

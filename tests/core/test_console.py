@@ -8,18 +8,38 @@ import re
 import pytest
 
 from conftest import RECIPES, prepare, tiny_overrides
-from mmtk.console import PlainProgress, RichProgress, stage_end_text
+from mmtk.console import PlainProgress, RichProgress, first_epoch_warning, stage_end_text
 from mmtk.run import Run
 
 
-def stage_end(epoch: int, epochs: int = 30) -> dict:
-    return {"trial": "seed0", "stage": "main", "epoch": epoch, "epochs": epochs, "selected": 4,
+def stage_end(epoch: int, epochs: int = 30, selected: int = 4) -> dict:
+    return {"trial": "seed0", "stage": "main", "epoch": epoch, "epochs": epochs, "selected": selected,
             "monitor": "uar", "value": 0.64}
 
 
 def test_stage_end_text_says_early_stop_or_full_run():
     assert stage_end_text(stage_end(12)) == "stopped at epoch 12, selected epoch 4 (val UAR 0.64)"
     assert stage_end_text(stage_end(30)) == "ran all 30 epochs, selected epoch 4 (val UAR 0.64)"
+
+
+def test_keeping_the_first_epoch_after_training_more_is_flagged():
+    assert first_epoch_warning(stage_end(12)) == ""
+    warning = first_epoch_warning(stage_end(9, selected=1))
+    assert "barely trained" in warning and "train.min_epochs" in warning and "train.patience" in warning
+    assert first_epoch_warning(stage_end(30, selected=1)) == warning            # ran every epoch, kept the first
+    assert first_epoch_warning(stage_end(1, epochs=1, selected=1)) == ""       # a one-epoch stage had no choice
+    out = io.StringIO()
+    PlainProgress(out)("stage_end", **stage_end(9, selected=1))
+    assert out.getvalue() == f"[seed0] stage 'main': stopped at epoch 9, selected epoch 1 (val UAR 0.64); {warning}\n"
+    progress = RichProgress()
+    try:
+        progress("stage_start", trial="seed0", stage="main", epochs=30, steps=4)
+        lines: list[str] = []
+        progress.line = lines.append   # type: ignore[method-assign]
+        progress("stage_end", **stage_end(9, selected=1))
+    finally:
+        progress.close()
+    assert lines == [f"[seed0] {warning}"]
 
 
 def test_plain_step_lines_are_throttled():
