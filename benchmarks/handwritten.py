@@ -81,20 +81,22 @@ def run_one(system, recipe: str, rate: float, seeds: list[int], out_dir: Path, e
 
 
 def paired_differences(system, runs: dict[float, dict[str, tuple[Path, dict]]], reference: str,
-                       n_boot: int, seed: int = 0) -> dict[str, dict[float, object]]:
-    """``method -> rate -> Difference`` of test accuracy against ``reference``: mmtk compare's
-    paired hierarchical bootstrap (seeds, then test samples; the same mask and split per seed),
-    Holm-adjusted over every method and rate of the table."""
+                       n_boot: int, seed: int = 0) -> tuple[dict[str, dict[float, object]], str]:
+    """``method -> rate -> Difference`` of test accuracy against ``reference``, under the paired
+    test mmtk compare picks (a t-test over seeds: each seed draws its own split and mask),
+    Holm-adjusted over every method and rate of the table; and that test's description."""
     from mmtk.builder import Builder
-    from mmtk.compare_stats import StatsOptions, comparison_stats
+    from mmtk.compare_stats import StatsOptions, comparison_stats, describe_test
     from mmtk.stats import holm
     metrics = Builder(system.registry).metrics(["war"])
     out: dict[str, dict[float, object]] = {}
+    how = ""
     for rate, by_recipe in runs.items():
         if reference not in by_recipe or len(by_recipe) < 2:
             continue
         ordered = {reference: by_recipe[reference], **{k: v for k, v in by_recipe.items() if k != reference}}
         stats = comparison_stats(ordered, metrics, "war", StatsOptions(n_boot=n_boot, seed=seed))
+        how = describe_test(stats.test, stats.n_trials, n_boot, seed)
         column = "mean" if any(d.condition == "mean" for d in stats.differences) else stats.differences[0].condition
         for d in stats.differences:
             if d.condition == column:
@@ -102,15 +104,15 @@ def paired_differences(system, runs: dict[float, dict[str, tuple[Path, dict]]], 
     flat = [d for per in out.values() for d in per.values()]
     for d, adjusted in zip(flat, holm([d.p for d in flat])):
         d.p_holm, d.significant = adjusted, adjusted < 0.05
-    return out
+    return out, how
 
 
 def difference_table(diffs: dict[str, dict[float, object]], reference: str, rates: list[float],
-                     n_boot: int) -> list[str]:
+                     how: str) -> list[str]:
     """Markdown: each method minus the reference, points [95 % CI] and Holm-adjusted p."""
     lines = [f"\nPaired differences to {reference} (test accuracy, points [95 % CI], Holm-adjusted p "
              f"over the {sum(len(v) for v in diffs.values())} comparisons; * = adjusted p < 0.05; "
-             f"B = {n_boot})\n",
+             f"{how})\n",
              f"| method − {reference} | " + " | ".join(f"η = {r:g}" for r in rates) + " |",
              "|---|" + "---|" * len(rates)]
     for method, per_rate in diffs.items():
@@ -184,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {recipe} | failed: {why} |")
     if args.bootstrap > 0 and len(args.recipes) > 1:
         for reference in references:
-            diffs = paired_differences(system, runs, names[reference], args.bootstrap)
-            print("\n".join(difference_table(diffs, names[reference], args.rates, args.bootstrap)))
+            diffs, how = paired_differences(system, runs, names[reference], args.bootstrap)
+            print("\n".join(difference_table(diffs, names[reference], args.rates, how)))
     print(f"\nruns: {out_dir}")
     return 1 if failed else 0
 

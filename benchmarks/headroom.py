@@ -10,8 +10,9 @@ Each method recipe is trained on each setting over the seeds (the seed also draw
 samples: ``sample_seed: trial``) through the public API (``mmtk.recipe.resolve`` +
 ``mmtk.run.Run``; a finished run of the same resolved recipe is reused). Per setting, as
 ``mmtk compare`` does: the six-condition mean UAR of every method minus modality dropout
-(the reference), with the hierarchical paired bootstrap over seeds and test samples
-(``mmtk.compare_stats``), Holm-adjusted over the setting's comparisons; next to it:
+(the reference), with the paired test ``mmtk compare`` picks (``mmtk.compare_stats``: a
+t-test over the seeds, since every seed draws its own test set), Holm-adjusted over the
+setting's comparisons; next to it:
 
 - *oracle reconstruction*: the reference model given the true features of every missing
   modality at test time, i.e. its score on the full condition. A method that reconstructed
@@ -42,12 +43,18 @@ from pathlib import Path
 
 from mmtk.builder import Builder
 from mmtk.compare import find_finished_run
-from mmtk.compare_stats import ComparisonStats, StatsOptions, bootstrap_runs, comparison_stats, load_paired
+from mmtk.compare_stats import (
+    ComparisonStats,
+    StatsOptions,
+    comparison_stats,
+    describe_test,
+    load_paired,
+    paired_estimates,
+)
 from mmtk.errors import MmtkError
 from mmtk.plugins import load_plugins
 from mmtk.recipe import resolve
 from mmtk.run import Run
-from mmtk.stats import percentile_ci
 
 REPO = Path(__file__).resolve().parents[1]
 LATE_FUSION = REPO / "benchmarks" / "recipes" / "headroom" / "late-fusion.yaml"
@@ -123,15 +130,17 @@ def run_method(recipe: str, setting: Setting | Control, args: argparse.Namespace
 
 
 def oracle_reconstruction(reference: tuple[Path, dict], metric, n_boot: int, seed: int) -> dict:
-    """The reference on the full condition minus its six-condition mean, paired bootstrap."""
+    """The reference on the full condition minus its six-condition mean, under the paired test
+    that ``mmtk compare`` picks for these trials."""
     trials, num_classes = load_paired({"reference": reference})
-    boot = bootstrap_runs(*reference, trials, {METRIC: metric}, num_classes, n_boot, seed)
+    estimates, _, _ = paired_estimates(*reference, trials, {METRIC: metric}, num_classes, n_boot, seed)
+    est = estimates[METRIC]
     first = trials[0][0]
     full = next(c for c in first.conditions if c not in first.mean_over)
-    i_full, i_mean = boot[METRIC].columns.index(full), boot[METRIC].columns.index("mean")
-    draws = boot[METRIC].draws[:, 0, i_full] - boot[METRIC].draws[:, 0, i_mean]
-    observed = boot[METRIC].observed[0]
-    low, high = percentile_ci(draws)
+    i_full, i_mean = est.columns.index(full), est.columns.index("mean")
+    samples = est.samples[:, 0, i_full] - est.samples[:, 0, i_mean]
+    observed = est.observed[0]
+    low, high = est.ci(samples)
     return {"full": full, "value": float(observed[i_full]),
             "diff": float(observed[i_full] - observed[i_mean]), "ci_low": low, "ci_high": high}
 
@@ -150,6 +159,7 @@ def setting_rows(setting: Setting | Control, runs: dict[str, tuple[Path, dict]],
         if d is not None:
             row.update(diff=d.diff, ci_low=d.ci_low, ci_high=d.ci_high, p=d.p, p_holm=d.p_holm,
                        significant=d.significant, comparisons=len(stats.differences))
+        row["test"] = describe_test(stats.test, stats.n_trials, stats.n_boot, stats.seed)
         rows.append(row)
     ref = runs[stats.reference][1]["summary"]["test"]["mean"][METRIC]["mean"]
     rows.append(dict(base, method=f"oracle reconstruction ({stats.reference} on {oracle['full']})",
@@ -184,6 +194,8 @@ def _pts(x: float | None, signed: bool = False) -> str:
 
 def _floor_note(rows: list[dict], n_boot: int) -> str:
     """A bootstrap p is at least 2 / (B + 1): say when Holm leaves no room for a '*'."""
+    if not any("bootstrap" in r.get("test", "") for r in rows):
+        return ""
     comparisons = min((r["comparisons"] for r in rows if "comparisons" in r), default=0)
     floor = 2 / (n_boot + 1)
     if comparisons == 0 or floor * comparisons < 0.05:
@@ -195,8 +207,9 @@ def _floor_note(rows: list[dict], n_boot: int) -> str:
 
 def markdown(rows: list[dict], args: argparse.Namespace) -> str:
     head = (f"Six-condition mean test UAR (%) per method, mean ± std over seeds {args.seeds}; difference to "
-            f"{args.recipes_names[0]} in points with the 95 % CI of the hierarchical paired bootstrap "
-            f"(B = {args.bootstrap}), p two-sided and Holm-adjusted over each setting's comparisons "
+            f"{args.recipes_names[0]} in points with the 95 % CI of the paired test "
+            f"({'; '.join(dict.fromkeys(r['test'] for r in rows if 'test' in r))}), p two-sided and "
+            "Holm-adjusted over each setting's comparisons "
             "(* = p (Holm) < 0.05). Oracle reconstruction = the reference on the full condition; "
             "Bayes bound = the dataset's UAR-optimal rate (exact for latent_views, an upper bound for "
             "the synthetic control)." + _floor_note(rows, args.bootstrap) + "\n\n")

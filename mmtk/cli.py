@@ -92,6 +92,10 @@ def _compare_parser(sub: Any) -> None:
                       help="paired bootstrap draws for CIs and p-values (default 2000; 0: no statistics)")
     cmp_.add_argument("--bootstrap-seed", type=whole_number, default=0, metavar="SEED",
                       help="seed of the bootstrap draws (default 0)")
+    cmp_.add_argument("--stat-test", choices=("auto", "bootstrap", "seed-t"), default="auto",
+                      help="the paired test: seed-t (a t-test over seeds, valid when each seed drew its own "
+                           "test set and there are no folds), bootstrap (hierarchical, over seeds/folds and "
+                           "test samples), or auto (default: seed-t where it is valid, else bootstrap)")
     cmp_.add_argument("--missing-rates", nargs="+", type=float, metavar="RATE",
                       help="robustness curves: evaluate every model at these cell missing rates in [0, 1)")
     cmp_.add_argument("--rate-metric", metavar="METRIC",

@@ -365,7 +365,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if display is None:
         from .recipe import resolve
         display = CompareDisplay([resolve(r, system, overrides).name for r in names], is_terminal())
-    opts = StatsOptions(args.reference, args.stat_metric, args.bootstrap, args.bootstrap_seed)
+    opts = StatsOptions(args.reference, args.stat_metric, args.bootstrap, args.bootstrap_seed, test=args.stat_test)
     rates = RobustnessOptions(args.missing_rates, args.rate_metric) if args.missing_rates else None
     try:
         result = compare(names, system, overrides, args.jobs, not args.no_reuse,

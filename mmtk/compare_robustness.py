@@ -1,7 +1,8 @@
 """Robustness curves of ``mmtk compare --missing-rates``: one metric per method and missing rate.
 
 Every finished run's models are evaluated at every rate η (:mod:`mmtk.robustness`: the same
-fixed masks for every method and trial). The paired bootstrap of :mod:`mmtk.stats`, with the
+fixed masks for every method and trial). The paired test of :mod:`mmtk.compare_stats` (the
+seed-level t-test where every seed has its own test set, else the paired bootstrap), with the
 rates as its conditions, gives each method's mean over trials per rate and a 95 % CI; the
 area under the curve (trapezoidal, divided by the rate range, so it reads on the metric's
 scale) gets its CI from the same draws, and its paired difference to the reference a CI and a
@@ -19,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .compare_stats import StatsOptions, bootstrap_runs, check_paired
+from .compare_stats import StatsOptions, check_paired, describe_test, paired_estimates
 from .errors import MmtkError, did_you_mean
 from .predictions import SplitPredictions, score_predictions
 from .report import fmt, is_percent, markdown_table, render_table
 from .robustness import MASK_SEED, rate_name, run_rate_predictions
 from .rundir import atomic_write_text
-from .stats import bootstrap_p, percentile_ci
+from .stats import Estimate
 
 if TYPE_CHECKING:
     from .compare import Entry
@@ -59,6 +60,8 @@ class Robustness:
     n_boot: int
     bootstrap_seed: int
     mask_seed: int
+    test: str = "bootstrap"      # the paired test behind the CIs: "bootstrap" or "seed-t"
+    test_reason: str = ""
     curves: list[Curve] = field(default_factory=list)
     achieved: list[float] = field(default_factory=list)   # missing-cell fraction actually reached per rate
     notes: list[str] = field(default_factory=list)
@@ -134,37 +137,39 @@ def robustness_curves(entries: list[Entry], system: Any, shown: list[str], stats
     trials, num_classes = paired_rate_trials(done, system, opts.rates)
     n_boot = max(stats_opts.n_boot, 0)
     if n_boot:
-        boot = bootstrap_runs(done[0].run_dir, done[0].results, trials, metric_obj, num_classes, n_boot,
-                              stats_opts.seed)[metric]
-        observed, draws = boot.observed, boot.draws
+        estimates, test, why = paired_estimates(done[0].run_dir, done[0].results, trials, metric_obj,
+                                                num_classes, n_boot, stats_opts.seed, stats_opts.test)
+        est: Estimate | None = estimates[metric]
+        observed = estimates[metric].observed
     else:
         scored = [[score_predictions(sp, metric_obj, num_classes) for sp in methods] for methods in trials]
         observed = np.mean([[[s[rate_name(r)][metric] for r in opts.rates] for s in methods]
                             for methods in scored], axis=0)
-        draws = None
+        est, test, why = None, "", ""
     rob = Robustness(metric, list(opts.rates), reference.name if reference else "", len(trials), n_boot,
-                     stats_opts.seed, MASK_SEED)
-    rob.curves = [_curve(e, i, observed, draws, opts.rates, reference is not None) for i, e in enumerate(done)]
+                     stats_opts.seed, MASK_SEED, test=test, test_reason=why)
+    rob.curves = [_curve(e, i, observed, est, opts.rates, reference is not None) for i, e in enumerate(done)]
     rob.achieved = [float(np.mean([1 - methods[0].mask[j].mean() for methods in trials]))
                     for j in range(len(opts.rates))]
     rob.notes = _notes(rob, reference is None)
     return rob
 
 
-def _curve(entry: Entry, i: int, observed: np.ndarray, draws: np.ndarray | None, rates: list[float],
+def _curve(entry: Entry, i: int, observed: np.ndarray, est: Estimate | None, rates: list[float],
            has_reference: bool) -> Curve:
     auc = float(area_under(observed[i], rates))
     curve = Curve(entry.name, _block(entry.resolved.last_stage.missing.train.tree()),
                   [float(v) for v in observed[i]], None, auc, None)
-    if draws is None:
+    if est is None:
         return curve
-    curve.ci = [percentile_ci(draws[:, i, j]) for j in range(len(rates))]
-    auc_draws = area_under(draws[:, i, :], rates)
-    curve.auc_ci = percentile_ci(auc_draws)
+    samples = est.samples   # bootstrap draws or per-trial values: the AUC is linear in both
+    curve.ci = [est.ci(samples[:, i, j]) for j in range(len(rates))]
+    auc_samples = area_under(samples[:, i, :], rates)
+    curve.auc_ci = est.ci(auc_samples)
     if has_reference and i > 0:
-        diff = auc_draws - area_under(draws[:, 0, :], rates)
+        diff = auc_samples - area_under(samples[:, 0, :], rates)
         curve.auc_diff = auc - float(area_under(observed[0], rates))
-        curve.auc_diff_ci, curve.auc_p = percentile_ci(diff), bootstrap_p(diff)
+        curve.auc_diff_ci, curve.auc_p = est.ci(diff), est.p(diff)
     return curve
 
 
@@ -214,8 +219,8 @@ def _p(p: float | None) -> str:
 
 def robustness_heading(rob: Robustness, info: dict) -> str:
     unit = " in %" if is_percent(info, rob.metric) else ""
-    ci = (f"; [95 % CI], paired bootstrap over seeds/folds and test samples, B = {rob.n_boot}, seed "
-          f"{rob.bootstrap_seed}" if rob.n_boot else "; no CIs (--bootstrap 0)")
+    ci = (f"; [95 % CI]: {describe_test(rob.test, rob.n_trials, rob.n_boot, rob.bootstrap_seed)}"
+          if rob.n_boot else "; no CIs (--bootstrap 0)")
     return (f"Robustness: {rob.metric.upper()}{unit} on test under a fixed missing rate η (CPM-Nets: that fraction "
             f"of (sample, modality) cells missing, one modality kept per sample; mask seed {rob.mask_seed}, the "
             f"same masks for every method), mean over {rob.n_trials} trial(s){ci}. AUC = area under the mean "

@@ -1,8 +1,9 @@
 """The statistics of ``mmtk compare``: every method against a reference, paired.
 
 Reads each run's per-trial ``predictions.npz``, refuses rows that were not evaluated on the
-same trials, test samples and masks (a paired test would be meaningless), runs the paired
-bootstrap of :mod:`mmtk.stats`, and Holm-adjusts the p-values of one table (every method
+same trials, test samples and masks (a paired test would be meaningless), chooses the test
+(:func:`choose_test`: a paired t-test over seeds when each seed has its own test set and there
+are no folds, else the paired bootstrap of :mod:`mmtk.stats`), and Holm-adjusts the p-values of one table (every method
 and condition, ``mean`` included).
 """
 from __future__ import annotations
@@ -16,9 +17,10 @@ import numpy as np
 from .errors import MmtkError, did_you_mean
 from .predictions import FILE, SplitPredictions, load_predictions
 from .rundir import read_json
-from .stats import bootstrap_p, holm, paired_bootstrap, percentile_ci
+from .stats import Estimate, holm, paired_bootstrap, seed_level
 
 SPLIT = "test"
+TESTS = ("auto", "bootstrap", "seed-t")
 
 
 @dataclass
@@ -28,6 +30,7 @@ class StatsOptions:
     n_boot: int = 2000             # 0: no statistics
     seed: int = 0
     alpha: float = 0.05
+    test: str = "auto"             # one of TESTS
 
 
 @dataclass
@@ -54,9 +57,13 @@ class ComparisonStats:
     alpha: float
     ci: dict[str, dict[str, dict[str, tuple[float, float]]]]   # method -> metric -> condition -> CI
     differences: list[Difference] = field(default_factory=list)
+    test: str = "bootstrap"        # the test used: "bootstrap" or "seed-t"
+    test_reason: str = ""          # why (what the trials' test sets and folds are)
+    n_trials: int = 0
 
     def as_dict(self) -> dict:
-        return {"reference": self.reference, "metric": self.metric, "bootstrap": self.n_boot,
+        return {"reference": self.reference, "metric": self.metric, "test": self.test,
+                "test_reason": self.test_reason, "trials": self.n_trials, "bootstrap": self.n_boot,
                 "bootstrap_seed": self.seed, "alpha": self.alpha,
                 "ci": {m: {k: {c: list(v) for c, v in conds.items()} for k, conds in per.items()}
                        for m, per in self.ci.items()},
@@ -114,18 +121,76 @@ def load_paired(runs: dict[str, tuple[Path, dict]]) -> tuple[list[list[SplitPred
     return trials, num_classes
 
 
-def trial_folds(run_dir: Path, keys: list[str]) -> list[int | None]:
-    """Each trial's fold (None where the data has no folds), from its data.json: the strata of
-    the bootstrap. Seeds are resampled within a fold, whether or not they share a test set."""
-    return [read_json(Path(run_dir) / "trials" / key / "data.json", "trial data file").get("fold") for key in keys]
+def trial_facts(run_dir: Path, keys: list[str]) -> list[dict]:
+    """Each trial's data.json: its fold (None where the data has no folds) and, for runs made
+    since it was recorded, the fingerprint of its test split."""
+    return [read_json(Path(run_dir) / "trials" / key / "data.json", "trial data file") for key in keys]
 
 
-def bootstrap_runs(reference_dir: Path, reference_results: dict, trials: list, metrics: dict[str, Any],
-                   num_classes: int, n_boot: int, seed: int) -> dict:
-    """:func:`mmtk.stats.paired_bootstrap` of paired trials, stratified by the folds of the
-    reference run's trials (read from its data.json files)."""
-    folds = trial_folds(reference_dir, list(reference_results["trials"]))
-    return paired_bootstrap(trials, metrics, num_classes, n_boot, seed, folds)
+def own_test_sets(trials: list[list[SplitPredictions]], facts: list[dict]) -> bool:
+    """Whether no two trials were scored on the same test set. The test split's fingerprint
+    decides where every trial recorded one; older runs are told apart by their test ids and
+    labels (a seed-dependent split changes the ids, a seed-drawn generator the labels)."""
+    prints = [f.get("test_fingerprint") for f in facts]
+    if all(prints):
+        return len(set(prints)) == len(prints)
+    keys = {(tuple(t[0].ids), t[0].labels.tobytes()) for t in trials}
+    return len(keys) == len(trials)
+
+
+def choose_test(requested: str, trials: list[list[SplitPredictions]], facts: list[dict]) -> tuple[str, str]:
+    """(test, why). ``auto`` takes the seed-level t-test when it is valid (two or more trials,
+    no folds, every trial its own test set: each trial's value then carries both the training
+    randomness and the test-sample variance) and the paired bootstrap otherwise."""
+    if requested not in TESTS:
+        raise MmtkError(f"--stat-test {requested}: not a test; use one of {', '.join(TESTS)}")
+    n = len(trials)
+    folds = any(f.get("fold") is not None for f in facts)
+    own = own_test_sets(trials, facts)
+    if n < 2:
+        blocker = "there is one trial"
+    elif folds:
+        blocker = "the trials are folds (each fold is a stratum of the bootstrap)"
+    elif not own:
+        blocker = "trials share a test set (a t-test over them would leave out the test-sample variance)"
+    else:
+        blocker = ""
+    if requested == "bootstrap":
+        return "bootstrap", "requested with --stat-test bootstrap"
+    if not blocker:
+        return "seed-t", f"{n} trials, each scored on a test set of its own, no folds"
+    if requested == "seed-t":
+        raise MmtkError(f"--stat-test seed-t: the seed-level t-test does not apply here because {blocker}; "
+                        "use --stat-test bootstrap (or auto, which picks it)")
+    return "bootstrap", blocker
+
+
+def paired_estimates(reference_dir: Path, reference_results: dict, trials: list, metrics: dict[str, Any],
+                     num_classes: int, n_boot: int, seed: int,
+                     test: str = "auto") -> tuple[dict[str, Estimate], str, str]:
+    """The estimates of every metric of paired trials under the chosen test, the test and why:
+    :func:`mmtk.stats.seed_level`, or :func:`mmtk.stats.paired_bootstrap` stratified by the
+    folds of the reference run's trials (both read from its data.json files)."""
+    facts = trial_facts(reference_dir, list(reference_results["trials"]))
+    chosen, why = choose_test(test, trials, facts)
+    if chosen == "seed-t":
+        return dict(seed_level(trials, metrics, num_classes)), chosen, why
+    folds = [f.get("fold") for f in facts]
+    return dict(paired_bootstrap(trials, metrics, num_classes, n_boot, seed, folds)), chosen, why
+
+
+def describe_test(test: str, n_trials: int, n_boot: int, seed: int) -> str:
+    """How the CIs and p-values of a table were made, for its caption."""
+    if test == "seed-t":
+        return (f"paired t-test over the {n_trials} seeds, each scored on a test set of its own "
+                f"({n_trials - 1} df); 95 % t CI")
+    return (f"hierarchical paired bootstrap over seeds/folds and test samples, B = {n_boot}, seed {seed}; "
+            "95 % percentile CI")
+
+
+def ci_label(test: str) -> str:
+    """The main table's name for the CI of a mean."""
+    return "95 % t CI of the mean over seeds" if test == "seed-t" else "95 % bootstrap CI of the mean"
 
 
 def check_paired(ref_name: str, ref: SplitPredictions, name: str, other: SplitPredictions, key: str) -> None:
@@ -157,16 +222,18 @@ def comparison_stats(runs: dict[str, tuple[Path, dict]], metrics: dict[str, Any]
     ``stat_metric`` to the reference (the first of ``runs``), Holm-adjusted."""
     names = list(runs)
     trials, num_classes = load_paired(runs)
-    boot = bootstrap_runs(*runs[names[0]], trials, metrics, num_classes, opts.n_boot, opts.seed)
-    ci = {m: {k: {c: percentile_ci(b.draws[:, i, j]) for j, c in enumerate(b.columns)} for k, b in boot.items()}
+    est, test, why = paired_estimates(*runs[names[0]], trials, metrics, num_classes, opts.n_boot, opts.seed,
+                                      opts.test)
+    ci = {m: {k: {c: b.ci(b.samples[:, i, j]) for j, c in enumerate(b.columns)} for k, b in est.items()}
           for i, m in enumerate(names)}
-    stat = boot[stat_metric]
+    stat = est[stat_metric]
     diffs = []
     for i, m in enumerate(names[1:], start=1):
         for j, cond in enumerate(stat.columns):
-            d = stat.draws[:, i, j] - stat.draws[:, 0, j]
+            d = stat.samples[:, i, j] - stat.samples[:, 0, j]
             diffs.append(Difference(m, cond, float(stat.observed[i, j] - stat.observed[0, j]),
-                                    *percentile_ci(d), bootstrap_p(d)))
+                                    *stat.ci(d), stat.p(d)))
     for d, adj in zip(diffs, holm([d.p for d in diffs])):
         d.p_holm, d.significant = adj, adj < opts.alpha
-    return ComparisonStats(names[0], stat_metric, opts.n_boot, opts.seed, opts.alpha, ci, diffs)
+    return ComparisonStats(names[0], stat_metric, opts.n_boot, opts.seed, opts.alpha, ci, diffs, test, why,
+                           len(trials))

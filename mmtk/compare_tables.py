@@ -1,8 +1,9 @@
 """The tables of ``mmtk compare``: Markdown, CSV, the terminal and a bar plot.
 
-The main table: per method and condition, mean ± std over trials and the bootstrap 95 % CI
-of that mean, and the number of trials. Then, per compared method, its paired difference to
-the reference with CI, p-value, Holm-adjusted p-value and a mark when significant. With
+The main table: per method and condition, mean ± std over trials and the 95 % CI of that
+mean (:func:`mmtk.compare_stats.choose_test`: a t interval over seeds, or the bootstrap's),
+and the number of trials. Then, per compared method, its paired difference to the reference
+with CI, p-value, Holm-adjusted p-value and a mark when significant. With
 ``--missing-rates``, the robustness section and files of :mod:`mmtk.compare_robustness`.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .compare_robustness import Robustness, print_robustness, robustness_markdown, write_robustness
-from .compare_stats import ComparisonStats, Difference
+from .compare_stats import ComparisonStats, Difference, ci_label, describe_test
 from .report import (
     BOUND_KEY,
     BOUND_LABEL,
@@ -121,15 +122,16 @@ def stats_heading(stats: ComparisonStats, info: dict) -> str:
     better = "higher" if (info.get(stats.metric) or {}).get("higher_is_better", True) else "lower"
     unit = " in %" if is_percent(info, stats.metric) else ""
     return (f"Paired differences to {stats.reference} ({stats.metric.upper()}{unit}, method − reference; "
-            f"{better} is better): hierarchical paired bootstrap over seeds/folds and test samples, "
-            f"B = {stats.n_boot}, seed {stats.seed}; 95 % percentile CI; p two-sided; "
-            f"* = Holm-adjusted p < {stats.alpha:g} over the {len(stats.differences)} comparisons."
-            + _floor_warning(stats))
+            f"{better} is better): {describe_test(stats.test, stats.n_trials, stats.n_boot, stats.seed)}; "
+            f"p two-sided; * = Holm-adjusted p < {stats.alpha:g} over the {len(stats.differences)} comparisons "
+            f"(test chosen because {stats.test_reason})." + _floor_warning(stats))
 
 
 def _floor_warning(stats: ComparisonStats) -> str:
     """A bootstrap p-value is at least 2 / (B + 1), so with many comparisons and few draws
     nothing can be significant after Holm: say so rather than let 'no *' read as 'no effect'."""
+    if stats.test != "bootstrap":
+        return ""
     m = len(stats.differences)
     floor = m * 2 / (stats.n_boot + 1)
     if floor < stats.alpha:
@@ -163,7 +165,7 @@ def thread_note(run_dir: Path) -> str:
 def markdown(entries: list[Entry], metrics: list[str], stats: ComparisonStats | None, note: str,
              info: dict, cards: str = "", robustness: Robustness | None = None) -> str:
     units = ", ".join(f"{m.upper()}{' in %' if is_percent(info, m) else ''}" for m in metrics)
-    ci = " [95 % bootstrap CI of the mean]" if stats else ""
+    ci = f" [{ci_label(stats.test)}]" if stats else ""
     text = (f"Cells: {' / '.join(m.upper() for m in metrics)} ({units}), mean ± std over trials (seeds and "
             f"folds){ci}; n = trials; split: {SPLIT}; 'mean' = mean over the missing conditions.\n\n")
     text += markdown_table(*comparison_rows(entries, metrics, stats, info))

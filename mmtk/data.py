@@ -13,6 +13,7 @@ says which modalities each sample really has, in training too.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
@@ -98,6 +99,25 @@ class TensorData:
                        labels=self.labels.to(device), present=self.present.to(device),
                        lengths={m: v.to(device) for m, v in self.lengths.items()},
                        scores=None if self.scores is None else self.scores.to(device))
+
+    def fingerprint(self) -> str:
+        """sha256 of the samples: ids, labels, scores, masks, lengths and features (for features
+        left on disk, their file and rows). Two trials with the same fingerprint were scored on
+        the same test set, which decides the test of ``mmtk compare``."""
+        digest = hashlib.sha256()
+        digest.update("\0".join(self.ids).encode())
+        parts = {"labels": self.labels, "present": self.present, "scores": self.scores,
+                 **{f"length:{m}": v for m, v in sorted(self.lengths.items())}}
+        for m in sorted(self.inputs):
+            x = self.inputs[m]
+            parts[f"input:{m}"] = x if isinstance(x, Tensor) else None
+            if isinstance(x, LazyFeatures):
+                digest.update(f"{m}:{x.name}:{x.source.shape}".encode() + x.rows.tobytes())
+        for name, t in parts.items():
+            if t is not None:
+                raw = t.detach().cpu().contiguous().flatten().view(torch.uint8)   # any dtype, bf16 too
+                digest.update(name.encode() + raw.numpy().tobytes())
+        return digest.hexdigest()
 
     def nbytes(self) -> int:
         """Bytes held in memory (features left on disk count zero)."""

@@ -17,6 +17,8 @@ def load_data(builder: Builder, data: Data, fold: int | None, seed: int) -> Data
     dataset has none, and standardisation statistics fitted on train only."""
     dataset = builder.dataset(data.dataset, seed)
     splits = dataset.load(fold)
+    # before any fitted step: normalisation differs between seeds even on a shared test set
+    splits.info["test_fingerprint"] = splits.test.fingerprint()
     splits = ensure_validation(splits, data.val_fraction, seed)
     if data.normalize:
         scaler = Standardizer.fit(splits.train, data.normalize if isinstance(data.normalize, list) else None)

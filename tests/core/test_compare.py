@@ -58,6 +58,12 @@ def test_compare_runs_reuses_and_reports_failures(tmp_path, capsys):
     assert main(["compare", str(RECIPES / "baseline.yaml"), str(other), "--json", *common]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["runs"]["baseline"]["directory"] == first_dir   # finished run reused, not redone
+    # sample_seed: trial, so each seed has its own test set: auto picks the seed-level t-test
+    assert again["statistics"]["test"] == "seed-t" and again["statistics"]["trials"] == 2
+    assert main(["compare", str(RECIPES / "baseline.yaml"), str(other), "--json", "--stat-test", "bootstrap",
+                 *common]) == 0
+    forced = json.loads(capsys.readouterr().out)["statistics"]
+    assert forced["test"] == "bootstrap" and forced["test_reason"] == "requested with --stat-test bootstrap"
 
 
 # ------------------------------------------------------------------ paired statistics ---

@@ -57,3 +57,29 @@ def test_training_masks_checks_a_protocols_table():
             return torch.ones(n, 2)
     with pytest.raises(MmtkError, match=r"train_table gave \(5, 2\)"):
         training_masks(Broken(), 5, MODS)
+
+
+def _tensor_data(seed: int = 0, n: int = 12) -> TensorData:
+    g = torch.Generator().manual_seed(seed)
+    return TensorData({"audio": torch.randn(n, 3, generator=g), "text": torch.randn(n, 5, 2, generator=g)},
+                      torch.randint(0, 3, (n,), generator=g), [f"s{i}" for i in range(n)],
+                      lengths={"text": torch.full((n,), 5)})
+
+
+def test_the_fingerprint_names_the_samples_exactly():
+    """Equal data hash equal; any change of ids, labels, masks, lengths or features shows."""
+    a, b = _tensor_data(), _tensor_data()
+    assert a.fingerprint() == b.fingerprint() and len(a.fingerprint()) == 64
+    changes = {
+        "ids": lambda d: d.ids.reverse(),
+        "labels": lambda d: d.labels.__setitem__(0, (d.labels[0] + 1) % 3),
+        "present": lambda d: d.present.__setitem__((1, 0), False),
+        "lengths": lambda d: d.lengths["text"].__setitem__(2, 4),
+        "features": lambda d: d.inputs["audio"].__setitem__((3, 1), 0.5),
+        "bf16 features": lambda d: d.inputs.__setitem__("audio", d.inputs["audio"].bfloat16()),
+    }
+    for what, change in changes.items():
+        d = _tensor_data()
+        change(d)
+        assert d.fingerprint() != a.fingerprint(), what
+    assert _tensor_data(seed=1).fingerprint() != a.fingerprint()

@@ -126,3 +126,25 @@ def test_epoch_steps_runs_passes_back_to_back(mode):
 def test_bad_batching_settings_are_named(capsys, override, says):
     fails_with(capsys, ["validate", str(RECIPES / "baseline.yaml"), "--set", override], says,
                f"given by --set {override}")
+
+
+def test_the_test_split_fingerprint_is_taken_before_normalisation(system):
+    """Seeds that share a test set share its fingerprint although each fits its own scaler on
+    its own training split; a seed-drawn test set gets its own (mmtk compare's test choice)."""
+    from mmtk.data_loading import load_data
+    from mmtk.recipe import resolve
+
+    builder = Builder(system.registry)
+
+    def fingerprints(sample_seed: str) -> list[str]:
+        tree = resolve(RECIPES / "baseline.yaml", system,
+                       [f"data={{type: synthetic, n_samples: 200, n_test: 100, sample_seed: {sample_seed}}}"])
+        out = []
+        for seed in (0, 1):
+            splits = load_data(builder, tree.data, None, seed)
+            assert splits.info["test_fingerprint"] != splits.test.fingerprint()   # normalised since
+            out.append(splits.info["test_fingerprint"])
+        return out
+
+    shared, own = fingerprints("0"), fingerprints("trial")
+    assert shared[0] == shared[1] and own[0] != own[1]

@@ -140,7 +140,9 @@ def two_methods(system, monkeypatch):
              "b": {"seed0": fake_rate_split([0.8, 0.5, 0.3], 3), "seed1": fake_rate_split([0.8, 0.5, 0.3], 4)}}
     monkeypatch.setattr("mmtk.compare_robustness.run_rate_predictions",
                         lambda run_dir, system, rates, seed: (preds[Path(run_dir).name], K))
-    monkeypatch.setattr("mmtk.compare_stats.trial_folds", lambda run_dir, keys: [None] * len(keys))
+    # one shared test set, no folds: the bootstrap (the seed-level test has its own test below)
+    monkeypatch.setattr("mmtk.compare_stats.trial_facts",
+                        lambda run_dir, keys: [{"fold": None, "test_fingerprint": "shared"}] * len(keys))
     entries = [Entry(n, recipe, n, Path(n), {"trials": dict.fromkeys(preds[n])}) for n in ("a", "b")]
     return entries, preds
 
