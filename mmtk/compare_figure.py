@@ -1,8 +1,8 @@
 """The figure of ``mmtk compare``: one metric per condition as grouped bars.
 
 One group per evaluation condition (in the tables' order, ``mean`` last), one colour per
-method, error bars = the paired bootstrap 95 % CI of the mean over trials when the
-statistics were computed, else ± one standard deviation over trials. A dataset's known
+method, error bars = the 95 % CI of the mean over trials from the comparison's paired test
+(a t interval over seeds, or the bootstrap's) when the statistics were computed, else ± one standard deviation over trials. A dataset's known
 bound (e.g. the Bayes bound of synthetic data) is a dashed line over its condition. The
 value axis starts just below the lowest bar, so the axis range is written on the figure.
 """
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from .compare_stats import ci_label
 from .report import condition_order, is_percent
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def bar_values(entries: list[Entry], metric: str, info: dict, stats: ComparisonS
         else:
             errors[e.name] = [(scale * summary[c][metric]["std"],) * 2 if c in summary else (0.0, 0.0)
                               for c in conds]
-    what = "95 % CI of the mean (paired bootstrap)" if use_ci else "± 1 std over trials"
+    what = ci_label(stats.test) if use_ci and stats is not None else "± 1 std over trials"
     return conds, means, errors, what
 
 

@@ -38,7 +38,10 @@ def test_bar_values_use_the_ci_when_there_are_statistics_else_the_std():
     assert means["cmarr"][0] == pytest.approx(60.0) and what == "± 1 std over trials"
     assert errors["cmarr"][0] == pytest.approx((2.0, 2.0))           # std of 0.58, 0.60, 0.62 in points
     conds, means, errors, what = bar_values(entries, "uar", {}, stats_for(entries))
-    assert what.startswith("95 % CI") and errors["baseline"][3] == pytest.approx((5.0, 3.0))
+    assert what == "95 % bootstrap CI of the mean" and errors["baseline"][3] == pytest.approx((5.0, 3.0))
+    seed_t = stats_for(entries)
+    seed_t.test = "seed-t"
+    assert bar_values(entries, "uar", {}, seed_t)[3] == "95 % t CI of the mean over seeds"   # names the test
 
 
 def test_every_method_has_its_own_colour_beyond_twenty():
