@@ -2,9 +2,10 @@
 
 One group per evaluation condition (in the tables' order, ``mean`` last), one colour per
 method, error bars = the 95 % CI of the mean over trials from the comparison's paired test
-(a t interval over seeds, or the bootstrap's) when the statistics were computed, else ± one standard deviation over trials. A dataset's known
-bound (e.g. the Bayes bound of synthetic data) is a dashed line over its condition. The
-value axis starts just below the lowest bar, so the axis range is written on the figure.
+(a t interval over seeds, or the bootstrap's) when the statistics were computed, else ± one
+standard deviation over trials. A dataset's known bound (e.g. the Bayes bound of synthetic
+data) is a dashed line over its condition. The value axis starts just below the lowest bar,
+so the axis range is written on the figure.
 """
 from __future__ import annotations
 
