@@ -89,7 +89,8 @@ def _compare_parser(sub: Any) -> None:
     cmp_.add_argument("--stat-metric", metavar="METRIC",
                       help="the metric of the paired differences (default: the second shown)")
     cmp_.add_argument("--bootstrap", type=whole_number, default=2000, metavar="B",
-                      help="paired bootstrap draws for CIs and p-values (default 2000; 0: no statistics)")
+                      help="bootstrap draws for CIs and p-values when the bootstrap is the test (default "
+                           "2000; the seed-level t-test draws nothing); 0: no statistics at all")
     cmp_.add_argument("--bootstrap-seed", type=whole_number, default=0, metavar="SEED",
                       help="seed of the bootstrap draws (default 0)")
     cmp_.add_argument("--stat-test", choices=("auto", "bootstrap", "seed-t"), default="auto",
