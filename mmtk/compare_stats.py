@@ -144,6 +144,8 @@ def choose_test(requested: str, trials: list[list[SplitPredictions]], facts: lis
     randomness and the test-sample variance) and the paired bootstrap otherwise."""
     if requested not in TESTS:
         raise MmtkError(f"--stat-test {requested}: not a test; use one of {', '.join(TESTS)}")
+    if requested == "bootstrap":
+        return "bootstrap", "requested with --stat-test bootstrap"
     n = len(trials)
     folds = any(f.get("fold") is not None for f in facts)
     own = own_test_sets(trials, facts)
@@ -155,8 +157,6 @@ def choose_test(requested: str, trials: list[list[SplitPredictions]], facts: lis
         blocker = "trials share a test set (a t-test over them would leave out the test-sample variance)"
     else:
         blocker = ""
-    if requested == "bootstrap":
-        return "bootstrap", "requested with --stat-test bootstrap"
     if not blocker:
         return "seed-t", f"{n} trials, each scored on a test set of its own, no folds"
     if requested == "seed-t":
