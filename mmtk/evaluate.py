@@ -16,7 +16,7 @@ from torch import Tensor
 from . import distributed as dist
 from .data import DataSplits, TensorData
 from .devices import autocast
-from .metrics import as_metric, score_all
+from .metrics import as_metric, needs_probabilities, score_all
 from .pipeline import Pipeline
 from .predictions import SplitPredictions
 from .protocols import EvalPlan, MissingProtocol, call_with_present
@@ -38,6 +38,7 @@ class Evaluator:
     def __init__(self, metrics: dict[str, Any], num_classes: int, batch_size: int,
                  amp_dtype: torch.dtype | None, target: str = LABELS):
         self.metrics = {n: as_metric(m) for n, m in metrics.items()}
+        self.reads_probabilities = needs_probabilities(self.metrics)
         self.num_classes, self.target = num_classes, target
         self.batch_size, self.amp_dtype = batch_size, amp_dtype
         # which split each evaluation read, per phase: a fact for the protocol card
@@ -77,9 +78,10 @@ class Evaluator:
         local_p = torch.cat(probs) if probs else torch.empty(0, self.num_classes, device=device)
         return pred, dist.gather_by_index(mine, local_p, len(data))
 
-    def score(self, pred: Tensor, data: TensorData, scored: Tensor | None = None) -> dict[str, float]:
+    def score(self, pred: Tensor, data: TensorData, scored: Tensor | None = None,
+              prob: Tensor | None = None) -> dict[str, float]:
         """Every metric on one set of predictions (see :func:`mmtk.metrics.score_all`)."""
-        return score_all(self.metrics, self.num_classes, pred, data.labels, data.scores, scored)
+        return score_all(self.metrics, self.num_classes, pred, data.labels, data.scores, scored, prob)
 
     def evaluate(self, model: Pipeline, data: TensorData, plan: EvalPlan,
                  keep: dict | None = None) -> dict[str, dict[str, float]]:
@@ -96,14 +98,15 @@ class Evaluator:
         present = data.present.cpu()
         labelled = supervised(data.labels, data.scores, self.target).cpu()
         for cond in plan.conditions:
-            pred, prob = self.outputs(model, data, cond.mask, probabilities=keep is not None)
+            pred, prob = self.outputs(model, data, cond.mask,
+                                      probabilities=keep is not None or self.reads_probabilities)
             shown = cond.mask.cpu().bool() & present
             # a sample shown no modality at all is not scored (nothing to predict from);
             # score_all also leaves out unlabelled samples
             scored = shown.any(1)
             if not bool(scored[labelled].all()):
                 excluded[cond.name] = int((~scored & labelled).sum())
-            out[cond.name] = self.score(pred, data, scored)
+            out[cond.name] = self.score(pred, data, scored, prob)
             kept.append((cond.name, shown, pred, prob))
         if plan.mean_over:
             out["mean"] = {name: float(np.mean([out[c][name] for c in plan.mean_over]))

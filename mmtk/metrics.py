@@ -1,9 +1,15 @@
-"""Metrics: classification (from a confusion matrix), regression (from predicted and true
-scores), and aggregation over conditions and trials.
+"""Metrics: classification (from a confusion matrix, or from the class probabilities),
+regression (from predicted and true scores), and aggregation over conditions and trials.
 
 A ``metric`` component is a factory returning either a plain ``fn(confusion_matrix)``
 (a classification rate, higher is better, shown in %) or a :class:`Metric` that says what
 it reads, which direction is better, and how it is shown.
+
+A metric that reads ``probabilities`` is the mean of a per-sample value: its ``fn(prob (N,
+K), labels (N,))`` returns that value per sample (N,). Being a mean is what lets the paired
+statistics resample it exactly (:func:`mmtk.stats.trial_values`). Such a metric is smooth in
+the model's output where a rate moves in steps of one sample: a selection criterion that a
+validation split of a few dozen samples does not tie on every other epoch.
 """
 from __future__ import annotations
 
@@ -22,13 +28,22 @@ class Metric:
     """A metric function plus what the evaluator and the reports need to know about it."""
 
     fn: Callable[..., float]
-    # "confusion": fn(confusion_matrix (C, C)); "regression": fn(pred (N,), target (N,))
-    reads: Literal["confusion", "regression"] = "confusion"
+    # "confusion": fn(confusion_matrix (C, C)); "regression": fn(pred (N,), target (N,));
+    # "probabilities": fn(prob (N, K), labels (N,)) -> per-sample values (N,), scored as their mean
+    reads: Literal["confusion", "regression", "probabilities"] = "confusion"
     higher_is_better: bool = True
     percent: bool = True          # a rate shown x100; False: shown as is (MAE, correlation)
 
     def __call__(self, *args: Any) -> float:
+        if self.reads == "probabilities":
+            values: Tensor = self.fn(*args)   # type: ignore[assignment]  # per sample, see reads
+            return float(values.double().mean()) if len(values) else float("nan")
         return float(self.fn(*args))
+
+
+# what each kind of model can be scored with: a classifier's predictions and probabilities,
+# a regressor's scores
+CLASSIFICATION_READS = ("confusion", "probabilities")
 
 
 def as_metric(obj: Any) -> Metric:
@@ -42,18 +57,31 @@ def describe(metrics: dict[str, Metric]) -> dict[str, dict]:
             for n, m in metrics.items()}
 
 
+def needs_probabilities(metrics: dict[str, Metric]) -> bool:
+    return any(m.reads == "probabilities" for m in metrics.values())
+
+
 def score_all(metrics: dict[str, Metric], num_classes: int, pred: Tensor, labels: Tensor,
-              scores: Tensor | None, scored: Tensor | None = None) -> dict[str, float]:
-    """Every metric on one set of predictions (class indices or scores), the confusion matrix
-    built once; ``scored`` (N,) bool limits them to the samples that were shown a modality.
-    Unlabelled samples (label < 0 for a class metric, a NaN score for a regression one) are
-    never scored. The evaluator and the rescoring of saved predictions both use it."""
+              scores: Tensor | None, scored: Tensor | None = None,
+              prob: Tensor | None = None) -> dict[str, float]:
+    """Every metric on one set of predictions (class indices or scores, and ``prob`` (N, K)
+    the class probabilities where a metric reads them), the confusion matrix built once;
+    ``scored`` (N,) bool limits them to the samples that were shown a modality. Unlabelled
+    samples (label < 0 for a class metric, a NaN score for a regression one) are never
+    scored. The evaluator and the rescoring of saved predictions both use it."""
     import torch
 
     shown = torch.ones(len(pred), dtype=torch.bool) if scored is None else scored.cpu().bool()
     out, cm = {}, None
     for name, metric in metrics.items():
-        if metric.reads == "regression":
+        if metric.reads == "probabilities":
+            if prob is None:
+                from .errors import MmtkError
+                raise MmtkError(f"metric '{name}' needs the class probabilities; these predictions "
+                                "have none (a regression model, or predictions saved without them)")
+            keep = shown & (labels.cpu() >= 0)
+            out[name] = metric(prob.detach().cpu().double()[keep], labels.cpu().long()[keep])
+        elif metric.reads == "regression":
             if scores is None:
                 from .errors import MmtkError
                 raise MmtkError(f"metric '{name}' needs regression scores; these predictions have none")
@@ -77,6 +105,23 @@ def pearson(pred: Tensor, target: Tensor) -> float:
     p, t = pred.double() - pred.double().mean(), target.double() - target.double().mean()
     denom = math.sqrt(float((p * p).sum()) * float((t * t).sum()))
     return float((p * t).sum()) / denom if denom > 0 else 0.0
+
+
+# --------------------------------------------------------------------- probabilities ---
+PROBABILITY_FLOOR = 1e-12   # a probability of exactly 0 costs log(1e12) = 27.6 nats, not inf
+
+
+def log_loss(prob: Tensor, labels: Tensor) -> Tensor:
+    """Per-sample negative log-likelihood of the true class (nats)."""
+    return -prob.double().gather(1, labels.long()[:, None])[:, 0].clamp_min(PROBABILITY_FLOOR).log()
+
+
+def brier(prob: Tensor, labels: Tensor) -> Tensor:
+    """Per-sample multi-class Brier score: the squared distance to the one-hot truth."""
+    import torch
+
+    truth = torch.nn.functional.one_hot(labels.long(), prob.shape[1]).double()
+    return ((prob.double() - truth) ** 2).sum(1)
 
 
 # ------------------------------------------------------------------ classification ---

@@ -115,7 +115,8 @@ def score_predictions(split: SplitPredictions, metrics: dict[str, Metric],
     labels = torch.from_numpy(split.labels)
     scores = None if split.scores is None else torch.from_numpy(split.scores)
     out = {cond: score_all(metrics, num_classes, torch.from_numpy(split.pred[i]), labels, scores,
-                           torch.from_numpy(split.mask[i].any(-1)))
+                           torch.from_numpy(split.mask[i].any(-1)),
+                           None if split.prob is None else torch.from_numpy(split.prob[i]))
            for i, cond in enumerate(split.conditions)}
     if split.mean_over:
         out["mean"] = {n: float(np.mean([out[c][n] for c in split.mean_over])) for n in metrics}

@@ -19,6 +19,7 @@ from .errors import MmtkError
 from .metrics import Metric, describe, summarize_trials
 from .predictions import FILE, TrialPredictions, confusion_matrices, load_predictions, score_predictions
 from .rundir import read_json
+from .task import metric_reads
 
 
 def trial_dirs(run_dir: Path) -> list[Path]:
@@ -45,7 +46,7 @@ def run_metric_names(run_dir: Path) -> list[str]:
 
 def checked_metrics(names: list[str], registry: Any, target: str) -> dict[str, Metric]:
     metrics = Builder(registry).metrics(names)
-    wrong = [n for n, m in metrics.items() if (m.reads == "regression") != (target == "scores")]
+    wrong = [n for n, m in metrics.items() if m.reads not in metric_reads(target)]
     if wrong:
         kind, other = (("a regression score", "class predictions") if target == "scores"
                        else ("classes", "a regression score"))

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from . import metrics as core_metrics
+from .errors import MmtkError
 from .metrics import Metric
 from .predictions import SplitPredictions
 
@@ -200,6 +201,28 @@ def regression_values(metric: Metric, weights: np.ndarray, pred: np.ndarray, tar
     return out
 
 
+def probability_values(metric: Metric, weights: np.ndarray, methods: list[SplitPredictions]) -> np.ndarray:
+    """(b, M * C): a mean-of-samples metric (``reads: probabilities``) of each method under each
+    condition, for each resample (sample counts ``weights`` (b, N)): a weighted mean of the
+    per-sample values over the samples it scores (labelled, shown a modality), as
+    :func:`mmtk.metrics.score_all` does on the full set."""
+    missing = [i for i, m in enumerate(methods) if m.prob is None]
+    if missing:
+        raise MmtkError(f"metric reads class probabilities, but the predictions of method "
+                        f"{missing[0] + 1} were saved without them")
+    labels = methods[0].labels.astype(np.int64)
+    safe = torch.from_numpy(np.maximum(labels, 0))
+    rows, kept = [], []
+    for m in methods:
+        for c in range(len(m.conditions)):
+            per_sample: torch.Tensor = metric.fn(torch.from_numpy(m.prob[c]), safe)  # type: ignore[assignment]
+            rows.append(per_sample.double().numpy())
+            kept.append(m.mask[c].any(-1) & (labels >= 0))
+    scored = np.stack(kept).astype(np.float64)                     # (M * C, N)
+    values = np.where(scored > 0, np.stack(rows), 0.0)
+    return (weights @ values.T) / np.maximum(weights @ scored.T, 1e-300)
+
+
 def trial_values(methods: list[SplitPredictions], metrics: dict[str, Metric], num_classes: int,
                  weights: np.ndarray) -> dict[str, np.ndarray]:
     """{metric: (b, M, C)}: each method's metric per condition under each row of sample counts."""
@@ -209,6 +232,9 @@ def trial_values(methods: list[SplitPredictions], metrics: dict[str, Metric], nu
     out: dict[str, np.ndarray] = {}
     cms = None
     for name, metric in metrics.items():
+        if metric.reads == "probabilities":
+            out[name] = probability_values(metric, weights, methods).reshape(shape)
+            continue
         if metric.reads == "regression":
             target = first.scores.astype(np.float64)
             out[name] = regression_values(metric, weights, pred.reshape(-1, pred.shape[-1]).astype(np.float64),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, MmtkError
-from .metrics import Metric
+from .metrics import CLASSIFICATION_READS, Metric
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -49,9 +49,9 @@ def output_width(target: str, num_classes: int) -> int:
     return 1 if target == SCORES else num_classes
 
 
-def metric_reads(target: str) -> str:
-    """Which metrics fit a model trained for ``target``."""
-    return "regression" if target == SCORES else "confusion"
+def metric_reads(target: str) -> tuple[str, ...]:
+    """What the metrics that fit a model trained for ``target`` may read."""
+    return ("regression",) if target == SCORES else CLASSIFICATION_READS
 
 
 def trains(target: str) -> str:
@@ -61,12 +61,12 @@ def trains(target: str) -> str:
 def fitting_metrics(target: str) -> str:
     """The advice shared by the recipe check and the run-time check."""
     return ("regression metrics (e.g. mae, corr)" if target == SCORES
-            else "classification metrics (e.g. war, uar, f1_macro)")
+            else "classification metrics (e.g. war, uar, f1_macro, log_loss)")
 
 
 def check_metrics(target: str, metrics: dict[str, Metric], loss_name: str) -> None:
     """Every metric must read what the model predicts (classes or scores)."""
-    wrong = [n for n, m in metrics.items() if m.reads != metric_reads(target)]
+    wrong = [n for n, m in metrics.items() if m.reads not in metric_reads(target)]
     if wrong:
         raise MmtkError(f"eval.metrics {wrong} cannot score this model: losses.task "
                         f"'{loss_name}' trains {trains(target)} per sample, so use "

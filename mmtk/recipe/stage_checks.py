@@ -113,7 +113,7 @@ def _check_metrics(c: Checker, ev: dict, train: dict, task_loss: Any, tree: dict
         except Exception as exc:  # a broken metric factory is reported, not raised
             c.add(f"eval.metrics[{i}]", f"metric '{name}' failed to build: {exc}")
             continue
-        if reads != metric_reads(target):
+        if reads not in metric_reads(target):
             c.add(f"eval.metrics[{i}]",
                   f"'{name}' reads {'a regression score' if reads == 'regression' else 'class predictions'} "
                   f"but losses.task '{loss}' trains {trains(target)}; use {fitting_metrics(target)}"

@@ -39,6 +39,12 @@ def check_metric(spec: ComponentSpec, workdir: Path, system: Any, allow: NoGradi
         # no |score| < 0.5 and no zero, so every sign-flipped prediction changes every class
         y = torch.tensor([-2.6, -1.2, -0.7, 0.6, 1.4, 2.8])
         perfect, wrong = metric(y, y), metric(-y, y)
+    elif metric.reads == "probabilities":
+        y = torch.tensor([0, 0, 1, 2, 2, 2])
+        per_sample = metric.fn(torch.eye(3)[y], y)
+        assert isinstance(per_sample, torch.Tensor) and per_sample.shape == y.shape, \
+            "a probability metric returns one value per sample (the metric is their mean)"
+        perfect, wrong = metric(torch.eye(3)[y], y), metric(torch.eye(3)[(y + 1) % 3], y)
     else:
         y = torch.tensor([0, 0, 1, 2, 2, 2])
         perfect = metric(confusion_matrix(y, y, 3))
