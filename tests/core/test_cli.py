@@ -33,7 +33,8 @@ def test_show_component(capsys):
 
 @pytest.mark.slow
 def test_run_dry_run_then_run_and_eval(tmp_path, capsys):
-    base = ["--set", "train.epochs=1", "--set", control_data(200), "--set", f"output.dir={tmp_path}"]
+    base = ["--set", "train.epochs=1", "--set", control_data(200), "--set", "data.n_test=500",
+            "--set", f"output.dir={tmp_path}"]
     assert main(["run", str(RECIPES / "baseline.yaml"), "--dry-run", *base]) == 0
     assert "parameters" in capsys.readouterr().out
     assert not any(tmp_path.iterdir())                      # a dry run writes nothing

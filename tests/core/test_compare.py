@@ -44,8 +44,9 @@ def test_compare_runs_reuses_and_reports_failures(tmp_path, capsys):
     broken = tmp_path / "broken.yaml"
     broken.write_text(f"extends: {RECIPES / 'baseline.yaml'}\nname: broken\n"
                       "train:\n  optimizer: {type: adam, lr: 1.0e+30}\n  grad_clip: null\n")
-    common = ["--set", "train.epochs=1", "--set", control_data(200), "--set", f"output.dir={tmp_path / 'runs'}",
-              "--seeds", "0", "1"]
+    # 500 test samples, not control_data's 10,000: no score is asserted, only what runs and is reused
+    common = ["--set", "train.epochs=1", "--set", control_data(200), "--set", "data.n_test=500",
+              "--set", f"output.dir={tmp_path / 'runs'}", "--seeds", "0", "1"]
     code = main(["compare", str(RECIPES / "baseline.yaml"), str(other), str(broken), "--jobs", "2", "--json", *common])
     out = json.loads(capsys.readouterr().out)
     assert code == 1                                          # one run failed ...
@@ -208,8 +209,10 @@ def test_compare_cli_reports_paired_differences(tmp_path, capsys):
     other = tmp_path / "small-head.yaml"
     other.write_text(f"extends: {RECIPES / 'baseline.yaml'}\nname: small-head\n"
                      "model:\n  head: {type: mlp, hidden: [16]}\n")
-    common = [str(RECIPES / "baseline.yaml"), str(other), "--set", control_data(300), "--set", "train.epochs=1",
-              "--set", f"output.dir={tmp_path / 'runs'}", "--seeds", "0", "1", "--bootstrap", "300"]
+    # 500 test samples (not 10,000): the tables' shape and consistency are asserted, not a score
+    common = [str(RECIPES / "baseline.yaml"), str(other), "--set", control_data(300), "--set", "data.n_test=500",
+              "--set", "train.epochs=1", "--set", f"output.dir={tmp_path / 'runs'}", "--seeds", "0", "1",
+              "--bootstrap", "300"]
     assert main(["compare", *common, "--jobs", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     stats = out["statistics"]

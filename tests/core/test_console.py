@@ -82,7 +82,7 @@ def test_plain_progress_of_a_run_that_stops_early(system, tmp_path):
     # a learning rate of 1e-12 leaves the validation score unchanged after epoch 1, so with
     # patience 2 the stage stops at epoch 3 of 30 and keeps epoch 1
     tree = prepare(system, RECIPES / "baseline.yaml", tmp_path,
-                   tiny_overrides(30) + ["train.patience=2", "train.optimizer.lr=1e-12"])
+                   tiny_overrides(30) + ["train.patience=2", "train.optimizer.lr=1e-12", "data.n_test=500"])
     out = io.StringIO()
     run = Run.create(tree, system)
     run.progress = PlainProgress(out)

@@ -16,12 +16,15 @@ from mmtk.run import Run
 from mmtk.rundir import load_torch
 
 SIX = ["missing.train={type: six_conditions}", "missing.eval={type: six_conditions}"]
+# 500 test samples, not tiny_overrides' 10,000: for tests that compare runs exactly or check
+# what the machinery does, never how well a model scores
+SMALL_TEST = "data.n_test=500"
 
 
 def test_eval_predictions_ignore_hidden_values_of_absent_modalities(system, tmp_path):
     """Changing what an absent modality would have contained changes nothing at test time.
     No training is needed: the masking is the evaluator's, whatever the weights."""
-    tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(2))
+    tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(2) + [SMALL_TEST])
     builder = Builder(system.registry)
     splits = load_data(builder, tree.data, None, 0)
     model = builder.model(tree.last_stage.model, splits.in_dims, splits.num_classes, seed=0)
@@ -54,7 +57,7 @@ def test_selection_never_looks_at_test(system, tmp_path, monkeypatch):
         return original(self, model, data, plan, *rest)
 
     monkeypatch.setattr(Evaluator, "evaluate", spy)
-    tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(3) + ["train.patience=null"])
+    tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(3) + ["train.patience=null", SMALL_TEST])
     Run.create(tree, system).execute()
     builder = Builder(system.registry)
     splits = load_data(builder, tree.data, None, 0)
@@ -76,7 +79,7 @@ def test_normalisation_fitted_on_train_only(system, tmp_path):
 
 @pytest.mark.slow
 def test_run_directory_contents_and_no_overwrite(system, tmp_path):
-    tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(1))
+    tree = prepare(system, RECIPES / "baseline.yaml", tmp_path, tiny_overrides(1) + [SMALL_TEST])
     first = Run.create(tree, system)
     second = Run.create(tree, system)
     assert first.directory != second.directory
@@ -107,7 +110,7 @@ class Interrupt(Exception):
 
 @pytest.mark.slow
 def test_killed_then_resumed_run_matches_uninterrupted(system, tmp_path):
-    over = tiny_overrides(4) + ["train.patience=null", "train.checkpoint_seconds=0"]  # snapshot every epoch
+    over = tiny_overrides(4) + ["train.patience=null", "train.checkpoint_seconds=0", SMALL_TEST]  # snapshot every epoch
     full = Run.create(prepare(system, RECIPES / "baseline.yaml", tmp_path / "a", over), system).execute()
 
     def kill_after_two_epochs(event, **info):
@@ -126,7 +129,7 @@ def test_killed_then_resumed_run_matches_uninterrupted(system, tmp_path):
 
 @pytest.mark.slow
 def test_two_seeds_give_mean_and_std(run_tiny):
-    res = run_tiny(RECIPES / "baseline.yaml", ["seed=[0, 1]"], epochs=1)
+    res = run_tiny(RECIPES / "baseline.yaml", ["seed=[0, 1]", SMALL_TEST], epochs=1)
     assert set(res["trials"]) == {"seed0", "seed1"}
     stat = res["summary"]["test"]["mean"]["uar"]
     vals = [res["trials"][k]["test"]["mean"]["uar"] for k in ("seed0", "seed1")]
@@ -166,14 +169,14 @@ def test_multistage_init_from_and_freeze(system, tmp_path):
 
 @pytest.mark.slow
 def test_cpu_runs_are_deterministic(run_tiny):
-    a = run_tiny(RECIPES / "baseline.yaml", epochs=2)
-    b = run_tiny(RECIPES / "baseline.yaml", epochs=2)
+    a = run_tiny(RECIPES / "baseline.yaml", [SMALL_TEST], epochs=2)
+    b = run_tiny(RECIPES / "baseline.yaml", [SMALL_TEST], epochs=2)
     assert a["trials"] == b["trials"]
 
 
 @pytest.mark.slow
 def test_parallel_trials_match_sequential_and_report_failures(system, tmp_path):
-    over = tiny_overrides(2) + ["seed=[0, 1]"]
+    over = tiny_overrides(2) + ["seed=[0, 1]", SMALL_TEST]
     seq = Run.create(prepare(system, RECIPES / "baseline.yaml", tmp_path / "s", over), system).execute()
     run = Run.create(prepare(system, RECIPES / "baseline.yaml", tmp_path / "p", over), system, jobs=2)
     par = run.execute()

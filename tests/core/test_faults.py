@@ -22,7 +22,9 @@ BASE = RECIPES / "baseline.yaml"
 
 
 def _tiny(tmp_path, *extra):
-    sets = tiny_overrides(2) + [f"output.dir={tmp_path / 'runs'}", "train.checkpoint_seconds=0", *extra]
+    # 500 test samples (not 10,000): these runs are interrupted, damaged and resumed, not scored
+    sets = tiny_overrides(2) + ["data.n_test=500", f"output.dir={tmp_path / 'runs'}", "train.checkpoint_seconds=0",
+                                *extra]
     return [a for s in sets for a in ("--set", s)]
 
 
@@ -160,7 +162,7 @@ def test_jobs_workers_die_with_their_parent(tmp_path):
     out = tmp_path / "runs"
     proc = subprocess.Popen([sys.executable, "-m", "mmtk", "run", str(BASE), "--quiet", "--jobs", "2",
                              "--set", "seed=[0, 1]", "--set", "train.epochs=200", "--set", "train.patience=null",
-                             "--set", control_data(600), "--set", f"output.dir={out}"],
+                             "--set", control_data(600), "--set", "data.n_test=500", "--set", f"output.dir={out}"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob("*/*/trials/*/data.json")):

@@ -212,6 +212,7 @@ def test_tables_csv_markdown_and_plot(system, two_methods, tmp_path, monkeypatch
 # ---------------------------------------------------------------------- end to end ---
 def _compare(tmp_path, capsys, recipes, extra):
     code = main(["compare", *recipes, "--json", "--seeds", "0", "1", "--bootstrap", "200",
+                 "--jobs", "2",   # the two recipes side by side: most of each run is starting torch
                  "--set", f"output.dir={tmp_path / 'runs'}", *extra])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -221,12 +222,14 @@ def _compare(tmp_path, capsys, recipes, extra):
 @pytest.mark.slow
 def test_compare_draws_robustness_curves_on_the_embedded_data(tmp_path, capsys):
     # 1000 samples and 2 epochs: at 300 samples and 1 epoch the model is near chance and its
-    # curve is flat within noise, so a degradation could not be asserted
+    # curve is flat within noise, so a degradation could not be asserted; 2,000 test samples
+    # (not control_data's 10,000) keep it clear: the baseline falls by 0.086 UAR from η 0 to 0.6
     other = tmp_path / "small-head.yaml"
     other.write_text(f"extends: {RECIPES / 'baseline.yaml'}\nname: small-head\n"
                      "model:\n  head: {type: mlp, hidden: [16]}\n")
     argv = [str(RECIPES / "baseline.yaml"), str(other)]
-    extra = ["--set", control_data(1000), "--set", "train.epochs=2", "--missing-rates", "0", "0.3", "0.6"]
+    extra = ["--set", control_data(1000), "--set", "data.n_test=2000", "--set", "train.epochs=2",
+             "--missing-rates", "0", "0.3", "0.6"]
     out = _compare(tmp_path, capsys, argv, extra)
     rob = out["robustness"]
     assert rob["rates"] == RATES and rob["metric"] == "uar" and rob["n_trials"] == 2

@@ -126,7 +126,7 @@ def test_cli_eval_of_an_unfinished_run_prints_the_resume_command(tmp_path, capsy
 @pytest.mark.slow
 def test_a_real_run_is_listed_evaluated_and_resumed_by_name_at_latest(tmp_path, capsys):
     runs = tmp_path / "runs"
-    tiny = [a for o in tiny_overrides(2) for a in ("--set", o)]
+    tiny = [a for o in tiny_overrides(2) + ["data.n_test=500"] for a in ("--set", o)]   # listed, not scored
     assert main(["run", str(RECIPES / "baseline.yaml"), *tiny, "--set", f"output.dir={runs}", "--quiet"]) == 0
     capsys.readouterr()
     (run_dir,) = list((runs / "baseline").iterdir())

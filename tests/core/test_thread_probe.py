@@ -73,7 +73,8 @@ def _execute(system, tmp_path, name, recipe, count, monkeypatch, fake_ms=None):
         monkeypatch.setattr(thread_probe, "measure", measure)
         monkeypatch.setattr(threads, "choose", lambda setting, jobs=1: threads.ThreadChoice(2, "auto", "test"))
     events = []
-    tree = prepare(system, RECIPES / recipe, tmp_path / name, tiny_overrides(3))
+    # 500 test samples (not 10,000): the runs are compared bit for bit, not scored
+    tree = prepare(system, RECIPES / recipe, tmp_path / name, tiny_overrides(3) + ["data.n_test=500"])
     run = Run.create(tree, system, threads="auto" if fake_ms is not None else count,
                      progress=lambda event, **info: events.append((event, info)))
     results = run.execute()

@@ -111,7 +111,7 @@ def test_choice_is_applied_recorded_and_results_agree_across_counts(system, tmp_
 def test_cli_threads_option_and_recipe_key(tmp_path):
     out = tmp_path / "runs"
     code = main(["run", str(RECIPES / "baseline.yaml"), "--quiet", "--threads", "1",
-                 *[a for o in tiny_overrides(1) + [f"output.dir={out}"] for a in ("--set", o)]])
+                 *[a for o in tiny_overrides(1) + ["data.n_test=500", f"output.dir={out}"] for a in ("--set", o)]])
     assert code == 0
     env = json.loads(next(out.rglob("environment.json")).read_text())
     assert env["threads"] == 1 and env["thread_policy"][0]["reason"] == "set by the recipe or --threads"

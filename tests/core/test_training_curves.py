@@ -80,7 +80,7 @@ def test_no_history_and_no_matplotlib_are_clear_errors(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_eval_plot_draws_the_curves_of_a_real_run(tmp_path, capsys):
     runs = tmp_path / "runs"
-    tiny = [a for o in tiny_overrides(4) for a in ("--set", o)]
+    tiny = [a for o in tiny_overrides(4) + ["data.n_test=500"] for a in ("--set", o)]   # curves, not scores
     assert main(["run", str(RECIPES / "baseline.yaml"), *tiny, "--set", f"output.dir={runs}", "--quiet"]) == 0
     capsys.readouterr()
     assert main(["eval", "baseline@latest", "--runs-dir", str(runs), "--plot"]) == 0

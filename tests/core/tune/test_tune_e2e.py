@@ -127,8 +127,10 @@ def test_two_commands_at_once_on_one_journal_file(tune_cli, tiny_recipe, space_f
 
 def test_a_killed_tuner_resumes_and_its_running_trial_is_failed(tune_cli, tiny_recipe, space_file,
                                                                 tmp_path, find_db, only_study):
-    args = [str(tiny_recipe), "--space", str(space_file), "--trials", "3", "--set", "train.epochs=60",
-            "--set", "train.patience=null"]   # every trial runs all its epochs: long enough to catch
+    # every trial runs all its epochs: long enough to catch (30 epochs: ~2 s per trial, twenty
+    # times the polling interval)
+    args = [str(tiny_recipe), "--space", str(space_file), "--trials", "3", "--set", "train.epochs=30",
+            "--set", "train.patience=null"]
     tuner = tune_cli(*args, background=True)
     url = None
     deadline = time.time() + 180

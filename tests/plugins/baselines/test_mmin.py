@@ -171,7 +171,7 @@ def tiny_mmin_tree(system) -> dict:
 
 @pytest.mark.slow
 def test_mmin_two_stages_end_to_end_with_frozen_teacher(system, run_tiny):
-    results = run_tiny(tiny_mmin_tree(system))
+    results = run_tiny(tiny_mmin_tree(system), ["data.n_test=500"])   # runs end to end: no score asserted
     trial = Path(results["directory"]) / "trials" / "seed0"
     test = results["trials"]["seed0"]["test"]
     assert {"a", "t", "v", "at", "av", "tv", "mean"} <= set(test)

@@ -13,7 +13,8 @@ def test_the_eval_cost_benchmark_prints_every_model(monkeypatch, capsys):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     monkeypatch.setattr(sys, "argv", ["imder_eval_cost.py", "--steps", "1", "2", "--rounds", "1",
-                                      "--set", "data.labels=240", "--set", "data.unlabeled=0"])
+                                      "--set", "data.labels=240", "--set", "data.unlabeled=0",
+                                      "--set", "data.n_test=500"])   # what is printed, not how long
     threads = module.torch.get_num_threads()
     try:
         module.main()
