@@ -19,17 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .builder import Builder
-from .data_loading import load_data
-from .devices import autocast_dtype, pick_device, seed_everything
 from .errors import MmtkError
-from .evaluate import Evaluator
-from .predictions import FILE as PREDICTIONS
-from .predictions import SplitPredictions, load_predictions, split_arrays, write_npz
+from .predictions import SplitPredictions, split_arrays, write_npz
 from .protocols import EvalCondition, EvalPlan, exact_rate_mask
 from .recipe import Recipe, resolve
-from .rundir import load_torch, read_json
-from .task import output_width, recipe_target
+from .rundir import read_json
+from .trial_model import rebuild_trial
 
 CACHE = "robustness.npz"
 MASK_SEED = 20190   # the masks of every rate derive from it (and from η, not from its position)
@@ -84,50 +79,15 @@ def run_rate_predictions(run_dir: Path, system: Any, rates: list[float],
     return out, num_classes
 
 
-def _trial_seed(trial_dir: Path) -> tuple[int | None, int]:
-    """(fold, seed) of a trial, from its data.json (runs before it recorded the seed: from the
-    folder name, ``fold1-seed0``)."""
-    info = read_json(trial_dir / "data.json", "trial data file")
-    if isinstance(info.get("seed"), int):
-        return info.get("fold"), info["seed"]
-    seed_text = trial_dir.name.rsplit("seed", 1)[-1]
-    if not seed_text.lstrip("-").isdigit():
-        raise MmtkError(f"{trial_dir}: not an mmtk trial folder (expected a name such as seed0 or fold1-seed0)")
-    return info.get("fold"), int(seed_text)
-
-
 def evaluate_trial(recipe: Recipe, registry: Any, trial_dir: Path, rates: list[float],
                    mask_seed: int) -> tuple[SplitPredictions, int]:
     """The trial's final model on its test split under every rate, with the data and the model
     rebuilt as in training."""
-    fold, seed = _trial_seed(trial_dir)
-    builder = Builder(registry)
-    seed_everything(seed)   # as the trainer did before loading the data
-    splits = load_data(builder, recipe.data, fold, seed)
-    # the rebuilt test split must be the one the trial was scored on (older runs kept no predictions)
-    kept = load_predictions(trial_dir / PREDICTIONS).splits.get(SPLIT) if (trial_dir / PREDICTIONS).is_file() else None
-    if kept is not None and kept.ids != list(splits.test.ids):
-        raise MmtkError(f"the test split rebuilt for {trial_dir} is not the one the trial was evaluated on "
-                        f"({len(splits.test.ids)} vs {len(kept.ids)} samples, or another order): the data "
-                        "changed since the run. Rerun the recipe (mmtk compare --no-reuse).")
-    target, _ = recipe_target(builder, recipe)
-    stage = recipe.last_stage
-    model = builder.model(stage.model, splits.in_dims, splits.num_classes, seed,
-                          out_dim=output_width(target, splits.num_classes))
-    try:
-        model.load_state_dict(load_torch(trial_dir / "model.pt"))
-    except RuntimeError as exc:   # the recipe's model and the checkpoint disagree
-        raise MmtkError(f"{trial_dir / 'model.pt'} does not fit the model of the run's recipe.yaml "
-                        f"({str(exc).splitlines()[0]}); rerun the recipe (mmtk compare --no-reuse)") from None
-    train = recipe.first_stage.train
-    device = pick_device("cpu" if train.device == "auto" else train.device)
-    model.to(device)
-    evaluator = Evaluator(builder.metrics(recipe.eval.metrics), splits.num_classes, recipe.eval.batch_size,
-                          autocast_dtype(train.amp, device), target)
-    test = splits.test.to(device)
+    trial = rebuild_trial(recipe, registry, trial_dir, SPLIT)
+    test = trial.splits.test
     keep: dict = {}
-    evaluator.evaluate(model, test, rate_plan(splits.test.present, rates, mask_seed), keep)
-    return keep["split"], splits.num_classes
+    trial.evaluator.evaluate(trial.model, test.to(trial.device), rate_plan(test.present, rates, mask_seed), keep)
+    return keep["split"], trial.splits.num_classes
 
 
 # ----------------------------------------------------------------------------- cache ---

@@ -286,19 +286,3 @@ def test_the_rates_can_come_from_the_recipe(capsys, tmp_path):
                "at least two")
     assert not list(tmp_path.glob("*/*")), "nothing may train when the rates are refused"
 
-
-def test_a_trials_seed_comes_from_its_data_file_and_old_runs_from_the_folder_name(tmp_path):
-    from mmtk.robustness import _trial_seed
-    renamed = tmp_path / "renamed-trial"
-    renamed.mkdir()
-    (renamed / "data.json").write_text(json.dumps({"fold": 3, "seed": 7}))
-    assert _trial_seed(renamed) == (3, 7)
-    old = tmp_path / "fold1-seed4"
-    old.mkdir()
-    (old / "data.json").write_text(json.dumps({"fold": 1}))
-    assert _trial_seed(old) == (1, 4)
-    odd = tmp_path / "other"
-    odd.mkdir()
-    (odd / "data.json").write_text(json.dumps({"fold": None}))
-    with pytest.raises(MmtkError, match="not an mmtk trial folder"):
-        _trial_seed(odd)

@@ -1,0 +1,98 @@
+"""benchmarks/pool_imputation.py: the ridge imputer (closed form, λ by GCV), the imputed test
+inputs, and a tiny run evaluated again with imputed, oracle and zero-filled modalities."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmtk.data import TensorData
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "pool_imputation.py"
+
+
+@pytest.fixture(scope="module")
+def pool():
+    spec = importlib.util.spec_from_file_location("pool_imputation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pool_imputation"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("pool_imputation", None)
+
+
+def test_ridge_recovers_a_linear_map_and_shrinks_noise_to_the_mean(pool):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2000, 6))
+    w = rng.normal(size=(6, 3))
+    y = x @ w + 5.0 + 0.01 * rng.normal(size=(2000, 3))
+    fit = pool.Ridge(x, y)
+    x_new = rng.normal(size=(50, 6))
+    assert np.abs(fit(x_new) - (x_new @ w + 5.0)).max() < 0.01
+    assert fit.lam / fit.n <= 1e-2           # clean signal: almost no shrinkage
+    noise = rng.normal(size=(2000, 2)) + 3.0
+    flat = pool.Ridge(x, noise)
+    assert flat.lam / flat.n >= 100 * fit.lam / fit.n   # unrelated targets: shrunk towards their mean
+    assert np.abs(flat(x_new) - noise.mean(0)).max() < 0.1
+
+
+def _split(n=40):
+    g = torch.Generator().manual_seed(0)
+    inputs = {"a": torch.randn(n, 3, generator=g), "b": torch.randn(n, 2, generator=g)}
+    inputs["b"] = inputs["b"] + 2 * inputs["a"][:, :2]   # b is predictable from a
+    return TensorData(inputs, torch.arange(n) % 2, [f"s{i}" for i in range(n)])
+
+
+def test_imputed_inputs_fill_only_hidden_modalities(pool):
+    data = _split()
+    fits = pool.fit_imputers(data, np.arange(len(data)))
+    assert set(fits) == {("a",), ("b",)} and fits[("a",)]["missing"] == ["b"]
+    shown = np.zeros((len(data), 2), dtype=bool)
+    shown[:20, 0] = True          # first half: only a shown
+    shown[20:, :] = True          # second half: complete
+    out = pool.imputed_inputs(data, shown, fits)
+    assert bool(out.present.all())
+    assert torch.equal(out.inputs["a"], data.inputs["a"])
+    assert torch.equal(out.inputs["b"][20:], data.inputs["b"][20:])
+    guess = fits[("a",)]["model"](data.inputs["a"][:20].double().numpy())
+    assert np.allclose(out.inputs["b"][:20].numpy(), guess, atol=1e-6)
+    assert not torch.equal(out.inputs["b"][:20], data.inputs["b"][:20])
+    oracle = pool.imputed_inputs(data, shown, None)
+    assert torch.equal(oracle.inputs["b"], data.inputs["b"]) and bool(oracle.present.all())
+    assert torch.equal(data.inputs["b"], _split().inputs["b"])   # the split itself is untouched
+
+
+@pytest.mark.slow
+def test_a_run_is_reproduced_then_scored_with_imputed_modalities(pool, system, tmp_path, capsys):
+    from mmtk.recipe import resolve
+    from mmtk.run import Run
+
+    tree = resolve("modality-dropout", system, [
+        "data={type: latent_views, labels: 40, unlabeled: 200, complete_fraction: 0.5, shared_signal: 1.0, "
+        "n_test: 300}", "seed=[0, 1]", "train.epochs=2", "model.latent_dim=16", f"output.dir={tmp_path}"])
+    run = Run.create(tree, system, jobs=1, threads=1)
+    run.execute()
+    assert pool.main([str(run.directory), "--out", str(tmp_path / "out")]) == 0
+    report = (tmp_path / "out" / "pool-imputation.md").read_text()
+    keys, table, conditions = pool.run_scores(run.directory, system)
+    assert keys == ["seed0", "seed1"] and conditions[-1] == "mean" and "atv" in conditions
+    saved = {k: run.directory / "trials" / k / "metrics.json" for k in keys}
+    import json
+    for i, k in enumerate(keys):   # the zero-filled row is the run's own test score
+        own = json.loads(saved[k].read_text())["test"]
+        for c in conditions:
+            assert table["as run (zero-filled)"][c][i] == pytest.approx(own[c]["uar"], abs=1e-12)
+    for c in conditions[:-1]:      # the oracle shows every modality: the full condition's score
+        assert table["oracle"][c] == table["as run (zero-filled)"]["atv"]
+    assert table["ridge (pool)"]["atv"] == table["as run (zero-filled)"]["atv"]
+    assert table["ridge (pool)"]["a"] != table["as run (zero-filled)"]["a"]
+    assert "| ridge (pool) | mean |" in report and "Holm" in report
+    capsys.readouterr()
+    assert pool.main([str(run.directory), "--against", str(run.directory)]) == 0
+    against_itself = capsys.readouterr().out
+    assert "| as run (zero-filled) | mean | +0.00 | [+0.00, +0.00] |" in against_itself
+    assert "| modality-dropout (its own run) |" in against_itself
