@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parents[1]
 LATE_FUSION = REPO / "benchmarks" / "recipes" / "headroom" / "late-fusion.yaml"
 MMIN_STEPS = REPO / "benchmarks" / "recipes" / "headroom" / "mmin-utterance-steps.yaml"
 # the reference first: every difference is "method - modality dropout"
-DEFAULT_RECIPES = ["modality-dropout", "zero-impute", "mean-impute", "ae-impute", "cra-impute",
+DEFAULT_RECIPES = ["modality-dropout", "zero-impute", "mean-impute", "ridge-impute", "ae-impute", "cra-impute",
                    "mmin-utterance", str(MMIN_STEPS), "cmarr", str(LATE_FUSION)]
 QUICK_RECIPES = ["modality-dropout", "zero-impute", "ae-impute", "cmarr", str(LATE_FUSION)]
 QUICK_SETTINGS = ["L200-rho1-pool3000-miss0.5", "L200-rho0-pool0-miss0"]
@@ -295,7 +295,7 @@ def plot(rows: list[dict], path: Path) -> Path | None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--recipes", nargs="+", help="method recipes (registered names or files), the "
-                    "reference first (default: modality dropout, zero/mean imputation, AE, CRA, MMIN, "
+                    "reference first (default: modality dropout, zero/mean/ridge imputation, AE, CRA, MMIN, "
                     "MMIN in the reference's steps, CM-ARR, late fusion)")
     ap.add_argument("--settings", nargs="+", help="shell-style patterns of setting names, e.g. 'L200-*'")
     ap.add_argument("--seeds", nargs="+", type=int)
@@ -303,8 +303,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     "5 methods, seeds 0 1, 3 epochs, 2000 test samples, B = 500")
     ap.add_argument("--epochs", type=int, help="train.epochs of every recipe (default: the recipe's)")
     ap.add_argument("--n-test", type=int, default=10000)
-    ap.add_argument("--bootstrap", type=int, default=10000, help="paired bootstrap draws (Holm over 8 "
-                    "methods x 8 columns needs B > 2560 for any p (Holm) < 0.05)")
+    ap.add_argument("--bootstrap", type=int, default=10000, help="paired bootstrap draws (Holm over 9 "
+                    "methods x 8 columns needs B > 2880 for any p (Holm) < 0.05)")
     ap.add_argument("--jobs", type=int, default=1, help="trials (seeds) run in parallel per run")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per process (default: the "
                     "recipe's train.threads / mmtk's auto policy)")

@@ -19,7 +19,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(["MmtkError", "RecipeError", "DataError", "PluginError", "NonFiniteLossError",
                      "Problem", "did_you_mean"], "mmtk.errors"),
     # model slots and the state they pass along
-    **dict.fromkeys(["Slot", "Fuser", "State", "Targets"], "mmtk.pipeline"),
+    **dict.fromkeys(["Slot", "Fuser", "InputImputer", "State", "Targets"], "mmtk.pipeline"),
     # the data contract and datasets
     **dict.fromkeys(["ModalityBatch", "condition_code", "parse_condition"], "mmtk.batch"),
     "Dataset": "mmtk.dataset",

@@ -51,19 +51,23 @@ UnlabeledMode = str | int   # "mixed", "skip", or unlabelled samples added to ev
 
 
 def resolve_unlabeled(setting: str | int, users: list[str], pool: int,
-                      labelled: int) -> tuple[UnlabeledMode, str | None]:
+                      labelled: int, fitted: str | None = None) -> tuple[UnlabeledMode, str | None]:
     """The stage's way of batching its ``pool`` unlabelled training samples (``train.unlabeled``)
     and a one-line note saying what happens to them (None without a pool). ``auto`` leaves them
     out when nothing in the model (``users``: see ``Pipeline.unlabeled_users``) learns from
     them, and mixes them in otherwise: mixing them into a label-only model's batches would
     only spread its labelled samples thinner (more, noisier steps), which is not learning
-    from them."""
+    from them. ``fitted`` names a part fitted on the whole split before training (an input
+    imputer), which the note mentions: it learnt from them without any batch."""
     mode: UnlabeledMode = setting
     if setting == "auto":
         mode = "mixed" if users else "skip"
     if not pool:
         return mode, None
     used = f"used by {', '.join(users)}" if users else "nothing in this model learns from them"
+    if fitted:   # a closed-form part saw the whole split before training, batches or not
+        used = (f"used by {', '.join(users)}" if users else "no training step learns from them") + \
+            f"; {fitted} was fitted on the whole training split, them included, before training"
     if mode == "skip":
         return mode, (f"{pool} unlabelled training samples left out of this stage's batches "
                       f"({used}; train.unlabeled: {setting})")

@@ -131,6 +131,31 @@ def check_label_losses(name: str, slot: Slot) -> None:
         raise NotImplementedError
 
 
+class InputImputer(Slot):
+    """A reconstructor that fills in absent modalities' *input features*, before the encoders.
+
+    ``fit(train)`` is called once on a stage's new model, before it trains, with the whole
+    (normalised) training split, unlabelled samples included: a closed-form imputer (e.g. a
+    regression between modalities) keeps what it learns there in persistent buffers, saved
+    with the model. ``impute(batch)`` then runs on every batch, in training and evaluation,
+    after the absent modalities were zeroed: it returns the batch with the absent inputs it
+    could fill in and ``present`` marking them (present inputs must stay as they are). The
+    encoders see the imputed inputs; ``state.present`` keeps saying what was really observed
+    and ``state.represented`` what the imputer filled in. Its fitted buffers do not make the
+    unlabelled samples part of the training batches (``train.unlabeled: auto``): the fit
+    has seen them all already. As a slot it passes the state on unchanged.
+    """
+
+    def fit(self, train: Any) -> None:   # pragma: no cover - every imputer defines it
+        raise NotImplementedError
+
+    def impute(self, batch: ModalityBatch) -> ModalityBatch:   # pragma: no cover
+        raise NotImplementedError
+
+    def forward(self, state: State) -> tuple[State, dict[str, Tensor]]:
+        return state, {}
+
+
 class Fuser(Slot):
     """A fuser sets ``state.fused`` to a (B, out_dim) tensor and declares ``out_dim``."""
 
@@ -181,15 +206,28 @@ class Pipeline(nn.Module):
         return self
 
     # -- forward ----------------------------------------------------------------------------
+    @property
+    def input_imputer(self) -> InputImputer | None:
+        return self.reconstructor if isinstance(self.reconstructor, InputImputer) else None
+
+    def fit_training_data(self, train: Any) -> None:
+        """Fit what is fitted in closed form on the training split before a stage trains (an
+        :class:`InputImputer`); nothing for any other model."""
+        if self.input_imputer is not None:
+            self.input_imputer.fit(train)
+
     def encode(self, batch: ModalityBatch) -> State:
+        observed = batch.present
+        if self.input_imputer is not None:
+            batch = self.input_imputer.impute(batch)
         reps = {m: self._encode(m, batch) for m in self.modalities}
         widths = {m: r.shape[1] for m, r in reps.items()}
         if len(set(widths.values())) > 1:
             raise MmtkError("encoders return representations of different widths "
                             f"({', '.join(f'{m}: {w}' for m, w in widths.items())}); each must "
                             "return (batch, latent_dim), sized with the latent_dim context value")
-        return State(reps=reps, present=batch.present, modalities=self.modalities,
-                     training=self.training)
+        return State(reps=reps, present=observed, modalities=self.modalities,
+                     training=self.training, represented=batch.present | observed)
 
     def _encode(self, m: str, batch: ModalityBatch) -> Tensor:
         """One encoder's output; an error inside it, or a shape other than (B, latent_dim),
@@ -281,4 +319,6 @@ class Pipeline(nn.Module):
         depth = {"encoders": 2}   # name an encoder by its modality, any other part by its slot
         holders = {".".join(key.split(".")[:depth.get(key.split(".")[0], 1)])
                    for key in self.state_dict() if key not in parameters}
+        if self.input_imputer is not None:   # fitted on the whole split before training
+            holders.discard("reconstructor")
         return free + [f"{h} buffers" for h in sorted(holders)]

@@ -124,8 +124,9 @@ class StageLoop:
         self.masks_of = training_masks(self.p.train_missing, len(train), train.modalities, self.present_cpu)
         self.supervised_cpu = supervised(train.labels, train.scores, self.target).cpu()
         labelled = int(self.supervised_cpu.sum())
+        fitted = "the reconstructor (an input imputer)" if self.p.model.input_imputer is not None else None
         mode, note = resolve_unlabeled(self.cfg.unlabeled, self.p.model.unlabeled_users(self.p.weights),
-                                       len(train) - labelled, labelled)
+                                       len(train) - labelled, labelled, fitted)
         self.plan = EpochPlan.of(self.supervised_cpu, mode, self.cfg.epoch_steps)
         self.bucket, hint, bucket_note = bucketing(self.cfg.bucket_by_length, train)
         threads_note = self.settle_threads(st)

@@ -193,6 +193,7 @@ class Trainer:
                                    out_dim=output_width(self.target, splits.num_classes))
         if stage.init_from is not None:
             apply_init_from(model, stage.init_from, earlier)
+        model.fit_training_data(splits.train)   # closed-form parts (an input imputer), if any
         if stage.freeze:
             model.freeze(stage.freeze)
         return model.to(self.device)

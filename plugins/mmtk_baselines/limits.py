@@ -14,3 +14,4 @@ LayerSizes = Annotated[list[Annotated[int, Gt(0)]], NonEmpty()]   # autoencoder 
 Dropout = Annotated[float, Ge(0), Lt(1)]                  # 1 would drop everything
 Momentum = Annotated[float, Gt(0), Le(1)]                 # share of a new batch in a running mean
 Moments = Annotated[int, Ge(1), Le(10)]                   # CMD order K; high moments of wide features overflow
+RidgeStrength = Annotated[float, Gt(0)]                    # λ / n of a ridge regression; 0 would not regularise

@@ -1,4 +1,4 @@
-"""Registers the baselines (MMIN, GCNet's AE/CRA imputation, mean imputation) and the
+"""Registers the baselines (MMIN, GCNet's AE/CRA imputation, mean and ridge imputation) and the
 baseline recipes.
 
 Zero imputation and modality dropout need no component of their own (the core zero-fills
@@ -26,6 +26,8 @@ COMPONENTS = [
      "GCNet's CRA imputation baseline: a cascade of residual AEs on the fused embedding."),
     ("reconstructor", "mean_impute", "impute:MeanImpute",
      "Mean imputation: absent representations become training-split mean representations."),
+    ("reconstructor", "ridge_impute", "ridge_impute:RidgeImpute",
+     "Regression imputation: absent input features predicted from the observed ones by ridge."),
     ("encoder", "linear", "late_fusion:LinearEncoder",
      "One linear map of the features (no non-linearity); frame sequences are mean-pooled first."),
     ("fuser", "late_fusion", "late_fusion:LateFusion",

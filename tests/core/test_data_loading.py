@@ -82,6 +82,10 @@ def test_auto_leaves_the_pool_out_only_when_nothing_learns_from_it():
     assert resolve_unlabeled("mixed", [], 3000, 180)[0] == "mixed"   # an explicit choice wins
     mode, note = resolve_unlabeled(64, ["aligner/w2_nce"], 3000, 180)
     assert mode == 64 and "every step adds 64 of the 3000" in note
+    # a part fitted on the whole split before training (an input imputer) is named, batches or not
+    mode, note = resolve_unlabeled("auto", [], 3000, 180, "the reconstructor (an input imputer)")
+    assert mode == "skip" and "no training step learns from them" in note
+    assert "the reconstructor (an input imputer) was fitted on the whole training split" in note
 
 
 def _model(system, reconstructor=None, encoder="mlp"):
@@ -97,6 +101,8 @@ def test_what_in_a_model_learns_from_unlabelled_samples(system):
     assert _model(system, "ae_impute").unlabeled_users({}) == ["reconstructor/recon"]
     # a label-free loss switched off learns nothing from them
     assert _model(system, "ae_impute").unlabeled_users({"reconstructor/recon": 0.0}) == []
+    # an input imputer's fitted buffers saw the whole split before training: not a batch user
+    assert _model(system, "ridge_impute").unlabeled_users({}) == []
     # running statistics do (mean imputation's means, a BatchNorm's)
     assert _model(system, "mean_impute").unlabeled_users({}) == ["reconstructor buffers"]
     model = _model(system)
