@@ -46,33 +46,22 @@ from mmtk.recipe import resolve
 from mmtk.rundir import read_json
 from mmtk.stats import holm, t_interval, t_test_p
 from mmtk.trial_model import rebuild_trial
+from mmtk_baselines.ridge_impute import ridge_fit
 
 METRIC = "uar"
-LAMBDAS = np.logspace(-4, 3, 36)   # ridge strengths, times the number of fitted samples
 
 
 class Ridge:
-    """Multi-output ridge regression with an intercept; λ by generalised cross-validation."""
+    """The ``ridge_impute`` component's regression (λ by generalised cross-validation), on arrays."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray):
-        n = len(x)
-        if n < 2:
-            raise MmtkError(f"ridge imputation needs at least 2 complete training samples, got {n}")
-        self.n = n
-        self.x_mean, self.y_mean = x.mean(0), y.mean(0)
-        xc, yc = x - self.x_mean, y - self.y_mean
-        u, s, vt = np.linalg.svd(xc, full_matrices=False)
-        uty = u.T @ yc
-        outside = float((yc ** 2).sum() - (uty ** 2).sum())   # the part of y no λ can fit
-        best = None
-        for lam in LAMBDAS * n:
-            shrink = s ** 2 / (s ** 2 + lam)
-            rss = outside + float((((1 - shrink)[:, None] * uty) ** 2).sum())
-            gcv = n * rss / max(n - shrink.sum(), 1e-9) ** 2
-            if best is None or gcv < best[0]:
-                best = (gcv, lam)
-        self.lam = best[1]
-        self.coef = vt.T @ ((s / (s ** 2 + self.lam))[:, None] * uty)
+        if len(x) < 2:
+            raise MmtkError(f"ridge imputation needs at least 2 complete training samples, got {len(x)}")
+        self.n = len(x)
+        coef, x_mean, y_mean, self.lam_per_n = ridge_fit(torch.as_tensor(x, dtype=torch.float64),
+                                                         torch.as_tensor(y, dtype=torch.float64), None)
+        self.coef, self.x_mean, self.y_mean = coef.numpy(), x_mean.numpy(), y_mean.numpy()
+        self.lam = self.lam_per_n * self.n
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return (x - self.x_mean) @ self.coef + self.y_mean
