@@ -16,6 +16,9 @@ pytest then runs, for each component your plugin registers, the checks of its ki
   — one modality absent for every sample, in training and evaluation, gives no NaN;
 - encoders also: ``encoder_output`` — ``(B, latent_dim)`` — and ``padding`` — frames past a
   sample's length do not change its representation;
+- reconstructors that are input imputers (``mmtk.InputImputer``) also: ``input_imputer`` —
+  after ``fit``, ``impute`` leaves observed inputs exactly as they are, marks what it fills
+  in, produces finite values, and a model reloaded from the state dict imputes the same;
 - ``loss``, ``metric``, ``optimizer``, ``scheduler``, ``missing`` and ``dataset`` components:
   the contract of their kind (see CONTRIBUTING.md);
 - every component: ``parameter_docs`` — its ``Parameters:`` docstring section documents only

@@ -122,5 +122,5 @@ _CHECKERS: dict[str, Callable[[ComponentSpec, Path, Any, NoGradient], None]] = {
     "encoder_output": m.check_encoder_output, "padding": m.check_padding, "loss": k.check_loss,
     "metric": k.check_metric, "optimizer": k.check_optimizer, "scheduler": k.check_scheduler,
     "protocol": k.check_protocol, "dataset": k.check_dataset, "parameter_docs": k.check_parameter_docs,
-    "unlabelled": u.check_unlabelled,
+    "unlabelled": u.check_unlabelled, "input_imputer": m.check_input_imputer,
 }

@@ -18,6 +18,7 @@ CHECKS: dict[str, tuple[str, ...]] = {
     "encoder": ("train_step", "absent_modality", "encoder_output", "padding"),
     **{k: ("train_step", "absent_modality") for k in MODEL_PARTS[1:]},
     **{k: ("train_step", "absent_modality", "unlabelled") for k in SLOT_KINDS},
+    "reconstructor": ("train_step", "absent_modality", "unlabelled", "input_imputer"),
     "loss": ("loss",), "metric": ("metric",), "optimizer": ("optimizer",),
     "scheduler": ("scheduler",), "missing": ("protocol",), "dataset": ("dataset",),
 }

@@ -182,3 +182,35 @@ def check_padding(spec: ComponentSpec, workdir: Path, system: Any, allow: NoGrad
         a, b = enc(x, lengths), enc(padded, lengths)
     assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), \
         "changing frames past a sample's length (lengths) changed its representation: mask them"
+
+
+def check_input_imputer(spec: ComponentSpec, workdir: Path, system: Any, allow: NoGradient) -> None:
+    """An :class:`~mmtk.pipeline.InputImputer`: fitted on a training split, it leaves observed
+    inputs exactly as they are, marks what it fills in, fills only absent cells with finite
+    values, and its fit travels in the model's state dict."""
+    import torch
+
+    from ..data import TensorData
+    from ..pipeline import InputImputer
+
+    pipe, _ = build_pipeline(spec, workdir, system)
+    imputer = pipe.reconstructor
+    if not isinstance(imputer, InputImputer):
+        raise ContractSkip("not an input imputer")
+    truth, present = make_batch(spec, n=24)
+    imputer.fit(TensorData(dict(truth.inputs), truth.labels, list(truth.ids), lengths=dict(truth.lengths)))
+    masked = truth.masked(present)
+    out = imputer.impute(masked)
+    assert out.present.shape == present.shape and out.present.dtype == torch.bool, \
+        "impute must return a batch whose present is a (B, M) bool mask"
+    assert bool((out.present | ~present).all()), "impute marked an observed modality absent"
+    for i, m in enumerate(MODALITIES):
+        seen = present[:, i]
+        assert torch.equal(out.inputs[m][seen], masked.inputs[m][seen]), f"impute changed observed {m} inputs"
+        assert torch.isfinite(out.inputs[m]).all(), f"impute produced NaN/inf {m} inputs"
+    rebuilt, _ = build_pipeline(spec, workdir, system)
+    rebuilt.load_state_dict(pipe.state_dict())
+    again = rebuilt.reconstructor.impute(masked)
+    for m in MODALITIES:
+        assert torch.equal(again.inputs[m], out.inputs[m]), \
+            f"the fit is not in the state dict: a reloaded model imputes {m} differently (keep it in buffers)"

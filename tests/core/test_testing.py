@@ -88,6 +88,56 @@ class PresentMeanRefiner(mmtk.Slot):
         return state, {}
 
 
+class MeanInputImputer(mmtk.InputImputer):
+    """Fills an absent modality's inputs with its training mean (kept in a buffer)."""
+
+    overwrite_observed = False
+
+    def __init__(self, in_dims: dict[str, int], modalities: tuple[str, ...]):
+        super().__init__()
+        self.modalities = modalities
+        for m in modalities:
+            self.register_buffer(f"mean_{m}", torch.zeros(in_dims[m]))
+
+    def fit(self, train):
+        for m in self.modalities:
+            getattr(self, f"mean_{m}").copy_(mean_frames(train.inputs[m], train.lengths.get(m)).mean(0))
+
+    def impute(self, batch):
+        from dataclasses import replace
+        inputs = {}
+        for i, m in enumerate(self.modalities):
+            x, fill = batch.inputs[m], getattr(self, f"mean_{m}")
+            keep = batch.present[:, i].view(-1, *([1] * (x.dim() - 1)))
+            inputs[m] = fill.expand_as(x) if self.overwrite_observed else torch.where(keep, x, fill.expand_as(x))
+        return replace(batch, inputs=inputs, present=torch.ones_like(batch.present))
+
+
+class OverwritingImputer(MeanInputImputer):
+    """Replaces observed inputs too."""
+
+    overwrite_observed = True
+
+
+class ForgetfulImputer(MeanInputImputer):
+    """Keeps its fit in a plain attribute, lost when the model is saved."""
+
+    def fit(self, train):
+        self.means = {m: mean_frames(train.inputs[m], train.lengths.get(m)).mean(0) + 1 for m in self.modalities}
+        for m in self.modalities:
+            getattr(self, f"mean_{m}").zero_()
+
+    def impute(self, batch):
+        from dataclasses import replace
+        means = getattr(self, "means", {m: getattr(self, f"mean_{m}") for m in self.modalities})
+        inputs = {}
+        for i, m in enumerate(self.modalities):
+            x = batch.inputs[m]
+            keep = batch.present[:, i].view(-1, *([1] * (x.dim() - 1)))
+            inputs[m] = torch.where(keep, x, means[m].expand_as(x))
+        return replace(batch, inputs=inputs, present=torch.ones_like(batch.present))
+
+
 class ToyPlugin:
     @mmtk.hookimpl
     def mmtk_register_components(self, register):
@@ -97,6 +147,9 @@ class ToyPlugin:
         register("encoder", "padding_reader", PaddingReader)
         register("encoder", "wrong_docs", WrongDocs)
         register("refiner", "present_mean", PresentMeanRefiner)
+        register("reconstructor", "mean_inputs", MeanInputImputer)
+        register("reconstructor", "overwriting", OverwritingImputer)
+        register("reconstructor", "forgetful", ForgetfulImputer)
 
 
 class BrokenPlugin:
@@ -245,3 +298,16 @@ def test_one_line_contract_test_on_the_installed_demo_distribution(tmp_path):
     assert status["test_broken[encoder/demo_broken:demo_forgetful::padding]"] == "pass"
     unimportable = status["test_unimportable[plugin/demo_unimportable::load]"]
     assert "failed to load" in unimportable and "mmtk_demo_missing_dependency" in unimportable
+
+
+def test_an_input_imputer_must_keep_observed_inputs_and_save_its_fit(toy_system, tmp_path):
+    got = results(toy_system, tmp_path)
+    assert got["reconstructor/toy:mean_inputs::input_imputer"] == "pass"
+    assert got["reconstructor/toy:mean_inputs::train_step"] == "pass"
+    assert "impute changed observed audio inputs" in got["reconstructor/toy:overwriting::input_imputer"]
+    assert "the fit is not in the state dict" in got["reconstructor/toy:forgetful::input_imputer"]
+    assert got["refiner/toy:present_mean::train_step"] == "pass"
+    real = load_plugins()
+    for name, expected in (("baselines:ridge_impute", "pass"), ("baselines:ae_impute", "skip: not an input imputer")):
+        case = Case("input_imputer", "baselines", real.registry.get("reconstructor", name))
+        assert outcome(case, tmp_path, real) == expected, name
