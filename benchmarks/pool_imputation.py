@@ -7,7 +7,7 @@ and then shown to the network as present. The imputer is a ridge regression from
 modalities' features (standardised, as the network sees them) to the missing ones, one per
 observed/missing pattern, fitted in closed form on complete training samples only (the ridge
 strength by generalised cross-validation on those samples; no label, validation or test
-sample is read):
+sample is read): the ``ridge_impute`` component of ``recipes/ridge-impute.yaml`` itself.
 
 - ``ridge (pool)``: every complete training sample, the unlabelled pool included;
 - ``ridge (labelled)``: the complete labelled training samples alone (what a method that cannot
@@ -29,7 +29,6 @@ CM-ARR's, whose reconstruction is learned from the same pool).
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -46,63 +45,26 @@ from mmtk.recipe import resolve
 from mmtk.rundir import read_json
 from mmtk.stats import holm, t_interval, t_test_p
 from mmtk.trial_model import rebuild_trial
-from mmtk_baselines.ridge_impute import ridge_fit
+from mmtk_baselines.ridge_impute import RidgeImpute
 
 METRIC = "uar"
 
 
-class Ridge:
-    """The ``ridge_impute`` component's regression (λ by generalised cross-validation), on arrays."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray):
-        if len(x) < 2:
-            raise MmtkError(f"ridge imputation needs at least 2 complete training samples, got {len(x)}")
-        self.n = len(x)
-        coef, x_mean, y_mean, self.lam_per_n = ridge_fit(torch.as_tensor(x, dtype=torch.float64),
-                                                         torch.as_tensor(y, dtype=torch.float64), None)
-        self.coef, self.x_mean, self.y_mean = coef.numpy(), x_mean.numpy(), y_mean.numpy()
-        self.lam = self.lam_per_n * self.n
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return (x - self.x_mean) @ self.coef + self.y_mean
+def fitted_imputer(train: TensorData, in_dims: dict[str, int], unlabeled: bool) -> RidgeImpute:
+    """The ``ridge_impute`` component itself (the recipe ``ridge-impute``'s imputer), fitted on
+    the complete training samples, the unlabelled ones included or not."""
+    imputer = RidgeImpute(in_dims, train.modalities, unlabeled=unlabeled)
+    imputer.fit(train)
+    return imputer
 
 
-def features(data: TensorData, names: list[str], rows: np.ndarray) -> np.ndarray:
-    return np.concatenate([data.inputs[m][rows].double().numpy() for m in names], 1)
-
-
-def fit_imputers(train: TensorData, rows: np.ndarray) -> dict[tuple[str, ...], dict]:
-    """{observed modalities: {"model": Ridge to the missing ones, "missing": names}} for every
-    non-empty proper subset, fitted on the training ``rows``."""
-    mods = list(train.modalities)
-    out = {}
-    for k in range(1, len(mods)):
-        for observed in itertools.combinations(mods, k):
-            missing = [m for m in mods if m not in observed]
-            out[observed] = {"missing": missing,
-                             "model": Ridge(features(train, list(observed), rows), features(train, missing, rows))}
-    return out
-
-
-def imputed_inputs(test: TensorData, shown: np.ndarray, imputers: dict | None) -> TensorData:
-    """The test split with every sample's hidden modalities filled in (``imputers`` None: the
+def imputed_inputs(test: TensorData, shown: np.ndarray, imputer: RidgeImpute | None) -> TensorData:
+    """The test split with every sample's hidden modalities filled in by ``imputer`` (None: the
     true features, the oracle) and every modality marked present."""
-    mods = list(test.modalities)
-    inputs = {m: test.inputs[m].clone() for m in mods}
-    if imputers is not None:
-        for pattern in {tuple(r) for r in shown.tolist()}:
-            observed = tuple(m for m, on in zip(mods, pattern) if on)
-            if len(observed) in (0, len(mods)):
-                continue
-            rows = np.flatnonzero((shown == np.array(pattern)).all(1))
-            fit = imputers[observed]
-            guess = fit["model"](features(test, list(observed), rows))
-            start = 0
-            for m in fit["missing"]:
-                width = inputs[m].shape[1]
-                inputs[m][torch.as_tensor(rows)] = torch.as_tensor(guess[:, start:start + width],
-                                                                   dtype=inputs[m].dtype)
-                start += width
+    inputs = dict(test.inputs)
+    if imputer is not None:
+        batch = test.batch(torch.arange(len(test))).masked(torch.as_tensor(shown))
+        inputs = dict(imputer.impute(batch).inputs)
     return replace(test, inputs=inputs, present=torch.ones_like(test.present))
 
 
@@ -112,10 +74,8 @@ def trial_scores(recipe, registry, trial_dir: Path) -> dict[str, dict[str, float
     trial = rebuild_trial(recipe, registry, trial_dir)
     kept = load_predictions(trial_dir / PREDICTIONS).splits["test"]
     train, test = trial.splits.train, trial.splits.test
-    complete = train.present.all(1).numpy()
-    labelled = train.labeled.numpy()
-    fits = {"ridge (pool)": fit_imputers(train, np.flatnonzero(complete)),
-            "ridge (labelled)": fit_imputers(train, np.flatnonzero(complete & labelled)),
+    fits = {"ridge (pool)": fitted_imputer(train, trial.splits.in_dims, unlabeled=True),
+            "ridge (labelled)": fitted_imputer(train, trial.splits.in_dims, unlabeled=False),
             "oracle": None}
     ev, model = trial.evaluator, trial.model
     out: dict[str, dict[str, float]] = {"as run (zero-filled)": {}, **{v: {} for v in fits}}
@@ -129,15 +89,15 @@ def trial_scores(recipe, registry, trial_dir: Path) -> dict[str, dict[str, float
                             "the one its files describe")
         scored = mask.any(1)
         out["as run (zero-filled)"][cond] = ev.score(pred, test, scored, prob)[METRIC]
-        for variant, imputers in fits.items():
-            data = imputed_inputs(test, shown, imputers)
+        for variant, imputer in fits.items():
+            data = imputed_inputs(test, shown, imputer)
             full = torch.ones_like(mask)
             pred, prob = (t.cpu() for t in ev.outputs(model, data.to(trial.device), full))
             out[variant][cond] = ev.score(pred, test, scored, prob)[METRIC]
     for scores in out.values():
         scores["mean"] = float(np.mean([scores[c] for c in kept.mean_over]))
-    lams = {v: sorted({float(f"{f[o]['model'].lam / f[o]['model'].n:.3g}") for o in f})
-            for v, f in fits.items() if f}
+    lams = {v: sorted({float(f"{float(getattr(f, f'strength_{i}')):.3g}") for i in range(len(f.patterns))})
+            for v, f in fits.items() if f is not None}
     print(f"{trial_dir.name}: ridge strengths chosen (λ / n per pattern): {lams}", file=sys.stderr)
     return out
 

@@ -25,21 +25,6 @@ def pool():
     sys.modules.pop("pool_imputation", None)
 
 
-def test_ridge_recovers_a_linear_map_and_shrinks_noise_to_the_mean(pool):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(2000, 6))
-    w = rng.normal(size=(6, 3))
-    y = x @ w + 5.0 + 0.01 * rng.normal(size=(2000, 3))
-    fit = pool.Ridge(x, y)
-    x_new = rng.normal(size=(50, 6))
-    assert np.abs(fit(x_new) - (x_new @ w + 5.0)).max() < 0.01
-    assert fit.lam / fit.n <= 1e-2           # clean signal: almost no shrinkage
-    noise = rng.normal(size=(2000, 2)) + 3.0
-    flat = pool.Ridge(x, noise)
-    assert flat.lam / flat.n >= 100 * fit.lam / fit.n   # unrelated targets: shrunk towards their mean
-    assert np.abs(flat(x_new) - noise.mean(0)).max() < 0.1
-
-
 def _split(n=40):
     g = torch.Generator().manual_seed(0)
     inputs = {"a": torch.randn(n, 3, generator=g), "b": torch.randn(n, 2, generator=g)}
@@ -47,19 +32,20 @@ def _split(n=40):
     return TensorData(inputs, torch.arange(n) % 2, [f"s{i}" for i in range(n)])
 
 
-def test_imputed_inputs_fill_only_hidden_modalities(pool):
+def test_imputed_inputs_fill_only_hidden_modalities_with_the_ridge_impute_component(pool):
     data = _split()
-    fits = pool.fit_imputers(data, np.arange(len(data)))
-    assert set(fits) == {("a",), ("b",)} and fits[("a",)]["missing"] == ["b"]
+    imputer = pool.fitted_imputer(data, {"a": 3, "b": 2}, unlabeled=True)
+    assert imputer.patterns == [("a",), ("b",)] and int(imputer.fitted_on) == len(data)
     shown = np.zeros((len(data), 2), dtype=bool)
     shown[:20, 0] = True          # first half: only a shown
     shown[20:, :] = True          # second half: complete
-    out = pool.imputed_inputs(data, shown, fits)
+    out = pool.imputed_inputs(data, shown, imputer)
     assert bool(out.present.all())
     assert torch.equal(out.inputs["a"], data.inputs["a"])
     assert torch.equal(out.inputs["b"][20:], data.inputs["b"][20:])
-    guess = fits[("a",)]["model"](data.inputs["a"][:20].double().numpy())
-    assert np.allclose(out.inputs["b"][:20].numpy(), guess, atol=1e-6)
+    a = data.inputs["a"][:20]
+    guess = (a - imputer.x_mean_0) @ imputer.coef_0 + imputer.y_mean_0   # the regression a -> b
+    assert np.allclose(out.inputs["b"][:20].numpy(), guess.numpy(), atol=1e-6)
     assert not torch.equal(out.inputs["b"][:20], data.inputs["b"][:20])
     oracle = pool.imputed_inputs(data, shown, None)
     assert torch.equal(oracle.inputs["b"], data.inputs["b"]) and bool(oracle.present.all())

@@ -36,8 +36,11 @@ def test_gcv_keeps_a_clean_linear_signal_and_shrinks_noise():
     x = torch.randn(500, 5, generator=g, dtype=torch.float64)
     coef, *_ , clean = ridge_fit(x, x @ torch.ones(5, 2, dtype=torch.float64), None)
     assert torch.allclose(coef, torch.ones(5, 2, dtype=torch.float64), atol=1e-2) and clean <= 1e-3
-    *_, noisy = ridge_fit(x, torch.randn(500, 2, generator=g, dtype=torch.float64), None)
+    noise = torch.randn(500, 2, generator=g, dtype=torch.float64) + 3.0
+    coef, x_mean, y_mean, noisy = ridge_fit(x, noise, None)
     assert noisy >= 100 * clean
+    x_new = torch.randn(50, 5, generator=g, dtype=torch.float64)   # predictions shrunk to the mean
+    assert ((x_new - x_mean) @ coef + y_mean - noise.mean(0)).abs().max() < 0.1
     *_, fixed = ridge_fit(x, x[:, :2], 0.5)
     assert fixed == 0.5
 
