@@ -64,10 +64,10 @@ def resolve_unlabeled(setting: str | int, users: list[str], pool: int,
         mode = "mixed" if users else "skip"
     if not pool:
         return mode, None
-    used = f"used by {', '.join(users)}" if users else "nothing in this model learns from them"
+    nobody = "no training step learns from them" if fitted else "nothing in this model learns from them"
+    used = f"used by {', '.join(users)}" if users else nobody
     if fitted:   # a closed-form part saw the whole split before training, batches or not
-        used = (f"used by {', '.join(users)}" if users else "no training step learns from them") + \
-            f"; {fitted} was fitted on the whole training split, them included, before training"
+        used += f"; {fitted} was fitted on the whole training split, them included, before training"
     if mode == "skip":
         return mode, (f"{pool} unlabelled training samples left out of this stage's batches "
                       f"({used}; train.unlabeled: {setting})")

@@ -51,6 +51,10 @@ def rebuild_trial(recipe: Recipe, registry: Any, trial_dir: Path, split: str = "
     """The trial's final model and data; ``split``'s rebuilt samples must be the ones the trial
     was scored on (checked against its kept predictions when it has them)."""
     fold, seed = trial_fold_seed(trial_dir)
+    checkpoint = trial_dir / "model.pt"
+    if not checkpoint.is_file():   # before the data are loaded again for nothing
+        raise MmtkError(f"trial {trial_dir} has no final model ({checkpoint} is missing): rerun the "
+                        "recipe (mmtk compare --no-reuse)")
     builder = Builder(registry)
     seed_everything(seed)   # as the trainer did before loading the data
     splits = load_data(builder, recipe.data, fold, seed)
@@ -64,10 +68,6 @@ def rebuild_trial(recipe: Recipe, registry: Any, trial_dir: Path, split: str = "
     target, _ = recipe_target(builder, recipe)
     model = builder.model(recipe.last_stage.model, splits.in_dims, splits.num_classes, seed,
                           out_dim=output_width(target, splits.num_classes))
-    checkpoint = trial_dir / "model.pt"
-    if not checkpoint.is_file():
-        raise MmtkError(f"trial {trial_dir} has no final model ({checkpoint} is missing): rerun the "
-                        "recipe (mmtk compare --no-reuse)")
     try:
         model.load_state_dict(load_torch(checkpoint))
     except RuntimeError as exc:   # the recipe's model and the checkpoint disagree

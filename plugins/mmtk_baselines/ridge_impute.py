@@ -87,6 +87,9 @@ class RidgeImpute(InputImputer):
             self.register_buffer(f"y_mean_{i}", torch.zeros(q))
             self.register_buffer(f"strength_{i}", torch.zeros(()))
         self.register_buffer("fitted_on", torch.zeros((), dtype=torch.long))   # samples; 0 = not fitted
+        # (P, M) which modalities each pattern observes; derived, so not saved with the model
+        self.register_buffer("observes", torch.tensor([[m in obs for m in self.modalities] for obs in self.patterns]),
+                             persistent=False)
 
     def fit(self, train: TensorData) -> None:
         present = train.present.cpu()
@@ -162,8 +165,7 @@ class RidgeImpute(InputImputer):
         pooled = {m: utterance_features(inputs[m], batch.lengths.get(m)) for m in self.modalities}
         filled = present.clone()
         for i, observed in enumerate(self.patterns):
-            want = torch.tensor([m in observed for m in self.modalities], device=present.device)
-            rows = (present == want).all(1)
+            rows = (present == self.observes[i]).all(1)
             if not bool(rows.any()):
                 continue
             x = torch.cat([pooled[m][rows] for m in observed], 1).to(getattr(self, f"coef_{i}").dtype)
