@@ -54,6 +54,8 @@ def test_imputed_inputs_fill_only_hidden_modalities_with_the_ridge_impute_compon
 
 @pytest.mark.slow
 def test_a_run_is_reproduced_then_scored_with_imputed_modalities(pool, system, tmp_path, capsys):
+    from mmtk.errors import MmtkError
+    from mmtk.predictions import load_predictions
     from mmtk.recipe import resolve
     from mmtk.run import Run
 
@@ -82,3 +84,8 @@ def test_a_run_is_reproduced_then_scored_with_imputed_modalities(pool, system, t
     against_itself = capsys.readouterr().out
     assert "| as run (zero-filled) | mean | +0.00 | [+0.00, +0.00] |" in against_itself
     assert "| modality-dropout (its own run) |" in against_itself
+    ids = {k: load_predictions(run.directory / "trials" / k / "predictions.npz").splits["test"].ids for k in keys}
+    with pytest.raises(MmtkError, match="has no trial seed7; it needs the same seeds"):
+        pool.other_run_scores(run.directory, ["seed0", "seed7"], {**ids, "seed7": []}, conditions)
+    with pytest.raises(MmtkError, match="trial seed1 was tested on other samples"):
+        pool.other_run_scores(run.directory, keys, {**ids, "seed1": ids["seed1"][::-1]}, conditions)
