@@ -13,4 +13,5 @@ Size = Annotated[int, Ge(1)]                          # heads, tokens, layers, b
 Dropout = Annotated[float, Ge(0), Lt(1)]              # 1 would drop everything
 Temperature = Annotated[float, Gt(0), Finite()]       # divides similarities
 Positive = Annotated[float, Gt(0), Finite()]
+NonNegative = Annotated[float, Ge(0), Finite()]
 Real = Annotated[float, Finite()]

@@ -59,6 +59,31 @@ def test_aligner_single_modality_batches_give_a_finite_zero_loss():
     assert losses["w2_nce"].item() == 0.0
 
 
+def test_aligner_layer_scale_zero_starts_as_the_identity_on_the_mean_and_learns_its_scale():
+    torch.manual_seed(0)
+    scaled = GaussianW2Aligner(MODS, D, tokens=2, heads=2, layer_scale=0.0)
+    torch.manual_seed(0)
+    shipped = GaussianW2Aligner(MODS, D, tokens=2, heads=2)
+    inputs = state(PRESENT, training=True)
+    s, losses = scaled(state(PRESENT, training=True))
+    for m in MODS:
+        assert torch.equal(s.reps[m], inputs.reps[m])          # mean = input at the start
+    # the log-variance head is not scaled: with the same initial weights it is the shipped one's
+    shipped.eval(), scaled.eval()
+    a, b = shipped(state(PRESENT, training=False))[0], scaled(state(PRESENT, training=False))[0]
+    for m in MODS:
+        assert torch.allclose(a.gaussians[m][1], b.gaussians[m][1])
+        assert not torch.allclose(a.gaussians[m][0], b.gaussians[m][0])
+    # the scales are parameters the alignment loss trains (so the block can grow)
+    scaled.train()
+    losses = scaled(state(PRESENT, training=True))[1]
+    losses["w2_nce"].backward()
+    grads = [scaled.blocks[m].scale_attn.grad for m in MODS] + [scaled.blocks[m].scale_mlp.grad for m in MODS]
+    assert all(g is not None and bool(g.abs().sum() > 0) for g in grads)
+    # the shipped block has no such parameters: its checkpoints keep their keys
+    assert not any("scale_" in k for k in shipped.state_dict())
+
+
 def test_aligner_rejects_bad_heads():
     with pytest.raises(MmtkError, match="divisible"):
         GaussianW2Aligner(MODS, 10, heads=4)

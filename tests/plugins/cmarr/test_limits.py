@@ -31,6 +31,8 @@ CASES = [
     ("model.aligner.entropy_margin", "null", ".inf", "must be a finite number"),
     ("model.aligner.min_pairs", "2", "1", "must be >= 2"),
     ("model.aligner.logvar_clamp", "0.5", "0", "must be > 0"),
+    ("model.aligner.layer_scale", "0.0", "-1e-3", "must be >= 0"),
+    ("model.aligner.layer_scale", "null", ".inf", "must be a finite number"),
     ("model.reconstructor.blocks", "1", "0", "must be >= 1"),
     ("model.reconstructor.hidden", "1", "0", "must be >= 1"),
     ("model.refiner.temperature", "1e-4", "0", "must be > 0"),
