@@ -133,7 +133,7 @@ class StageLoop:
         epochs = self.cfg.epochs
         first_epoch = epochs if snap is not None and snap.stopped else st.epoch
         self.progress("stage_start", stage=self.stage.name, epochs=epochs, trial=self.trial.key,
-                      start=st.epoch, steps=self.plan.steps(self.cfg.batch_size),
+                      start=st.epoch, patience=self.cfg.patience, steps=self.plan.steps(self.cfg.batch_size),
                       hint=hint, notes=[n for n in (note, bucket_note, threads_note) if n])
         for epoch in range(first_epoch, epochs):
             record = self.epoch(epoch)

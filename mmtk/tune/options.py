@@ -67,7 +67,8 @@ def configure(sub: Any) -> None:
     p.add_argument("--sampler", choices=["tpe", "random"], help="Optuna sampler (default tpe)")
     p.add_argument("--sampler-seed", type=int, default=0, help="seed of the sampler (default 0)")
     p.add_argument("--pruner", choices=["median", "none"],
-                   help="stop unpromising trials from per-epoch validation (default median)")
+                   help="stop unpromising trials from per-epoch validation, never in a stage's "
+                        "first patience epochs (default median)")
     p.add_argument("--prune-after", type=_at_least(0), metavar="K",
                    help="trials that finish before the pruner may stop one (default 5)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 or auto")

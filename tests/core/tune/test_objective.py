@@ -14,6 +14,7 @@ from mmtk.tune.objective import (
     assert_no_test_read,
     run_objective,
     validation_score,
+    warmup_epochs,
 )
 from mmtk.tune.setup import build_definition, trial_setup
 
@@ -81,6 +82,28 @@ def test_reporter_raises_trial_pruned_when_the_pruner_says_so():
     reporter("epoch_end", stage="main", epoch=1, trial="seed0", **{"val/uar": 0.3})
     with pytest.raises(optuna.TrialPruned, match="pruned after epoch 2 of seed0"):
         reporter("epoch_end", stage="main", epoch=2, trial="seed0", **{"val/uar": 0.2})
+
+
+def test_no_trial_is_pruned_in_a_stage_s_first_patience_epochs_but_every_epoch_is_reported():
+    trial = FakeTrial(prune_from=0)            # the pruner would stop it at any step
+    reporter = EpochReporter(trial, optuna, "uar", 0, ["main"])
+    reporter("stage_start", stage="main", steps=1, epochs=40, patience=3)
+    for epoch in (1, 2):
+        reporter("epoch_end", stage="main", epoch=epoch, trial="seed0", **{"val/uar": 0.3})
+    assert len(trial.reports) == 2
+    with pytest.raises(optuna.TrialPruned, match="pruned after epoch 3 of seed0"):
+        reporter("epoch_end", stage="main", epoch=3, trial="seed0", **{"val/uar": 0.3})
+
+
+def test_the_warm_up_is_at_most_half_the_stage_and_a_quarter_without_patience():
+    assert warmup_epochs(None, 40) == 10 and warmup_epochs(8, 40) == 8 and warmup_epochs(0, 40) == 0
+    assert warmup_epochs(8, 4) == 2          # a short stage stays prunable
+    trial = FakeTrial(prune_from=0)
+    reporter = EpochReporter(trial, optuna, "uar", 0, ["main"])
+    reporter("stage_start", stage="main", steps=1, epochs=8, patience=None)
+    reporter("epoch_end", stage="main", epoch=1, trial="seed0", **{"val/uar": 0.3})
+    with pytest.raises(optuna.TrialPruned):
+        reporter("epoch_end", stage="main", epoch=2, trial="seed0", **{"val/uar": 0.3})
 
 
 def test_a_record_of_a_test_read_is_refused(tmp_path):
