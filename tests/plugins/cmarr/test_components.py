@@ -84,6 +84,24 @@ def test_aligner_layer_scale_zero_starts_as_the_identity_on_the_mean_and_learns_
     assert not any("scale_" in k for k in shipped.state_dict())
 
 
+def test_aligner_without_a_block_keeps_the_encoder_output_as_the_mean_and_still_aligns():
+    aligner = GaussianW2Aligner(MODS, D, block="identity", entropy_margin=0.5)
+    inputs = state(PRESENT, training=True)
+    s, losses = aligner(state(PRESENT, training=True))
+    for m in MODS:
+        mu, logvar = s.gaussians[m]
+        assert torch.equal(mu, inputs.reps[m]) and torch.equal(s.reps[m], mu)
+        assert logvar.shape == (10, D) and bool((logvar.abs() <= aligner.blocks[m].logvar_clamp).all())
+    # the alignment still trains what produced the Gaussians: the log-variance heads
+    losses["w2_nce"].backward()
+    assert all(bool(aligner.blocks[m].to_logvar.weight.grad.abs().sum() > 0) for m in MODS)
+    # the block's own parameters are gone, not merely unused
+    names = {k for k in aligner.state_dict() if k.startswith("blocks.")}
+    assert names == {f"blocks.{m}.to_logvar.{w}" for m in MODS for w in ("weight", "bias")}
+    # heads need not divide latent_dim when there is no attention
+    GaussianW2Aligner(MODS, 10, heads=4, block="identity")
+
+
 def test_aligner_rejects_bad_heads():
     with pytest.raises(MmtkError, match="divisible"):
         GaussianW2Aligner(MODS, 10, heads=4)
